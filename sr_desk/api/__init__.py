@@ -1,0 +1,54 @@
+"""The sr-desk plugin API: everything a method plugin imports.
+
+Stable names only; see docs/plugins.md for a complete minimal plugin.
+
+API versions follow ``MAJOR.MINOR``: a plugin built for ``1.x`` runs on any
+host ``1.y`` with ``y >= x``; a different major is refused with a message
+that names both versions.
+"""
+
+from sr_desk.api.hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl
+from sr_desk.api.method import Capabilities, Method, Task, WeightFile
+from sr_desk.api.params import (
+    BoolParam,
+    ChoiceParam,
+    DeclarationError,
+    FloatParam,
+    ImageParam,
+    IntParam,
+    Param,
+    ParamError,
+    ParamSet,
+    SeedParam,
+    SizeParam,
+)
+from sr_desk.api.request import Cancelled, Context, ImageInput, Request, WeightsStore
+
+API_VERSION = "1.0"
+
+__all__ = [
+    "API_VERSION",
+    "ENTRY_POINT_GROUP",
+    "PROJECT_NAME",
+    "BoolParam",
+    "Cancelled",
+    "Capabilities",
+    "ChoiceParam",
+    "Context",
+    "DeclarationError",
+    "FloatParam",
+    "ImageInput",
+    "ImageParam",
+    "IntParam",
+    "Method",
+    "Param",
+    "ParamError",
+    "ParamSet",
+    "Request",
+    "SeedParam",
+    "SizeParam",
+    "Task",
+    "WeightFile",
+    "WeightsStore",
+    "hookimpl",
+]

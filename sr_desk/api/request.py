@@ -1,0 +1,100 @@
+"""What a method receives when it runs: a typed request and a context.
+
+Images cross the API as float32 numpy arrays, ``H x W x 3`` RGB in
+``[0, 1]``: no torch and no Qt types, so the API stays importable anywhere
+and a plugin picks its own tensor layout. Alpha never reaches a method; the
+host upscales it separately so transparent images stay transparent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+class Cancelled(Exception):
+    """Raised inside a running method when the user cancels; the host catches it."""
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """A second image given to a method (see ``ImageParam``)."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    source: str = ""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)``."""
+        return int(self.rgb.shape[1]), int(self.rgb.shape[0])
+
+
+@dataclass(frozen=True)
+class Request:
+    """One run of one method.
+
+    ``image``: float32 ``H x W x 3`` in ``[0, 1]``.
+    ``mask``: float32 ``H x W`` in ``[0, 1]`` (1 = selected), or ``None`` for the whole image;
+    only methods declaring ``Capabilities(region=True)`` receive one.
+    ``scale`` and ``output_size`` (``(width, height)``): what to produce. For a
+    method with native integer scales, ``scale`` is one of them.
+    ``params``: every declared parameter, validated and defaulted.
+    ``seed``: always set (the host draws one when the user asked for "random"),
+    so every result can be reproduced.
+    """
+
+    image: np.ndarray
+    scale: float
+    output_size: tuple[int, int]
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    mask: np.ndarray | None = None
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the input."""
+        return int(self.image.shape[1]), int(self.image.shape[0])
+
+
+@runtime_checkable
+class WeightsStore(Protocol):
+    """Finds a method's weights file by name (built-in, user folder, or downloaded)."""
+
+    def path(self, name: str) -> Path:
+        """Local path of the weights file ``name``; raises ``FileNotFoundError`` with advice."""
+        ...
+
+
+@runtime_checkable
+class Context(Protocol):
+    """The host's side of a run, handed to ``Method.run``.
+
+    ``device`` is a torch device string (``"cuda"``, ``"mps"`` or ``"cpu"``)
+    chosen by the worker, which owns it; ``dtype`` is the preferred compute
+    dtype name (``"float32"`` or ``"bfloat16"``).
+    """
+
+    device: str
+    dtype: str
+    weights: WeightsStore
+
+    def report(self, step: int, total: int, preview: np.ndarray | None = None, message: str = "") -> None:
+        """Report progress after a step, with an optional preview image.
+
+        Raises ``Cancelled`` if the user cancelled, so calling it once per
+        model step is all a method needs for a responsive Cancel.
+        """
+        ...
+
+    def check_cancelled(self) -> None:
+        """Raise ``Cancelled`` if the user cancelled (for loops that report less often)."""
+        ...
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the user asked to cancel."""
+        ...

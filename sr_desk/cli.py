@@ -1,0 +1,356 @@
+"""The ``sr-desk`` command line: every method is scriptable.
+
+Commands are generated from the plugins' declarations: ``--param NAME=VALUE``
+is checked against the method's declared parameters, and ``methods`` prints
+them. Bad input ends with one line on stderr and a non-zero exit, and no
+output file is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sr_desk import __version__
+from sr_desk.api import API_VERSION, Method, ParamError
+from sr_desk.api.params import parse_size
+from sr_desk.core.errors import SrDeskError
+from sr_desk.core.imageio import IMAGE_EXTENSIONS, load_image, save_image
+from sr_desk.core.paths import app_paths
+from sr_desk.core.settings import Settings
+from sr_desk.engine.devices import DEVICE_CHOICES
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEMO_METHODS = ("srdiff", "srdiff-encoder", "lanczos", "bicubic")
+
+
+class CliError(SrDeskError):
+    """A problem with what the user typed (exit status 2)."""
+
+
+# -- argument parsing --------------------------------------------------------
+
+
+def _region(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, w, h = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"region must be X,Y,WIDTH,HEIGHT in pixels (got {text!r})") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"region width and height must be positive (got {text!r})")
+    return x, y, w, h
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = parse_size(text, "--size")
+    except ParamError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"--size sides must be positive (got {text!r})")
+    return width, height
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number (got {text!r})") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive (got {text!r})")
+    return value
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path, help="an image file, or a folder to process every image in it")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output file (or folder for a batch)")
+    sizing = parser.add_mutually_exclusive_group()
+    sizing.add_argument("--scale", type=_positive_float, help="scale factor, e.g. 4 or 2.5")
+    sizing.add_argument("--size", type=_size, metavar="WxH", help="exact output size, e.g. 1920x1080")
+    parser.add_argument("--fit", action="store_true", help="with --size: keep the aspect ratio inside WxH")
+    parser.add_argument("--region", type=_region, metavar="X,Y,W,H", help="work on this rectangle only")
+    parser.add_argument("--feather", type=float, default=8.0, help="soft edge of the region in pixels (8)")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a method parameter (repeatable)"
+    )
+    parser.add_argument("--seed", type=int, help="random seed (default: a new one, printed)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, help="compute device (default: settings, then auto)")
+    parser.add_argument("--tile", type=int, help="tile size in input pixels for large images (0: never tile)")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (95)")
+    parser.add_argument("--force", action="store_true", help="allow writing over the input file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sr-desk",
+        description="Diffusion super-resolution image editor. With no command, opens the editor.",
+    )
+    parser.add_argument("--version", action="version", version=f"sr-desk {__version__} (plugin API {API_VERSION})")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details (tracebacks of plugin errors)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    up = sub.add_parser("upscale", help="upscale an image or a folder of images")
+    _add_run_options(up)
+    up.add_argument("--method", "-m", default="lanczos", help="method id (see `sr-desk methods`)")
+
+    run = sub.add_parser("run", help="run any method (upscale, fuse, interpolate, ...)")
+    run.add_argument("method", help="method id (see `sr-desk methods`)")
+    _add_run_options(run)
+
+    methods = sub.add_parser("methods", help="list the methods and their parameters")
+    methods.add_argument("--json", action="store_true", help="print a JSON list")
+    methods.add_argument("--task", help="only methods of this task")
+
+    plugins = sub.add_parser("plugins", help="list the plugins, their versions and the broken ones")
+    plugins.add_argument("--json", action="store_true", help="print a JSON list")
+
+    demo = sub.add_parser("demo", help="open the bundled sample (or upscale it when there is no screen)")
+    demo.add_argument("-o", "--output", type=Path, default=Path("sr-desk-demo-x4.png"))
+    demo.add_argument("--headless", action="store_true", help="upscale the sample even where a screen exists")
+    return parser
+
+
+# -- commands ----------------------------------------------------------------
+
+
+def _plugin_host(settings: Settings):  # type: ignore[no-untyped-def]
+    from sr_desk.engine.plugins import PluginHost
+
+    host = PluginHost(disabled=settings.disabled_plugins, extra_paths=[app_paths().plugins_dir])
+    host.discover()
+    return host
+
+
+def cmd_methods(args: argparse.Namespace, settings: Settings) -> int:
+    host = _plugin_host(settings)
+    methods = host.methods(args.task)
+    if args.json:
+        rows = []
+        for m in methods:
+            row = m.to_json()
+            record = host.plugin_of(m.id)
+            row["plugin"] = record.name if record else None
+            rows.append(row)
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for m in methods:
+        record = host.plugin_of(m.id)
+        caps = m.capabilities
+        scales = "any scale" if caps.arbitrary_scale else "x" + ", x".join(str(s) for s in caps.scales or ())
+        print(f"{m.id}  [{m.task.value}, {scales}, plugin {record.name if record else '?'}]  {m.name}")
+        if m.description:
+            print(f"    {m.description}")
+        for p in m.param_set:
+            extra = ""
+            if hasattr(p, "minimum") and hasattr(p, "maximum"):
+                extra = f" {p.minimum}..{p.maximum}"
+            elif getattr(p, "choices", None):
+                extra = " " + "|".join(p.choices)
+            print(f"    --param {p.name}=<{p.kind}{extra}> (default {p.default!r})  {p.help}")
+    broken = host.broken()
+    if broken:
+        print(f"\n{len(broken)} plugin(s) could not load; see `sr-desk plugins`.", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
+    host = _plugin_host(settings)
+    if args.json:
+        print(json.dumps([r.to_json() for r in host.records], indent=2))
+        return EXIT_OK
+    for r in host.records:
+        origin = "built-in" if r.builtin else (r.distribution or "unknown package")
+        print(f"{r.name} {r.version or '?'} ({origin}) [{r.status}]  methods: {', '.join(m.id for m in r.methods) or '-'}")
+        if r.author:
+            print(f"    by {r.author}")
+        if r.error:
+            print(f"    {r.error}")
+    return EXIT_OK
+
+
+def _pairs(input_path: Path, output: Path) -> tuple[list[tuple[Path, Path]], bool]:
+    if input_path.is_dir():
+        if output.exists() and not output.is_dir():
+            raise CliError(f"the input is a folder, so the output {str(output)!r} must be a folder too")
+        files = sorted(p for p in input_path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise CliError(f"no images in folder {str(input_path)!r}")
+        return [(p, output / p.name) for p in files], True
+    if not input_path.exists():
+        raise CliError(f"cannot open {str(input_path)!r}: no such file")
+    return [(input_path, output)], False
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from sr_desk.engine.pipeline import JobSpec, load_image_params, prepare
+    from sr_desk.engine.plugins import UnknownMethodError
+
+    host = _plugin_host(settings)
+    try:
+        method = host.method(args.method)
+    except UnknownMethodError as exc:
+        raise CliError(str(exc)) from None
+    if args.fit and not args.size:
+        raise CliError("--fit needs --size")
+    if args.quality < 1 or args.quality > 100:
+        raise CliError(f"--quality must be between 1 and 100 (got {args.quality})")
+    if args.command == "upscale" and method.task.value != "upscale":
+        raise CliError(f"method {method.id!r} is a {method.task.value} method; use `sr-desk run {method.id} ...`")
+    params = load_image_params(method, method.param_set.parse_assignments(args.param))
+    tile = settings.tile_size if args.tile is None else args.tile
+    spec = prepare(
+        method,
+        JobSpec(
+            method_id=method.id,
+            scale=args.scale,
+            size=args.size,
+            fit=args.fit,
+            region=args.region,
+            params=params,
+            seed=args.seed,
+            feather=args.feather,
+            tile_size=max(0, tile),
+            tile_overlap=settings.tile_overlap,
+        ),
+    )
+    pairs, batch = _pairs(args.input, args.output)
+    for source, target in pairs:
+        if _same_file(source, target) and not args.force:
+            raise CliError(f"refusing to overwrite the input {str(source)!r}; choose another output or add --force")
+    if batch:
+        args.output.mkdir(parents=True, exist_ok=True)
+    if method.capabilities.seeds:
+        print(f"seed {spec.seed}", file=sys.stderr)
+
+    from sr_desk.engine.weights import default_weights
+    from sr_desk.engine.worker import Worker
+
+    worker = Worker(device=args.device or settings.device, weights=default_weights(settings.resolved_models_dir()))
+    failures = 0
+    try:
+        for source, target in pairs:
+            try:
+                _run_one(worker, method, spec, source, target, args.quality, len(pairs) > 1)
+            except SrDeskError as exc:
+                if not batch:
+                    raise
+                failures += 1
+                print(f"sr-desk: skipped {source.name}: {exc}", file=sys.stderr)
+    finally:
+        worker.stop()
+    if failures:
+        print(f"sr-desk: {failures} of {len(pairs)} image(s) failed", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: int, named: bool) -> None:  # type: ignore[no-untyped-def]
+    from tqdm import tqdm
+
+    from sr_desk.engine.pipeline import run_job
+    from sr_desk.engine.worker import EventKind, JobState
+
+    image = load_image(source)
+    bar = tqdm(total=1000, desc=source.name if named else method.id, unit="‰", file=sys.stderr, leave=False,
+               disable=None, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+
+    def on_event(event) -> None:  # type: ignore[no-untyped-def]
+        if event.kind is EventKind.PROGRESS:
+            bar.n = event.step
+            bar.refresh()
+
+    job = worker.submit(lambda ctx: run_job(image, method, spec, ctx), f"{method.id} {source.name}", on_event)
+    try:
+        while not job.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        job.cancel()
+        job.wait()
+        bar.close()
+        raise SrDeskError("cancelled; nothing was written") from None
+    bar.close()
+    if job.state is JobState.CANCELLED:
+        raise SrDeskError("cancelled; nothing was written")
+    if job.state is JobState.FAILED:
+        raise SrDeskError(f"{method.id} failed on {source.name}: {job.error}")
+    result = job.result
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_image(target, result, quality=quality)
+    print(f"{target} ({result.width}x{result.height})", file=sys.stderr)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from sr_desk_resources import SAMPLE_IMAGE
+
+    gui = _gui_entry()
+    if gui is not None and not args.headless and _has_screen():
+        return int(gui([str(SAMPLE_IMAGE)]))
+    host = _plugin_host(settings)
+    available = {m.id for m in host.methods("upscale")}
+    method_id = next((m for m in DEMO_METHODS if m in available), None)
+    if method_id is None:
+        raise CliError("no upscale method is available; see `sr-desk plugins`")
+    print(f"sr-desk: no screen here, so upscaling the bundled sample with {method_id!r}", file=sys.stderr)
+    parser = build_parser()
+    run_args = parser.parse_args(
+        ["upscale", str(SAMPLE_IMAGE), "-o", str(args.output), "--method", method_id, "--scale", "4", "--seed", "0"]
+    )
+    return cmd_run(run_args, settings)
+
+
+def _gui_entry():  # type: ignore[no-untyped-def]
+    """The editor's entry point, or None while sr-desk is installed without it."""
+    try:
+        from sr_desk.ui.app import run_app  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return run_app
+
+
+def _has_screen() -> bool:
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+COMMANDS = {"upscale": cmd_run, "run": cmd_run, "methods": cmd_methods, "plugins": cmd_plugins, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="sr-desk: %(message)s")
+    settings = Settings.load()
+    if args.command is None:
+        gui = _gui_entry()
+        if gui is None or not _has_screen():
+            parser.print_help()
+            return EXIT_OK
+        return int(gui([]))
+    try:
+        return COMMANDS[args.command](args, settings)
+    except CliError as exc:
+        print(f"sr-desk: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (SrDeskError, ParamError) as exc:
+        print(f"sr-desk: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("sr-desk: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The document model: images, selections, history, settings. No Qt widgets, no torch."""

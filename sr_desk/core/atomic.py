@@ -1,0 +1,102 @@
+"""Atomic file replacement.
+
+A crash, a full disk or an encoder error halfway through a save must never
+leave a half-written file where the user's image was. We write into a
+temporary file in the target's folder (same filesystem, so ``os.replace`` is
+an atomic rename), fsync it, then rename it over the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Callable
+from typing import BinaryIO
+
+__all__ = ["atomic_write", "atomic_write_bytes"]
+
+
+def _current_umask() -> int:
+    """The process umask.
+
+    Linux exposes it read-only in /proc; elsewhere the only way is to set and
+    restore it, which is briefly process-wide (acceptable for a rare call).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def _default_mode() -> int:
+    """0o666 minus the umask, i.e. what a plain ``open(path, 'wb')`` would give."""
+    return 0o666 & ~_current_umask()
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(fileobj)`` and atomically move the result onto ``path``.
+
+    If ``write`` (or anything else) raises, the temporary file is removed, the
+    existing target (if any) is untouched, and the exception propagates.
+    The target keeps its permission bits when it already existed; a symlink
+    target is followed, so the file it points to is the one replaced.
+    """
+    # Write through a symlink instead of replacing the link with a file.
+    target = os.path.realpath(os.fspath(path))
+    folder = os.path.dirname(os.path.abspath(target))
+    name = os.path.basename(target)
+
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = _default_mode()
+
+    tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed explicitly below
+        dir=folder, delete=False, prefix="." + name + ".", suffix=".tmp"
+    )
+    try:
+        with tmp:
+            write(tmp)  # type: ignore[arg-type]  # _TemporaryFileWrapper proxies a BinaryIO
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        # NamedTemporaryFile creates 0o600 files; give the result normal bits.
+        os.chmod(tmp.name, mode)
+        os.replace(tmp.name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp.name)
+        raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: str) -> None:
+    """Persist the rename itself; best effort (not possible on Windows)."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Atomically replace ``path`` with ``data``."""
+
+    def write(f: BinaryIO) -> None:
+        f.write(data)
+
+    atomic_write(path, write)

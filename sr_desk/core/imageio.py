@@ -1,0 +1,638 @@
+"""Reading and writing image files with Pillow.
+
+Images travel through sr-desk as :class:`ImageData`: float32 RGB in [0, 1]
+plus optional alpha and the metadata worth carrying to the output (ICC
+profile, EXIF, DPI, bit depth). Everything that can go wrong with a user's
+file is reported as a one-line :class:`ImageReadError` /
+:class:`ImageWriteError`; no Pillow exception escapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import functools
+import io
+import os
+import struct
+import threading
+import warnings
+import zlib
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from sr_desk.core.atomic import atomic_write
+from sr_desk.core.errors import ImageReadError, ImageWriteError
+
+try:  # LittleCMS is an optional part of a Pillow build.
+    from PIL import ImageCms
+except ImportError:  # pragma: no cover - depends on the Pillow build
+    ImageCms = None  # type: ignore[assignment]
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "MAX_PIXELS",
+    "READ_FORMATS",
+    "SAVE_FORMATS",
+    "ImageData",
+    "load_image",
+    "save_image",
+    "to_uint8",
+]
+
+FloatArray = npt.NDArray[np.float32]
+
+#: Pillow decoders we let near user files. Each decoder is attack surface, so
+#: only the formats people actually feed an upscaler are enabled. Phone MPO
+#: files (JPEG + extra frames) need no entry: Pillow's JPEG opener returns them
+#: itself, and naming "MPO" here would make ``Image.open`` raise ``KeyError``
+#: on unrecognised files because MPO has no opener of its own.
+READ_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF")
+
+#: File extensions :func:`load_image` can read (lower case), for batch folders.
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".mpo",
+    ".webp", ".tif", ".tiff", ".bmp", ".gif",
+)  # fmt: skip
+
+#: Extension -> Pillow format name for :func:`save_image`.
+SAVE_FORMATS: dict[str, str] = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+
+#: Largest image (width * height) :func:`load_image` decodes by default.
+MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+_EXIF_PREFIX = b"Exif\x00\x00"
+_ORIENTATION = 0x0112
+_JPEG_MAX_EXIF = 65533  # one APP1 marker segment, prefix included
+
+# Tags a TIFF file keeps in the same IFD as its EXIF-style tags but which
+# describe that file's pixel layout; copied into another file they would lie.
+_TIFF_LAYOUT_TAGS = frozenset({
+    254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317,
+    320, 322, 323, 324, 325, 330, 338, 339, 340, 341, 347, 513, 514, 529,
+    530, 531, 532, 700, 34675,
+})  # fmt: skip
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+
+# warnings.catch_warnings swaps a process-wide filter list; serialise our own
+# uses so two loading threads cannot leave each other's filter behind.
+_warnings_lock = threading.Lock()
+
+# Errors Pillow's decoders raise on bad data (besides OSError, which covers
+# UnidentifiedImageError and "image file is truncated").
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    struct.error,
+    EOFError,
+    zlib.error,
+    IndexError,
+    KeyError,
+    TypeError,
+)
+if ImageCms is not None:
+    _DECODE_ERRORS += (ImageCms.PyCMSError,)
+
+
+@dataclass(eq=False)
+class ImageData:
+    """Pixels plus the metadata sr-desk carries from input to output.
+
+    ``rgb`` is float32 ``(H, W, 3)`` in [0, 1] (values outside are clipped on
+    save); ``alpha`` is float32 ``(H, W)`` or ``None`` when the source had no
+    alpha channel at all. ``exif`` has its orientation already applied to the
+    pixels and its orientation tag set to 1. ``bit_depth`` (8 or 16) and
+    ``grayscale`` describe the source and steer how :func:`save_image` encodes.
+    """
+
+    rgb: FloatArray
+    alpha: FloatArray | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    bit_depth: int = 8
+    grayscale: bool = False
+    source_format: str | None = None
+    dpi: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        self.rgb = np.ascontiguousarray(self.rgb, dtype=np.float32)
+        if self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
+            raise ValueError(f"rgb must have shape (H, W, 3), got {self.rgb.shape}")
+        if self.alpha is not None:
+            self.alpha = np.ascontiguousarray(self.alpha, dtype=np.float32)
+            if self.alpha.shape != self.rgb.shape[:2]:
+                raise ValueError(
+                    f"alpha shape {self.alpha.shape} does not match rgb {self.rgb.shape[:2]}"
+                )
+        if self.bit_depth not in (8, 16):
+            raise ValueError(f"bit_depth must be 8 or 16, got {self.bit_depth}")
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)``, Pillow's order."""
+        return self.width, self.height
+
+    def with_pixels(self, rgb: FloatArray, alpha: FloatArray | None) -> ImageData:
+        """A copy with new pixels (any size) and this image's metadata."""
+        return dataclasses.replace(self, rgb=rgb, alpha=alpha)
+
+
+# --------------------------------------------------------------------------- #
+# Loading
+# --------------------------------------------------------------------------- #
+
+
+def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> ImageData:
+    """Decode the first frame of an image file into :class:`ImageData`.
+
+    EXIF orientation is applied, so the result is upright. 16-bit grayscale
+    keeps its precision (``bit_depth=16``); 16-bit RGB(A) PNG/TIFF files come
+    out 8-bit because Pillow has no 16-bit colour mode. CMYK and LAB are
+    converted to sRGB. Images above ``max_pixels`` (default :data:`MAX_PIXELS`)
+    are refused before their pixels are decoded; Pillow's own
+    ``Image.MAX_IMAGE_PIXELS`` check applies as well.
+
+    Raises :class:`ImageReadError` for every problem with the file.
+    """
+    name = _display_name(path)
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        raise ImageReadError(f"cannot open '{name}': no such file") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"cannot open '{name}': it is a folder, not an image") from None
+    except PermissionError:
+        if os.path.isdir(path):  # Windows reports folders as access denied
+            raise ImageReadError(f"cannot open '{name}': it is a folder, not an image") from None
+        raise ImageReadError(f"cannot open '{name}': permission denied") from None
+    except OSError as exc:
+        raise ImageReadError(f"cannot open '{name}': {_os_reason(exc)}") from None
+
+    with f:
+        head = f.read(16)
+        if not head:
+            raise ImageReadError(f"cannot open '{name}': the file is empty")
+        f.seek(0)
+        return _decode(f, name, head, limit)
+
+
+def _decode(f: BinaryIO, name: str, head: bytes, limit: int) -> ImageData:
+    corrupt = f"'{name}' is truncated or corrupt"
+    try:
+        with _warnings_lock, warnings.catch_warnings():
+            # Pillow only *warns* between 1x and 2x its pixel limit.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(f, formats=READ_FORMATS)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ImageReadError(
+            f"'{name}' is too large to open: above the "
+            f"{_megapixels(Image.MAX_IMAGE_PIXELS or 0)} safety limit"
+        ) from None
+    except UnidentifiedImageError:
+        if _sniff_format(head) is not None:
+            raise ImageReadError(corrupt) from None
+        raise ImageReadError(
+            f"'{name}' is not an image sr-desk can read "
+            "(supported: PNG, JPEG, WebP, TIFF, BMP, GIF)"
+        ) from None
+    except MemoryError:
+        raise ImageReadError(f"not enough memory to open '{name}'") from None
+    except _DECODE_ERRORS as exc:
+        raise ImageReadError(f"{corrupt} ({_exc_summary(exc)})") from None
+
+    with im:
+        width, height = im.size
+        if width * height > limit:
+            raise ImageReadError(
+                f"'{name}' is {width}x{height} pixels ({_megapixels(width * height)}), "
+                f"above the {_megapixels(limit)} safety limit"
+            )
+        if ImageFile.LOAD_TRUNCATED_IMAGES:  # pragma: no cover - global misconfiguration
+            warnings.warn(
+                "ImageFile.LOAD_TRUNCATED_IMAGES is set: truncated files load silently",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        try:
+            im.load()
+            upright = _apply_orientation(im)
+            exif = _extract_exif(im)
+            return _to_image_data(im, upright, exif, name)
+        except ImageReadError:
+            raise
+        except MemoryError:
+            raise ImageReadError(f"not enough memory to load '{name}'") from None
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise ImageReadError(f"'{name}' is too large to open safely") from None
+        except _DECODE_ERRORS as exc:
+            raise ImageReadError(f"{corrupt} ({_exc_summary(exc)})") from None
+
+
+def _apply_orientation(im: Image.Image) -> Image.Image:
+    """The image rotated/flipped upright per its EXIF (or XMP) orientation."""
+    try:
+        orientation = im.getexif().get(_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - unreadable EXIF must not make the image unreadable
+        return im
+    if orientation in range(2, 9):
+        return ImageOps.exif_transpose(im)
+    return im
+
+
+def _extract_exif(im: Image.Image) -> bytes | None:
+    """EXIF to carry to the output, with orientation reset to 1; None if absent.
+
+    Raw EXIF is patched in place where possible so maker notes and thumbnails
+    (which Pillow drops when re-serialising) survive.
+    """
+    try:
+        # TIFF has no EXIF block: its "EXIF" is the image's own IFD.
+        raw = None if im.format == "TIFF" else im.info.get("exif")
+        if isinstance(raw, bytes) and raw:
+            if not raw.startswith(_EXIF_PREFIX):  # WebP stores it bare
+                raw = _EXIF_PREFIX + raw
+            patched = _patch_orientation(raw)
+            if patched is not None:
+                return patched
+            exif = Image.Exif()
+            exif.load(raw)
+        else:
+            # TIFF tags, PNG text-chunk EXIF, or an XMP orientation.
+            exif = im.getexif()
+            for tag in _TIFF_LAYOUT_TAGS & set(exif):
+                del exif[tag]
+        if not exif:
+            return None
+        if _ORIENTATION in exif:
+            exif[_ORIENTATION] = 1
+        return bytes(exif.tobytes())
+    except Exception:  # noqa: BLE001 - metadata is best effort; the pixels matter
+        return None
+
+
+def _patch_orientation(exif: bytes) -> bytes | None:
+    """``exif`` with IFD0's orientation set to 1, or None if it can't be done in place."""
+    tiff = exif[len(_EXIF_PREFIX) :]
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None:
+        return None
+    try:
+        if struct.unpack_from(order + "H", tiff, 2)[0] != 42:
+            return None
+        ifd = struct.unpack_from(order + "I", tiff, 4)[0]
+        (count,) = struct.unpack_from(order + "H", tiff, ifd)
+        for i in range(count):
+            entry = ifd + 2 + 12 * i
+            tag, kind, n = struct.unpack_from(order + "HHI", tiff, entry)
+            if tag == _ORIENTATION:
+                if kind != 3 or n != 1:  # must be a single SHORT stored inline
+                    return None
+                buf = bytearray(tiff)
+                struct.pack_into(order + "H", buf, entry + 8, 1)
+                return _EXIF_PREFIX + bytes(buf)
+    except struct.error:
+        return None
+    return exif
+
+
+def _to_image_data(src: Image.Image, im: Image.Image, exif: bytes | None, name: str) -> ImageData:
+    """Convert a loaded, upright Pillow image to float arrays.
+
+    ``src`` is the file as opened (for format and metadata), ``im`` the
+    possibly rotated pixels.
+    """
+    icc = src.info.get("icc_profile") or None
+    alpha: FloatArray | None = None
+    grayscale = False
+    bit_depth = 8
+    mode = im.mode
+
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(im)
+        if mode == "I":  # 32-bit int: assume the 16-bit range it nearly always holds
+            values = np.clip(values, 0, 65535)
+        rgb = _gray_to_rgb(values.astype(np.float32) / np.float32(65535))
+        grayscale, bit_depth = True, 16
+    elif mode == "F":
+        rgb = _gray_to_rgb(_normalise_float(np.asarray(im, dtype=np.float32)))
+        grayscale, bit_depth = True, 16
+    elif mode in ("1", "L"):
+        rgb = _gray_to_rgb(_u8_to_float(np.asarray(im.convert("L"))))
+        grayscale = True
+    elif mode in ("LA", "La"):
+        la = _u8_to_float(np.asarray(im.convert("LA")))
+        rgb, alpha = _gray_to_rgb(la[..., 0]), np.ascontiguousarray(la[..., 1])
+        grayscale = True
+    elif mode == "CMYK":
+        rgb = _u8_to_float(np.asarray(_cmyk_to_srgb(im, icc)))
+        icc = None  # the profile described CMYK; the pixels are sRGB now
+    elif mode == "LAB":
+        rgb = _u8_to_float(np.asarray(_lab_to_srgb(im, name)))
+        icc = None
+    elif mode in ("RGBA", "RGBa", "PA") or (mode == "P" and im.has_transparency_data):
+        rgba = _u8_to_float(np.asarray(im.convert("RGBA")))
+        rgb, alpha = np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
+    else:  # RGB, RGBX, P, YCbCr, HSV, ...
+        rgb = _u8_to_float(np.asarray(im.convert("RGB")))
+
+    fmt = src.format
+    return ImageData(
+        rgb=rgb,
+        alpha=alpha,
+        icc_profile=icc if isinstance(icc, bytes) else None,
+        exif=exif,
+        bit_depth=bit_depth,
+        grayscale=grayscale,
+        source_format="JPEG" if fmt == "MPO" else fmt,
+        dpi=_read_dpi(src.info.get("dpi")),
+    )
+
+
+def _u8_to_float(values: npt.NDArray[Any]) -> FloatArray:
+    out = values.astype(np.float32)
+    out /= np.float32(255)
+    return out
+
+
+def _gray_to_rgb(gray: FloatArray) -> FloatArray:
+    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+
+
+def _normalise_float(values: FloatArray) -> FloatArray:
+    """Map a float image to [0, 1], guessing its range (0-1, 0-255 or 0-65535)."""
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(values.max()) if values.size else 0.0
+    if peak > 255.0:
+        values = values / np.float32(65535)
+    elif peak > 1.0:
+        values = values / np.float32(255)
+    return np.clip(values, 0.0, 1.0).astype(np.float32)
+
+
+@functools.cache
+def _srgb_profile() -> Any:
+    assert ImageCms is not None
+    return ImageCms.createProfile("sRGB")
+
+
+def _cmyk_to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
+    """Colour-manage CMYK through its embedded profile; Pillow's naive formula otherwise."""
+    if icc and ImageCms is not None:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            converted = ImageCms.profileToProfile(im, source, _srgb_profile(), outputMode="RGB")
+            if converted is not None:
+                return converted
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            pass  # unusable or mismatched profile
+    return im.convert("RGB")
+
+
+def _lab_to_srgb(im: Image.Image, name: str) -> Image.Image:
+    # Pillow's convert("RGB") treats LAB bytes as if they were RGB; only
+    # LittleCMS converts them correctly.
+    if ImageCms is None:  # pragma: no cover - depends on the Pillow build
+        raise ImageReadError(f"cannot read '{name}': LAB images need Pillow with LittleCMS")
+    lab = ImageCms.createProfile("LAB")
+    transform = ImageCms.buildTransform(lab, _srgb_profile(), "LAB", "RGB")
+    result = ImageCms.applyTransform(im, transform)
+    assert result is not None
+    return result
+
+
+def _read_dpi(value: object) -> tuple[float, float] | None:
+    try:
+        x, y = (float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return None
+    if not (x > 0 and y > 0 and np.isfinite(x) and np.isfinite(y)):
+        return None
+    return x, y
+
+
+def _sniff_format(head: bytes) -> str | None:
+    """The format a file claims by its magic bytes, to tell "corrupt" from "not an image"."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    return None
+
+
+# --------------------------------------------------------------------------- #
+# Saving
+# --------------------------------------------------------------------------- #
+
+
+def save_image(
+    path: str | os.PathLike[str],
+    image: ImageData,
+    *,
+    format: str | None = None,  # noqa: A002 - mirrors Pillow's keyword
+    quality: int = 95,
+) -> None:
+    """Encode ``image`` and atomically replace ``path`` with it.
+
+    The format comes from ``format`` or the extension: PNG, JPEG, WebP, TIFF.
+    Grayscale images are written as L/LA, and as 16-bit when they came from a
+    16-bit source and the format allows it (PNG and TIFF, without alpha).
+    JPEG has no alpha: transparent images are composited over white. ICC,
+    EXIF and DPI are carried where the format holds them (no DPI in WebP; EXIF
+    too big for a JPEG marker is dropped). ``quality`` drives JPEG and WebP;
+    WebP at 100 is lossless.
+
+    Raises :class:`ImageWriteError`; on failure the existing file is untouched.
+    """
+    name = _display_name(path)
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be between 1 and 100, got {quality}")
+    fmt = _save_format(path, format, name)
+
+    try:
+        pil = _to_pil(image, fmt)
+        params = _save_params(image, pil.mode, fmt, quality)
+    except MemoryError:
+        raise ImageWriteError(f"not enough memory to save '{name}'") from None
+
+    def write(f: BinaryIO) -> None:
+        pil.save(f, format=fmt, **params)
+
+    try:
+        atomic_write(path, write)
+    except MemoryError:
+        raise ImageWriteError(f"not enough memory to save '{name}'") from None
+    except OSError as exc:
+        folder = os.path.dirname(os.path.abspath(path))
+        raise ImageWriteError(f"cannot save '{name}': {_os_reason(exc, folder)}") from None
+    except (ValueError, TypeError, KeyError, struct.error) as exc:
+        reason = _exc_summary(exc)
+        raise ImageWriteError(f"cannot save '{name}': encoder failed ({reason})") from None
+
+
+def _save_format(path: str | os.PathLike[str], format: str | None, name: str) -> str:  # noqa: A002
+    if format is not None:
+        fmt = format.upper().lstrip(".")
+        fmt = {"JPG": "JPEG", "TIF": "TIFF"}.get(fmt, fmt)
+        if fmt in SAVE_FORMATS.values():
+            return fmt
+    else:
+        ext = os.path.splitext(os.fspath(path))[1].lower()
+        if ext in SAVE_FORMATS:
+            return SAVE_FORMATS[ext]
+    raise ImageWriteError(
+        f"cannot save '{name}': unsupported format; use .png, .jpg, .webp or .tiff"
+    )
+
+
+def to_uint8(values: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
+    """Float [0, 1] -> uint8 with rounding; out-of-range values clip, NaN -> 0."""
+    return _quantise(values, 255).astype(np.uint8)
+
+
+def _to_uint16(values: npt.NDArray[Any]) -> npt.NDArray[np.uint16]:
+    return _quantise(values, 65535).astype("<u2")
+
+
+def _quantise(values: npt.NDArray[Any], top: int) -> npt.NDArray[np.float32]:
+    scaled = np.asarray(values, dtype=np.float32) * np.float32(top)
+    scaled += np.float32(0.5)
+    np.nan_to_num(scaled, copy=False, nan=0.0)
+    np.clip(scaled, 0, top, out=scaled)
+    return scaled
+
+
+def _to_pil(image: ImageData, fmt: str) -> Image.Image:
+    rgb: npt.NDArray[np.float32] = image.rgb
+    alpha = image.alpha
+    if alpha is not None and fmt == "JPEG":
+        a = np.clip(alpha, 0.0, 1.0)[:, :, None]
+        rgb = rgb * a + (1.0 - a)  # over white
+        alpha = None
+
+    size = (image.width, image.height)
+    # WebP stores colour only; a gray WebP would be RGB under a GRAY profile.
+    if image.grayscale and fmt != "WEBP":
+        gray = rgb.mean(axis=2, dtype=np.float32)
+        if alpha is not None:
+            la = np.dstack([to_uint8(gray), to_uint8(alpha)])
+            return Image.frombytes("LA", size, la.tobytes())
+        if image.bit_depth == 16 and fmt in ("PNG", "TIFF"):
+            return Image.frombytes("I;16", size, _to_uint16(gray).tobytes())
+        return Image.frombytes("L", size, to_uint8(gray).tobytes())
+    if alpha is not None:
+        return Image.frombytes("RGBA", size, to_uint8(np.dstack([rgb, alpha])).tobytes())
+    return Image.frombytes("RGB", size, to_uint8(rgb).tobytes())
+
+
+def _save_params(image: ImageData, mode: str, fmt: str, quality: int) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if fmt == "PNG":
+        params["compress_level"] = 6
+    elif fmt == "JPEG":
+        params["quality"] = quality
+        if quality >= 90:
+            # Pillow defaults to 4:2:0, which halves the chroma detail an
+            # upscaler just produced.
+            params["subsampling"] = 0
+    elif fmt == "WEBP":
+        params["quality"] = quality
+        params["lossless"] = quality == 100
+    elif fmt == "TIFF":
+        params["compression"] = "tiff_deflate"
+
+    icc = image.icc_profile
+    if icc and _icc_matches(icc, mode):
+        params["icc_profile"] = icc
+    exif = image.exif
+    if exif and not (fmt == "JPEG" and len(exif) > _JPEG_MAX_EXIF):
+        params["exif"] = exif
+    if image.dpi is not None and fmt != "WEBP":
+        params["dpi"] = image.dpi
+    return params
+
+
+def _icc_matches(icc: bytes, mode: str) -> bool:
+    """Whether an ICC profile's colour space (header bytes 16-19) fits ``mode``."""
+    if len(icc) < 128:
+        return False
+    space = icc[16:20]
+    if mode in ("L", "LA", "I;16"):
+        return space == b"GRAY"
+    return space == b"RGB "
+
+
+# --------------------------------------------------------------------------- #
+# Messages
+# --------------------------------------------------------------------------- #
+
+
+def _display_name(path: str | os.PathLike[str]) -> str:
+    """The file's base name, with control characters masked to keep messages one line."""
+    name = os.path.basename(os.fsdecode(path)) or os.fsdecode(path)
+    return "".join(c if c.isprintable() else "?" for c in name)
+
+
+def _megapixels(pixels: int) -> str:
+    if pixels >= 10_000_000:
+        return f"{pixels / 1e6:.0f} MP"
+    if pixels >= 1_000_000:
+        return f"{pixels / 1e6:.1f} MP"
+    return f"{pixels} pixels"
+
+
+def _exc_summary(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] if text else type(exc).__name__
+
+
+_ERRNO_REASONS: dict[int, str] = {
+    errno.ENOSPC: "the disk is full",
+    getattr(errno, "EDQUOT", errno.ENOSPC): "the disk quota is exceeded",
+    errno.EROFS: "the disk is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EISDIR: "a folder has that name",
+    errno.ENAMETOOLONG: "the name is too long",
+}
+
+
+def _os_reason(exc: OSError, folder: str | None = None) -> str:
+    if exc.errno == errno.ENOENT and folder is not None:
+        return f"folder '{folder}' does not exist"
+    if exc.errno == errno.ENOTDIR and folder is not None:
+        return f"'{folder}' is not a folder"
+    if exc.errno in _ERRNO_REASONS:
+        return _ERRNO_REASONS[exc.errno]
+    return _exc_summary(exc) if exc.strerror is None else exc.strerror.lower()
+

@@ -1,0 +1,1 @@
+"""Jobs, the worker thread, devices, weights and plugin discovery (no widgets)."""

@@ -1,0 +1,240 @@
+"""Running a method on a document: sizes, regions, tiles and alpha.
+
+Methods only ever see RGB pixels at a scale they support. Everything a user
+expects from an editor on top of that is done here once, for every method:
+reaching any scale or exact size, working on a selection, splitting large
+images into tiles, and keeping the alpha channel.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sr_desk.api import ImageInput, ImageParam, Method, Request, Task
+from sr_desk.api.params import MAX_SEED
+from sr_desk.core.errors import SrDeskError
+from sr_desk.core.imageio import ImageData, load_image
+from sr_desk.core.masks import composite, feather_mask, rect_mask, resize_mask
+from sr_desk.core.resize import Filter, clip01, fit_within, resize, scaled_size
+from sr_desk.core.tiling import plan_tiles, tiled_upscale
+from sr_desk.engine.worker import JobContext
+
+Box = tuple[int, int, int, int]
+
+
+class MethodOutputError(SrDeskError):
+    """A method returned something other than the image it was asked for."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything one run needs besides the pixels; serialisable to JSON.
+
+    ``region`` is ``(x, y, width, height)`` in input pixels. ``seed=None``
+    draws a seed when the job is prepared, so the run is reproducible from
+    the prepared spec.
+    """
+
+    method_id: str
+    scale: float | None = None
+    size: tuple[int, int] | None = None
+    fit: bool = False
+    region: Box | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    feather: float = 8.0
+    tile_size: int = 512
+    tile_overlap: int = 32
+
+    def to_dict(self) -> dict[str, Any]:
+        params = {k: (v.source if isinstance(v, ImageInput) else v) for k, v in self.params.items()}
+        return {
+            "method_id": self.method_id,
+            "scale": self.scale,
+            "size": list(self.size) if self.size else None,
+            "fit": self.fit,
+            "region": list(self.region) if self.region else None,
+            "params": params,
+            "seed": self.seed,
+            "feather": self.feather,
+            "tile_size": self.tile_size,
+            "tile_overlap": self.tile_overlap,
+        }
+
+
+def new_seed() -> int:
+    return secrets.randbelow(MAX_SEED + 1)
+
+
+def target_size(input_size: tuple[int, int], spec: JobSpec, method: Method) -> tuple[int, int]:
+    """The output size a user asked for with ``--scale``, ``--size`` or ``--size --fit``."""
+    if spec.size is not None:
+        return fit_within(input_size, spec.size) if spec.fit else spec.size
+    scale = spec.scale if spec.scale is not None else method.capabilities.default_scale
+    if not scale > 0:
+        raise SrDeskError(f"scale must be positive (got {scale:g})")
+    return scaled_size(input_size, scale)
+
+
+def load_image_params(method: Method, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Replace file paths given for image parameters by loaded ``ImageInput`` values."""
+    loaded = dict(values)
+    for param in method.param_set:
+        value = loaded.get(param.name)
+        if isinstance(param, ImageParam) and isinstance(value, str):
+            image = load_image(value)
+            loaded[param.name] = ImageInput(image.rgb, image.alpha, source=value)
+    return loaded
+
+
+def clip_region(region: Box, size: tuple[int, int]) -> Box:
+    x, y, w, h = region
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(size[0], x + w), min(size[1], y + h)
+    if x1 <= x0 or y1 <= y0:
+        raise SrDeskError(f"region {x},{y},{w},{h} lies outside the {size[0]}x{size[1]} image")
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def prepare(method: Method, spec: JobSpec) -> JobSpec:
+    """Validate parameters and fix the seed before the job is queued, so bad input fails at once."""
+    params = method.param_set.resolve(dict(spec.params))
+    seed = spec.seed if spec.seed is not None else new_seed()
+    if not 0 <= seed <= MAX_SEED:
+        raise SrDeskError(f"seed must be between 0 and {MAX_SEED} (got {seed})")
+    return JobSpec(**{**spec.__dict__, "params": params, "seed": seed})
+
+
+def run_job(image: ImageData, method: Method, spec: JobSpec, context: JobContext) -> ImageData:
+    """Run ``method`` on ``image`` as ``spec`` says; returns the new document pixels.
+
+    ``spec`` must come from ``prepare``. The result has exactly the target size.
+    """
+    assert spec.seed is not None, "run prepare() first"
+    in_size = image.size
+    out_size = target_size(in_size, spec, method)
+    scale = max(out_size[0] / in_size[0], out_size[1] / in_size[1])
+    run_scale = method.capabilities.native_scale_for(scale)
+    region = clip_region(spec.region, in_size) if spec.region else None
+
+    if region is not None and not method.capabilities.region:
+        if method.task is not Task.UPSCALE:
+            raise SrDeskError(f"method {method.id!r} cannot work on a region")
+        rgb = _upscale_region(image.rgb, method, spec, region, run_scale, context)
+    else:
+        mask = None
+        if region is not None:
+            mask = feather_mask(rect_mask(in_size, region), spec.feather)
+        exact = out_size if method.capabilities.arbitrary_scale else None
+        rgb = _upscale(image.rgb, method, spec, run_scale, mask, context, exact_size=exact)
+
+    if (rgb.shape[1], rgb.shape[0]) != out_size:
+        rgb = resize(rgb, out_size, Filter.LANCZOS)
+    alpha = None
+    if image.alpha is not None:
+        alpha = clip01(resize(image.alpha, out_size, Filter.BICUBIC))
+    return image.with_pixels(clip01(rgb), alpha)
+
+
+def _call_method(
+    method: Method,
+    rgb: np.ndarray,
+    run_scale: float,
+    size: tuple[int, int],
+    spec: JobSpec,
+    mask: np.ndarray | None,
+    context: JobContext,
+) -> np.ndarray:
+    request = Request(
+        image=np.ascontiguousarray(rgb, dtype=np.float32),
+        scale=run_scale,
+        output_size=size,
+        params=dict(spec.params),
+        seed=int(spec.seed or 0),
+        mask=mask,
+    )
+    result = method.run(request, context)
+    if not isinstance(result, np.ndarray) or result.ndim != 3 or result.shape[2] != 3:
+        got = getattr(result, "shape", type(result).__name__)
+        raise MethodOutputError(f"method {method.id!r} returned {got}, not an H x W x 3 image")
+    if (result.shape[1], result.shape[0]) != size:
+        raise MethodOutputError(
+            f"method {method.id!r} returned {result.shape[1]}x{result.shape[0]}, expected {size[0]}x{size[1]}"
+        )
+    return result.astype(np.float32, copy=False)
+
+
+def _upscale(
+    rgb: np.ndarray,
+    method: Method,
+    spec: JobSpec,
+    run_scale: float,
+    mask: np.ndarray | None,
+    context: JobContext,
+    exact_size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Run the method on the whole of ``rgb``, in tiles when it is large."""
+    in_size = (rgb.shape[1], rgb.shape[0])
+    needs_tiles = (
+        method.capabilities.tiles and mask is None and spec.tile_size > 0 and max(in_size) > spec.tile_size
+    )
+    if not needs_tiles:
+        size = exact_size or scaled_size(in_size, run_scale)
+        return _call_method(method, rgb, run_scale, size, spec, mask, context)
+
+    tiles = plan_tiles(in_size, run_scale, spec.tile_size, spec.tile_overlap)
+    done = 0
+
+    def run_tile(crop: np.ndarray) -> np.ndarray:
+        tile = tiles[done]
+        x0, y0, x1, y1 = tile.out_box
+        sub = context.span(done, len(tiles), (x0, y0, x1 - x0, y1 - y0))
+        return _call_method(method, crop, run_scale, (x1 - x0, y1 - y0), spec, None, sub)
+
+    def next_tile(index: int, count: int) -> None:
+        nonlocal done
+        done = index + 1
+        context.report(done, count)  # tile-level progress, and the cancel point between tiles
+
+    return tiled_upscale(
+        rgb, run_scale, run_tile, tile=spec.tile_size, overlap=spec.tile_overlap, on_tile=next_tile
+    )
+
+
+def _upscale_region(
+    rgb: np.ndarray, method: Method, spec: JobSpec, region: Box, run_scale: float, context: JobContext
+) -> np.ndarray:
+    """Upscale the selection with ``method`` and the rest with bicubic, blended over a feathered edge.
+
+    The method sees the region plus a margin of context, so its borders are
+    as good as its middle; pixels farther than the feather from the region
+    are the bicubic result exactly.
+    """
+    in_size = (rgb.shape[1], rgb.shape[0])
+    out_size = scaled_size(in_size, run_scale)
+    base = resize(rgb, out_size, Filter.BICUBIC)
+    mask = resize_mask(feather_mask(rect_mask(in_size, region), spec.feather), out_size)
+
+    margin = int(math.ceil(3 * spec.feather)) + 16
+    x, y, w, h = region
+    x0, y0 = max(0, x - margin), max(0, y - margin)
+    x1, y1 = min(in_size[0], x + w + margin), min(in_size[1], y + h + margin)
+    ox0, oy0 = round(x0 * run_scale), round(y0 * run_scale)
+    crop_out_size = scaled_size((x1 - x0, y1 - y0), run_scale)
+    ox1 = min(out_size[0], ox0 + crop_out_size[0])
+    oy1 = min(out_size[1], oy0 + crop_out_size[1])
+
+    region_context = context.span(0, 1, (ox0, oy0, ox1 - ox0, oy1 - oy0))
+    crop = rgb[y0:y1, x0:x1]
+    result = _upscale(crop, method, spec, run_scale, None, region_context)
+    result = result[: oy1 - oy0, : ox1 - ox0]
+
+    out = base.copy()
+    out[oy0:oy1, ox0:ox1] = composite(base[oy0:oy1, ox0:ox1], result, mask[oy0:oy1, ox0:ox1])
+    return out

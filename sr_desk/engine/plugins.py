@@ -1,0 +1,249 @@
+"""Plugin discovery and isolation.
+
+Every plugin, built-in or third-party, is found through the entry-point group
+``sr_desk.plugins``. Discovery never raises: each entry point yields one
+``PluginRecord``, and a plugin that fails to import, targets another API
+version, declares a bad method or raises inside its hook is recorded as
+broken with its reason while every other plugin keeps working.
+
+``SR_DESK_SAFE_MODE=1`` loads only the plugins shipped with sr-desk, for the
+day a third-party plugin takes the app down at import.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from sr_desk.api import API_VERSION, ENTRY_POINT_GROUP, PROJECT_NAME, DeclarationError, Method
+from sr_desk.api import hookspecs
+from sr_desk.core.errors import SrDeskError
+
+log = logging.getLogger(__name__)
+
+BUILTIN_DISTRIBUTION = "sr-desk"
+SAFE_MODE_ENV = "SR_DESK_SAFE_MODE"
+
+
+class UnknownMethodError(SrDeskError):
+    """No enabled, working plugin offers the method asked for."""
+
+
+@dataclass(frozen=True)
+class PluginRecord:
+    """What discovery learnt about one plugin."""
+
+    name: str
+    source: str
+    distribution: str | None = None
+    version: str | None = None
+    author: str | None = None
+    methods: tuple[Method, ...] = ()
+    error: str | None = None
+    enabled: bool = True
+
+    @property
+    def builtin(self) -> bool:
+        return self.distribution == BUILTIN_DISTRIBUTION
+
+    @property
+    def ok(self) -> bool:
+        return self.enabled and self.error is None
+
+    @property
+    def status(self) -> str:
+        if not self.enabled:
+            return "disabled"
+        return "broken" if self.error else "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "distribution": self.distribution,
+            "version": self.version,
+            "author": self.author,
+            "builtin": self.builtin,
+            "status": self.status,
+            "error": self.error,
+            "methods": [m.id for m in self.methods],
+        }
+
+
+def api_compatibility_error(declared: object) -> str | None:
+    """Why a plugin built for API ``declared`` cannot load here, or None if it can."""
+    if declared is None:
+        return (
+            "does not say which sr-desk plugin API it was built for "
+            f"(set SR_DESK_API_VERSION = {API_VERSION!r} in the plugin module)"
+        )
+    try:
+        major, minor = (int(part) for part in str(declared).split(".")[:2])
+    except ValueError:
+        return f"declares an unreadable plugin API version {declared!r}"
+    host_major, host_minor = (int(part) for part in API_VERSION.split("."))
+    if major != host_major or minor > host_minor:
+        advice = "update sr-desk" if (major, minor) > (host_major, host_minor) else "update the plugin"
+        return f"was built for sr-desk plugin API {major}.{minor}; this sr-desk provides API {API_VERSION} ({advice})"
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if not isinstance(exc, SrDeskError) else text
+
+
+def _author(dist: metadata.Distribution | None) -> str | None:
+    if dist is None:
+        return None
+    meta = dist.metadata
+    author = meta.get("Author")
+    if author:
+        return author
+    email = meta.get("Author-email") or ""
+    return email.split("<")[0].strip().strip('"') or None
+
+
+@dataclass
+class PluginHost:
+    """Discovers plugins and answers "which methods are there?".
+
+    ``disabled``: entry-point names the user switched off (they are not even imported).
+    ``extra_paths``: folders searched for installed plugins besides ``sys.path``
+    (the user plugin folder of the frozen app).
+    """
+
+    disabled: Sequence[str] = ()
+    extra_paths: Sequence[Path] = ()
+    safe_mode: bool | None = None
+    records: list[PluginRecord] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        if self.safe_mode is None:
+            self.safe_mode = os.environ.get(SAFE_MODE_ENV, "") not in ("", "0")
+        self._pm = pluggy.PluginManager(PROJECT_NAME)
+        self._pm.add_hookspecs(hookspecs)
+
+    # discovery -------------------------------------------------------------
+
+    def discover(self) -> list[PluginRecord]:
+        """Load every entry point of the group; never raises."""
+        for folder in self.extra_paths:
+            if str(folder) not in sys.path and Path(folder).is_dir():
+                sys.path.append(str(folder))
+        seen: set[tuple[str, str]] = set()
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if (ep.name, ep.value) in seen:
+                continue  # the same distribution found twice on sys.path
+            seen.add((ep.name, ep.value))
+            if any(r.name == ep.name for r in self.records):
+                continue  # already loaded by an earlier discover()
+            self.records.append(self._load_entry_point(ep))
+        return self.records
+
+    def _load_entry_point(self, ep: metadata.EntryPoint) -> PluginRecord:
+        dist = ep.dist
+        record = PluginRecord(
+            name=ep.name,
+            source=ep.value,
+            distribution=dist.metadata["Name"] if dist else None,
+            version=dist.version if dist else None,
+            author=_author(dist),
+        )
+        if ep.name in self.disabled:
+            return replace(record, enabled=False)
+        if self.safe_mode and not record.builtin:
+            return replace(record, enabled=False, error="not loaded: safe mode is on")
+        try:
+            plugin = ep.load()
+        except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything, even SystemExit
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            log.debug("plugin %s failed to import:\n%s", ep.name, traceback.format_exc())
+            return replace(record, error=f"failed to import: {_one_line(exc)}")
+        return self._register(plugin, record)
+
+    def register(self, plugin: object, name: str, *, version: str | None = None) -> PluginRecord:
+        """Register an in-process plugin object (tests, scripts); same checks as discovery."""
+        record = self._register(plugin, PluginRecord(name=name, source=repr(plugin), version=version))
+        self.records.append(record)
+        return record
+
+    def _register(self, plugin: object, record: PluginRecord) -> PluginRecord:
+        problem = api_compatibility_error(getattr(plugin, "SR_DESK_API_VERSION", None))
+        if problem:
+            return replace(record, error=problem)
+        try:
+            self._pm.register(plugin, name=record.name)
+        except BaseException as exc:  # noqa: BLE001
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return replace(record, error=f"cannot be registered: {_one_line(exc)}")
+        methods: list[Method] = []
+        try:
+            for impl in self._pm.hook.sr_desk_methods.get_hookimpls():
+                if impl.plugin is plugin:
+                    methods.extend(self._validated(impl.function()))
+        except BaseException as exc:  # noqa: BLE001
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            self._pm.unregister(plugin)
+            if isinstance(exc, DeclarationError):
+                return replace(record, error=f"declares an invalid method: {' '.join(str(exc).split())}")
+            return replace(record, error=f"raised while declaring its methods: {_one_line(exc)}")
+        taken = {m.id: r.name for r in self.records if r.ok for m in r.methods}
+        clashes = [m.id for m in methods if m.id in taken]
+        if clashes:
+            self._pm.unregister(plugin)
+            return replace(
+                record, error=f"method id {clashes[0]!r} is already provided by plugin {taken[clashes[0]]!r}"
+            )
+        ids = [m.id for m in methods]
+        if len(set(ids)) != len(ids):
+            self._pm.unregister(plugin)
+            return replace(record, error="declares the same method id twice")
+        return replace(record, methods=tuple(methods))
+
+    @staticmethod
+    def _validated(result: object) -> Iterable[Method]:
+        if result is None:
+            return []
+        if isinstance(result, Method):
+            return [result]
+        if not isinstance(result, (list, tuple)):
+            raise TypeError(f"sr_desk_methods must return a list of Method, not {type(result).__name__}")
+        for item in result:
+            if not isinstance(item, Method):
+                raise TypeError(f"sr_desk_methods returned {type(item).__name__}, not a Method")
+        return list(result)
+
+    # queries ---------------------------------------------------------------
+
+    def methods(self, task: str | None = None) -> list[Method]:
+        """Methods of every working, enabled plugin, in discovery order."""
+        return [m for r in self.records if r.ok for m in r.methods if task is None or m.task.value == task]
+
+    def method(self, method_id: str) -> Method:
+        for m in self.methods():
+            if m.id == method_id:
+                return m
+        known = ", ".join(m.id for m in self.methods()) or "none"
+        for r in self.records:
+            if not r.ok and any(m.id == method_id for m in r.methods):
+                raise UnknownMethodError(f"method {method_id!r} belongs to plugin {r.name!r}, which is {r.status}")
+        raise UnknownMethodError(f"unknown method {method_id!r} (available: {known})")
+
+    def plugin_of(self, method_id: str) -> PluginRecord | None:
+        return next((r for r in self.records if any(m.id == method_id for m in r.methods)), None)
+
+    def broken(self) -> list[PluginRecord]:
+        return [r for r in self.records if r.error]

@@ -1,0 +1,57 @@
+"""Shared fixtures: a private sr-desk home, and plugins "installed" into a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# GUI tests run without a screen, here and in CI.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own settings, models and plugin folders; never the user's."""
+    home = tmp_path_factory.mktemp("sr-desk-home")
+    monkeypatch.setenv("SR_DESK_HOME", str(home))
+    monkeypatch.delenv("SR_DESK_SAFE_MODE", raising=False)
+    return home
+
+
+@pytest.fixture
+def site_dir(tmp_path, monkeypatch):
+    """A folder on sys.path (restored afterwards) where ``install_fake_plugin`` puts plugins."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.setattr(sys, "path", [str(folder), *sys.path])
+    before = set(sys.modules)
+    yield folder
+    for name in set(sys.modules) - before:
+        if name.startswith("fake_plugin_"):
+            del sys.modules[name]
+
+
+def install_fake_plugin(site: Path, entry_name: str, source: str, *, version: str = "0.1.0") -> None:
+    """Write a one-module distribution with an ``sr_desk.plugins`` entry point, as pip would."""
+    module = f"fake_plugin_{entry_name}"
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    dist = site / f"{module}-{version}.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: {version}\nAuthor: Test Author\n"
+    )
+    (dist / "entry_points.txt").write_text(f"[sr_desk.plugins]\n{entry_name} = {module}\n")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def random_image(rng, height: int, width: int) -> np.ndarray:
+    return rng.random((height, width, 3), dtype=np.float32)

@@ -1,0 +1,150 @@
+"""The headless CLI, driven in-process as a user would type it."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sr_desk.cli import main
+
+
+@pytest.fixture
+def photo(tmp_path, rng) -> Path:
+    path = tmp_path / "photo.png"
+    Image.fromarray((rng.random((24, 32, 3)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_upscale_4x_writes_a_4x_image(photo, tmp_path):
+    out = tmp_path / "out.png"
+    assert main(["upscale", str(photo), "-o", str(out), "--scale", "4", "--method", "bicubic"]) == 0
+    assert Image.open(out).size == (128, 96)
+
+
+def test_size_gives_exactly_that_size_and_fit_keeps_the_aspect(photo, tmp_path):
+    out = tmp_path / "hd.png"
+    assert main(["upscale", str(photo), "-o", str(out), "--size", "1920x1080", "--method", "lanczos"]) == 0
+    assert Image.open(out).size == (1920, 1080)
+    fit = tmp_path / "fit.png"
+    assert main(["upscale", str(photo), "-o", str(fit), "--size", "1920x1080", "--fit", "--method", "lanczos"]) == 0
+    assert Image.open(fit).size == (1440, 1080)
+
+
+def test_transparent_png_stays_transparent(tmp_path):
+    src = tmp_path / "logo.png"
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[4:12, 4:12] = (200, 40, 40, 255)
+    Image.fromarray(rgba, "RGBA").save(src)
+    out = tmp_path / "logo_x2.png"
+    assert main(["upscale", str(src), "-o", str(out), "--scale", "2", "--method", "bicubic"]) == 0
+    result = Image.open(out)
+    assert result.mode == "RGBA" and result.size == (32, 32)
+    alpha = np.asarray(result)[..., 3]
+    assert alpha[0, 0] == 0 and alpha[16, 16] == 255
+
+
+def test_rotated_jpeg_comes_out_upright(tmp_path):
+    src = tmp_path / "phone.jpg"
+    pixels = np.zeros((20, 40, 3), np.uint8)  # stored landscape, 40 wide
+    pixels[:, :8] = 255  # a white band on the stored left edge
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    image.save(src, exif=exif.tobytes(), quality=95)
+    out = tmp_path / "upright.png"
+    assert main(["upscale", str(src), "-o", str(out), "--scale", "2", "--method", "bicubic"]) == 0
+    result = np.asarray(Image.open(out).convert("L"))
+    assert result.shape == (80, 40)  # portrait after applying the orientation
+    assert result[:8].mean() > 200 and result[-8:].mean() < 50  # the band is now on top
+
+
+def test_region_upscale_changes_only_the_region(photo, tmp_path):
+    plain = tmp_path / "plain.png"
+    region = tmp_path / "region.png"
+    main(["upscale", str(photo), "-o", str(plain), "--scale", "2", "--method", "bicubic"])
+    assert main(
+        ["upscale", str(photo), "-o", str(region), "--scale", "2", "--method", "lanczos",
+         "--region", "4,4,8,8", "--feather", "1"]
+    ) == 0
+    a = np.asarray(Image.open(plain)).astype(int)
+    b = np.asarray(Image.open(region)).astype(int)
+    assert a.shape == b.shape
+    assert np.array_equal(a[40:, 40:], b[40:, 40:])  # far from the region: the bicubic base
+    assert np.abs(a[10:22, 10:22] - b[10:22, 10:22]).sum() > 0  # inside: Lanczos
+
+
+def test_batch_folder_skips_failures_and_exits_non_zero(tmp_path, rng, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray((rng.random((8, 8, 3)) * 255).astype(np.uint8)).save(folder / name)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    out = tmp_path / "out"
+    code = main(["upscale", str(folder), "-o", str(out), "--scale", "2", "--method", "bicubic"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert "skipped broken.png" in err and "1 of 3" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["upscale", "{missing}", "-o", "{out}", "--scale", "2"], "no such file"),
+        (["upscale", "{corrupt}", "-o", "{out}", "--scale", "2"], "corrupt.png"),
+        (["upscale", "{photo}", "-o", "{out}", "--scale", "2", "--method", "nope"], "unknown method 'nope'"),
+        (["upscale", "{photo}", "-o", "{out}", "--scale", "2", "--param", "steps=3"], "unknown parameter 'steps'"),
+        (["upscale", "{photo}", "-o", "{out}", "--region", "500,500,4,4"], "outside"),
+        (["upscale", "{photo}", "-o", "{photo}", "--scale", "2"], "refusing to overwrite the input"),
+        (["upscale", "{photo}", "-o", "{out}", "--fit"], "--fit needs --size"),
+        (["upscale", "{photo}", "-o", "{tmp}/out.gif", "--scale", "2"], "unsupported format"),
+    ],
+)
+def test_bad_input_gives_one_line_a_non_zero_exit_and_no_output(photo, tmp_path, capsys, args, message):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"garbage" * 10)
+    before = photo.read_bytes()
+    names = dict(missing=tmp_path / "missing.png", corrupt=corrupt, photo=photo, out=tmp_path / "out.png", tmp=tmp_path)
+    code = main([a.format(**names) for a in args])
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert message in err
+    assert len(err.splitlines()) == 1 and err.startswith("sr-desk: error:")
+    assert not (tmp_path / "out.png").exists() and not (tmp_path / "out.gif").exists()
+    assert photo.read_bytes() == before
+
+
+def test_methods_json_lists_ids_tasks_plugins_and_params(capsys):
+    assert main(["methods", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    bicubic = next(r for r in rows if r["id"] == "bicubic")
+    assert {"id", "name", "task", "plugin", "params"} <= set(bicubic)
+    assert bicubic["task"] == "upscale" and bicubic["plugin"] == "classic"
+    assert bicubic["capabilities"]["arbitrary_scale"] is True
+
+
+def test_methods_and_plugins_are_listed_for_people(capsys):
+    assert main(["methods"]) == 0
+    assert "bicubic  [upscale, any scale, plugin classic]" in capsys.readouterr().out
+    assert main(["plugins"]) == 0
+    assert "classic 0.1.0 (built-in) [ok]" in capsys.readouterr().out
+    assert main(["plugins", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["status"] == "ok"
+
+
+def test_demo_upscales_the_bundled_sample_without_a_screen(tmp_path, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    out = tmp_path / "demo.png"
+    assert main(["demo", "-o", str(out)]) == 0
+    assert Image.open(out).size == (1024, 768)
+
+
+def test_python_dash_m_works():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "sr_desk", "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("sr-desk ")

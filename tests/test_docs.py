@@ -1,0 +1,26 @@
+"""The documentation shows code that really runs, and the README's test command is CI's."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def code_blocks(markdown: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", markdown, flags=re.S)
+
+
+def test_plugin_guide_shows_the_tested_plugin_verbatim():
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    plugin = ROOT / "tests" / "third_party_plugin"
+    assert code_blocks(guide, "toml")[0] == (plugin / "pyproject.toml").read_text()
+    module = plugin / "src" / "sr_desk_nearest" / "__init__.py"
+    assert code_blocks(guide, "python")[0] == module.read_text()
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    commands = [line.strip() for block in code_blocks(readme, "sh") for line in block.splitlines()]
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_command = next(c for c in commands if "pytest" in c)
+    assert test_command in ci.splitlines()

@@ -1,0 +1,664 @@
+"""Tests for sr_desk.core.imageio and sr_desk.core.atomic (all images made here)."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import struct
+import sys
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, ImageFile
+
+from sr_desk.core import imageio
+from sr_desk.core.atomic import atomic_write, atomic_write_bytes
+from sr_desk.core.errors import ImageReadError, ImageWriteError, SrDeskError
+from sr_desk.core.imageio import ImageData, load_image, save_image, to_uint8
+
+ORIENTATION = 0x0112
+MAKE = 0x010F
+SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _rng_u8(*shape: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def _exif(make: str = "sr-desk-test", orientation: int | None = None) -> bytes:
+    exif = Image.Exif()
+    exif[MAKE] = make
+    if orientation is not None:
+        exif[ORIENTATION] = orientation
+    return exif.tobytes()
+
+
+def _one_line(err: pytest.ExceptionInfo[SrDeskError]) -> str:
+    text = str(err.value)
+    assert "\n" not in text and "\r" not in text
+    assert text
+    return text
+
+
+def _no_temp_files(folder: Path) -> bool:
+    return not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------------- #
+# Loading: modes
+# --------------------------------------------------------------------------- #
+
+
+def test_rgb_png_round_trip_is_exact(tmp_path: Path) -> None:
+    pixels = _rng_u8(17, 23, 3)
+    src = tmp_path / "in.png"
+    Image.fromarray(pixels).save(src)
+
+    img = load_image(src)
+    assert img.rgb.dtype == np.float32 and img.rgb.flags.c_contiguous
+    assert img.rgb.shape == (17, 23, 3)
+    assert (img.width, img.height, img.size) == (23, 17, (23, 17))
+    assert img.alpha is None and not img.grayscale and img.bit_depth == 8
+    assert img.source_format == "PNG"
+    assert 0.0 <= img.rgb.min() and img.rgb.max() <= 1.0
+    np.testing.assert_array_equal(to_uint8(img.rgb), pixels)
+
+    out = tmp_path / "out.png"
+    save_image(out, img)
+    with Image.open(out) as back:
+        assert back.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(back), pixels)
+
+
+def test_rgba_png_keeps_alpha_exactly(tmp_path: Path) -> None:
+    pixels = _rng_u8(9, 11, 4, seed=1)
+    src = tmp_path / "in.png"
+    Image.fromarray(pixels).save(src)
+
+    img = load_image(src)
+    assert img.alpha is not None and img.alpha.shape == (9, 11)
+    np.testing.assert_array_equal(to_uint8(img.alpha), pixels[..., 3])
+    np.testing.assert_array_equal(to_uint8(img.rgb), pixels[..., :3])
+
+    out = tmp_path / "out.png"
+    save_image(out, img)
+    with Image.open(out) as back:
+        assert back.mode == "RGBA"
+        np.testing.assert_array_equal(np.asarray(back), pixels)
+
+
+def test_la_png_is_grayscale_with_alpha(tmp_path: Path) -> None:
+    pixels = _rng_u8(6, 5, 2, seed=2)
+    src = tmp_path / "la.png"
+    Image.frombytes("LA", (5, 6), pixels.tobytes()).save(src)
+
+    img = load_image(src)
+    assert img.grayscale and img.alpha is not None
+    for c in range(3):
+        np.testing.assert_array_equal(to_uint8(img.rgb[..., c]), pixels[..., 0])
+    np.testing.assert_array_equal(to_uint8(img.alpha), pixels[..., 1])
+
+    out = tmp_path / "out.png"
+    save_image(out, img)
+    with Image.open(out) as back:
+        assert back.mode == "LA"
+        np.testing.assert_array_equal(np.asarray(back), pixels)
+
+
+def test_palette_with_transparency_gets_alpha(tmp_path: Path) -> None:
+    im = Image.new("P", (4, 3), 0)
+    im.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    im.putpixel((1, 1), 1)
+    src = tmp_path / "p.png"
+    im.save(src, transparency=0)
+
+    img = load_image(src)
+    assert img.alpha is not None
+    assert img.alpha[1, 1] == 1.0 and img.alpha[0, 0] == 0.0
+    np.testing.assert_array_equal(to_uint8(img.rgb[1, 1]), [0, 255, 0])
+
+
+def test_palette_without_transparency_has_no_alpha(tmp_path: Path) -> None:
+    im = Image.new("P", (4, 3), 1)
+    im.putpalette([255, 0, 0, 10, 20, 30] + [0] * 762)
+    src = tmp_path / "p.png"
+    im.save(src)
+
+    img = load_image(src)
+    assert img.alpha is None and not img.grayscale
+    np.testing.assert_array_equal(to_uint8(img.rgb[2, 3]), [10, 20, 30])
+
+
+def test_gif_transparency_is_alpha(tmp_path: Path) -> None:
+    im = Image.new("P", (4, 4), 0)
+    im.putpalette([0, 0, 0, 200, 100, 50] + [0] * 762)
+    im.putpixel((2, 2), 1)
+    src = tmp_path / "t.gif"
+    im.save(src, transparency=0)
+
+    img = load_image(src)
+    assert img.source_format == "GIF"
+    assert img.alpha is not None and img.alpha[0, 0] == 0.0 and img.alpha[2, 2] == 1.0
+    np.testing.assert_array_equal(to_uint8(img.rgb[2, 2]), [200, 100, 50])
+
+
+def test_bilevel_image_loads_as_grayscale(tmp_path: Path) -> None:
+    im = Image.new("1", (8, 4), 0)
+    im.putpixel((3, 2), 1)
+    src = tmp_path / "bw.png"
+    im.save(src)
+
+    img = load_image(src)
+    assert img.grayscale and img.bit_depth == 8 and img.alpha is None
+    assert img.rgb[2, 3].tolist() == [1.0, 1.0, 1.0]
+    assert img.rgb[0, 0].tolist() == [0.0, 0.0, 0.0]
+
+    out = tmp_path / "out.png"
+    save_image(out, img)
+    with Image.open(out) as back:
+        assert back.mode == "L"
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".tif"])
+def test_cmyk_loads_as_rgb(tmp_path: Path, ext: str) -> None:
+    src = tmp_path / f"cmyk{ext}"
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(src)  # pure red in naive CMYK
+
+    img = load_image(src)
+    assert img.rgb.shape == (8, 8, 3) and img.alpha is None
+    assert img.icc_profile is None
+    red = to_uint8(img.rgb[4, 4]).astype(int)
+    assert red[0] > 230 and red[1] < 25 and red[2] < 25
+
+
+def test_cmyk_with_unusable_profile_falls_back_and_drops_it(tmp_path: Path) -> None:
+    # An RGB profile on CMYK pixels cannot build a transform: naive conversion.
+    src = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(src, icc_profile=SRGB_ICC)
+
+    img = load_image(src)
+    assert img.icc_profile is None
+    assert to_uint8(img.rgb[0, 0])[0] > 230
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16bit_grayscale_round_trips_with_full_precision(tmp_path: Path, ext: str) -> None:
+    values = (np.arange(7 * 9, dtype=np.uint16).reshape(7, 9) * 1000 + 3).astype(np.uint16)
+    assert np.any(values % 257 != 0)  # not representable in 8 bits
+    src = tmp_path / f"g16{ext}"
+    Image.frombytes("I;16", (9, 7), values.astype("<u2").tobytes()).save(src)
+
+    img = load_image(src)
+    assert img.grayscale and img.bit_depth == 16
+    back16 = np.round(img.rgb[..., 1] * 65535).astype(np.uint16)
+    np.testing.assert_array_equal(back16, values)
+
+    out = tmp_path / f"out{ext}"
+    save_image(out, img)
+    with Image.open(out) as back:
+        assert back.mode.startswith("I;16")
+        np.testing.assert_array_equal(np.asarray(back).astype(np.uint16), values)
+
+
+def _png_rgb16(path: Path, values: np.ndarray) -> None:
+    """Write a 16-bit RGB PNG by hand (Pillow cannot create one)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    h, w, _ = values.shape
+    big = values.astype(">u2")
+    raw = b"".join(b"\x00" + big[y].tobytes() for y in range(h))
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_16bit_rgb_png_loads_as_8bit(tmp_path: Path) -> None:
+    # Documented limitation: Pillow has no 16-bit colour mode and keeps the high byte.
+    values = (np.arange(2 * 3 * 3).reshape(2, 3, 3) * 3001 + 7).astype(np.uint16)
+    src = tmp_path / "rgb16.png"
+    _png_rgb16(src, values)
+
+    img = load_image(src)
+    assert img.bit_depth == 8 and not img.grayscale
+    np.testing.assert_array_equal(to_uint8(img.rgb), (values >> 8).astype(np.uint8))
+
+
+def test_32bit_int_tiff_is_clipped_to_16bit_range(tmp_path: Path) -> None:
+    src = tmp_path / "i.tif"
+    Image.fromarray(np.array([[0, 70000, -5, 300]], np.int32)).save(src)
+
+    img = load_image(src)
+    assert img.bit_depth == 16 and img.grayscale
+    np.testing.assert_allclose(img.rgb[0, :, 0] * 65535, [0, 65535, 0, 300], atol=1e-2)
+
+
+def test_lab_tiff_is_converted_to_srgb(tmp_path: Path) -> None:
+    src = tmp_path / "lab.tif"
+    Image.new("LAB", (4, 4), (128, 128, 128)).save(src)  # L=50%, a=b=0: mid gray
+
+    img = load_image(src)
+    r, g, b = to_uint8(img.rgb[0, 0]).astype(int)
+    assert r == g == b and 110 < r < 130
+
+
+def test_mpo_loads_first_frame_as_jpeg(tmp_path: Path) -> None:
+    src = tmp_path / "phone.mpo"
+    first, second = Image.new("RGB", (8, 6), (255, 0, 0)), Image.new("RGB", (8, 6), (0, 0, 255))
+    first.save(src, format="MPO", save_all=True, append_images=[second])
+
+    img = load_image(src)
+    assert img.source_format == "JPEG" and img.size == (8, 6)
+    r, g, b = to_uint8(img.rgb[0, 0]).astype(int)
+    assert r > 240 and g < 15 and b < 15
+
+
+def test_16bit_grayscale_saved_as_jpeg_is_8bit(tmp_path: Path) -> None:
+    img = ImageData(rgb=np.full((4, 4, 3), 0.5, np.float32), bit_depth=16, grayscale=True)
+    out = tmp_path / "g.jpg"
+    save_image(out, img)
+    with Image.open(out) as back:
+        assert back.mode == "L"
+
+
+def test_float_tiff_loads(tmp_path: Path) -> None:
+    values = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    src = tmp_path / "f.tif"
+    Image.frombytes("F", (4, 3), values.tobytes()).save(src)
+
+    img = load_image(src)
+    assert img.grayscale
+    np.testing.assert_allclose(img.rgb[..., 0], values, atol=1e-6)
+
+
+def test_grayscale_webp_saves_as_colour(tmp_path: Path) -> None:
+    # WebP has no gray mode; an RGB profile then fits the RGB data written.
+    img = ImageData(rgb=np.full((4, 4, 3), 0.25, np.float32), grayscale=True, icc_profile=SRGB_ICC)
+    out = tmp_path / "g.webp"
+    save_image(out, img, quality=100)
+    with Image.open(out) as back:
+        assert back.mode == "RGB"
+        assert back.info.get("icc_profile") == SRGB_ICC
+        assert np.asarray(back)[0, 0].tolist() == [64, 64, 64]
+
+
+# --------------------------------------------------------------------------- #
+# Metadata
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_exif_orientation_is_applied_and_reset(tmp_path: Path, orientation: int) -> None:
+    # Stored 40 wide x 20 high, white marker in the stored top-left corner.
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:8, :8] = 255
+    src = tmp_path / "rot.jpg"
+    Image.fromarray(stored).save(src, exif=_exif(orientation=orientation), quality=95)
+
+    img = load_image(src)
+    assert (img.width, img.height) == (20, 40)
+    marker = to_uint8(img.rgb[..., 0]) > 128
+    ys, xs = np.nonzero(marker)
+    # 6 = rotate 90 clockwise for display: top-left goes to top-right.
+    # 8 = rotate 90 counter-clockwise: top-left goes to bottom-left.
+    if orientation == 6:
+        assert ys.max() < 10 and xs.min() >= 10
+    else:
+        assert ys.min() >= 30 and xs.max() < 10
+
+    assert img.exif is not None
+    parsed = Image.Exif()
+    parsed.load(img.exif)
+    assert parsed[ORIENTATION] == 1
+    assert parsed[MAKE] == "sr-desk-test"
+
+    # Saved output must not be rotated a second time by viewers.
+    out = tmp_path / "out.jpg"
+    save_image(out, img)
+    again = load_image(out)
+    assert (again.width, again.height) == (20, 40)
+
+
+def test_exif_without_orientation_is_kept_byte_for_byte(tmp_path: Path) -> None:
+    src = tmp_path / "plain.jpg"
+    exif = _exif()
+    Image.new("RGB", (4, 4)).save(src, exif=exif)
+    assert load_image(src).exif == exif
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".webp", ".tif"])
+def test_icc_and_exif_are_carried_to_output(tmp_path: Path, ext: str) -> None:
+    src = tmp_path / "src.png"
+    Image.fromarray(_rng_u8(8, 8, 3)).save(src, icc_profile=SRGB_ICC, exif=_exif())
+    img = load_image(src)
+    assert img.icc_profile == SRGB_ICC
+    assert img.exif is not None
+
+    out = tmp_path / f"out{ext}"
+    save_image(out, img)
+    with Image.open(out) as back:
+        back.load()
+        assert back.info.get("icc_profile") == SRGB_ICC
+        assert back.getexif().get(MAKE) == "sr-desk-test"
+
+    # And through load_image again (TIFF's IFD layout tags must not leak in).
+    reloaded = load_image(out)
+    assert reloaded.icc_profile == SRGB_ICC
+    assert reloaded.exif is not None
+    parsed = Image.Exif()
+    parsed.load(reloaded.exif)
+    assert parsed[MAKE] == "sr-desk-test"
+    assert 256 not in parsed and 273 not in parsed  # ImageWidth, StripOffsets
+
+
+def test_icc_profile_of_wrong_colour_space_is_not_written(tmp_path: Path) -> None:
+    img = ImageData(rgb=np.zeros((4, 4, 3), np.float32), grayscale=True, icc_profile=SRGB_ICC)
+    out = tmp_path / "g.png"
+    save_image(out, img)
+    with Image.open(out) as back:
+        assert back.mode == "L"
+        assert "icc_profile" not in back.info
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".tif"])
+def test_dpi_is_carried(tmp_path: Path, ext: str) -> None:
+    img = ImageData(rgb=np.zeros((4, 4, 3), np.float32), dpi=(300.0, 300.0))
+    out = tmp_path / f"d{ext}"
+    save_image(out, img)
+    dpi = load_image(out).dpi
+    assert dpi is not None and dpi[0] == pytest.approx(300, abs=0.01)
+
+
+# --------------------------------------------------------------------------- #
+# Saving
+# --------------------------------------------------------------------------- #
+
+
+def test_jpeg_save_flattens_alpha_over_white(tmp_path: Path) -> None:
+    rgb = np.zeros((16, 16, 3), np.float32)
+    alpha = np.zeros((16, 16), np.float32)
+    alpha[:, 8:] = 1.0
+    out = tmp_path / "flat.jpg"
+    save_image(out, ImageData(rgb=rgb, alpha=alpha))
+    with Image.open(out) as back:
+        assert back.mode == "RGB"
+        arr = np.asarray(back).astype(int)
+    assert arr[8, 2].min() > 245  # transparent black -> white
+    assert arr[8, 13].max() < 10  # opaque black stays black
+
+
+@pytest.mark.parametrize("ext", [".webp", ".tif"])
+def test_alpha_kept_in_webp_and_tiff(tmp_path: Path, ext: str) -> None:
+    pixels = _rng_u8(8, 8, 4, seed=3)
+    img = ImageData(rgb=pixels[..., :3] / 255.0, alpha=pixels[..., 3] / 255.0)
+    out = tmp_path / f"a{ext}"
+    save_image(out, img, quality=100)
+    with Image.open(out) as back:
+        assert back.mode == "RGBA"
+        np.testing.assert_array_equal(np.asarray(back)[..., 3], pixels[..., 3])
+
+
+def test_webp_quality_100_is_lossless(tmp_path: Path) -> None:
+    pixels = _rng_u8(16, 16, 3, seed=4)
+    out = tmp_path / "l.webp"
+    save_image(out, ImageData(rgb=pixels / 255.0), quality=100)
+    with Image.open(out) as back:
+        np.testing.assert_array_equal(np.asarray(back.convert("RGB")), pixels)
+
+
+def test_jpeg_quality_changes_size(tmp_path: Path) -> None:
+    img = ImageData(rgb=_rng_u8(64, 64, 3, seed=5) / 255.0)
+    save_image(tmp_path / "lo.jpg", img, quality=20)
+    save_image(tmp_path / "hi.jpg", img, quality=95)
+    assert (tmp_path / "lo.jpg").stat().st_size < (tmp_path / "hi.jpg").stat().st_size
+
+
+def test_explicit_format_overrides_extension(tmp_path: Path) -> None:
+    out = tmp_path / "noext"
+    save_image(out, ImageData(rgb=np.zeros((2, 2, 3), np.float32)), format="jpg")
+    with Image.open(out) as back:
+        assert back.format == "JPEG"
+
+
+def test_to_uint8_rounds_and_clips() -> None:
+    values = np.array([-0.5, 0.0, 0.5 / 255, 0.4 / 255, 1.0, 7.0, np.nan], np.float32)
+    assert to_uint8(values).tolist() == [0, 0, 1, 0, 255, 255, 0]
+
+
+def test_with_pixels_keeps_metadata() -> None:
+    img = ImageData(
+        rgb=np.zeros((2, 3, 3), np.float32), icc_profile=b"x", exif=b"y", dpi=(72.0, 72.0)
+    )
+    big = img.with_pixels(np.ones((4, 6, 3), np.float32), None)
+    assert big.size == (6, 4)
+    assert (big.icc_profile, big.exif, big.dpi) == (b"x", b"y", (72.0, 72.0))
+    assert img.size == (3, 2)
+    with pytest.raises(ValueError):
+        img.with_pixels(np.ones((4, 6, 3), np.float32), np.ones((2, 2), np.float32))
+
+
+def test_unsupported_save_extension(tmp_path: Path) -> None:
+    out = tmp_path / "x.bmp"
+    with pytest.raises(ImageWriteError) as err:
+        save_image(out, ImageData(rgb=np.zeros((2, 2, 3), np.float32)))
+    assert _one_line(err) == (
+        "cannot save 'x.bmp': unsupported format; use .png, .jpg, .webp or .tiff"
+    )
+    assert not out.exists()
+
+
+def test_save_into_missing_folder(tmp_path: Path) -> None:
+    out = tmp_path / "nope" / "x.png"
+    with pytest.raises(ImageWriteError) as err:
+        save_image(out, ImageData(rgb=np.zeros((2, 2, 3), np.float32)))
+    text = _one_line(err)
+    assert "x.png" in text and "does not exist" in text
+
+
+def test_save_onto_folder_fails_cleanly(tmp_path: Path) -> None:
+    target = tmp_path / "dir.png"
+    target.mkdir()
+    with pytest.raises(ImageWriteError) as err:
+        save_image(target, ImageData(rgb=np.zeros((2, 2, 3), np.float32)))
+    assert "dir.png" in _one_line(err)
+    assert target.is_dir() and _no_temp_files(tmp_path)
+
+
+def test_failed_encode_leaves_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "keep.png"
+    target.write_bytes(b"old contents")
+
+    def broken_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
+        fp.write(b"half an image")  # type: ignore[attr-defined]
+        raise OSError("encoder error -2")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(ImageWriteError) as err:
+        save_image(target, ImageData(rgb=np.zeros((2, 2, 3), np.float32)))
+    assert "keep.png" in _one_line(err)
+    assert target.read_bytes() == b"old contents"
+    assert _no_temp_files(tmp_path)
+
+
+# --------------------------------------------------------------------------- #
+# Reading errors
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_truncated_file(tmp_path: Path, ext: str) -> None:
+    path = tmp_path / f"cut{ext}"
+    Image.fromarray(_rng_u8(64, 64, 3)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+    with pytest.raises(ImageReadError) as err:
+        load_image(path)
+    text = _one_line(err)
+    assert f"cut{ext}" in text and "truncated or corrupt" in text
+
+
+def test_header_only_fragment_is_corrupt_not_foreign(tmp_path: Path) -> None:
+    path = tmp_path / "stub.png"
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, "PNG")
+    path.write_bytes(buf.getvalue()[:12])
+    with pytest.raises(ImageReadError) as err:
+        load_image(path)
+    assert "truncated or corrupt" in _one_line(err)
+
+
+def test_garbage_is_not_an_image(tmp_path: Path) -> None:
+    path = tmp_path / "junk.png"
+    path.write_bytes(b"this is not an image at all, just some text\n" * 20)
+    with pytest.raises(ImageReadError) as err:
+        load_image(path)
+    text = _one_line(err)
+    assert text.startswith("'junk.png' is not an image sr-desk can read")
+
+
+def test_format_outside_the_allow_list_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "icon.png"
+    Image.new("RGB", (16, 16)).save(path, format="ICO")
+    with pytest.raises(ImageReadError) as err:
+        load_image(path)
+    assert "not an image sr-desk can read" in _one_line(err)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ImageReadError) as err:
+        load_image(tmp_path / "x.png")
+    assert _one_line(err) == "cannot open 'x.png': no such file"
+
+
+def test_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "pics.png"
+    folder.mkdir()
+    with pytest.raises(ImageReadError) as err:
+        load_image(folder)
+    assert "folder" in _one_line(err)
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jpg"
+    path.write_bytes(b"")
+    with pytest.raises(ImageReadError) as err:
+        load_image(path)
+    assert _one_line(err) == "cannot open 'empty.jpg': the file is empty"
+
+
+def test_newline_in_file_name_stays_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ImageReadError) as err:
+        load_image(tmp_path / "a\nb.png")
+    assert "a?b.png" in _one_line(err)
+
+
+def test_sr_desk_error_str_is_one_line() -> None:
+    assert str(SrDeskError("first\nsecond\r\nthird")) == "first second third"
+
+
+def test_max_pixels_refuses_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "big.png"
+    Image.new("RGB", (200, 200)).save(path)
+
+    def must_not_decode(self: Image.Image) -> None:
+        raise AssertionError("pixels decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", must_not_decode)
+    with pytest.raises(ImageReadError) as err:
+        load_image(path, max_pixels=1000)
+    text = _one_line(err)
+    assert "big.png" in text and "200x200" in text and "1000 pixels" in text and "limit" in text
+
+
+def test_max_pixels_default_is_module_constant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "big.png"
+    Image.new("RGB", (200, 200)).save(path)
+    monkeypatch.setattr(imageio, "MAX_PIXELS", 39_999)
+    with pytest.raises(ImageReadError):
+        load_image(path)
+    monkeypatch.setattr(imageio, "MAX_PIXELS", 40_000)
+    assert load_image(path).size == (200, 200)
+
+
+@pytest.mark.parametrize("pillow_limit", [30_000, 1_000])  # warning level, error level
+def test_pillow_decompression_bomb_check_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pillow_limit: int
+) -> None:
+    path = tmp_path / "bomb.png"
+    Image.new("RGB", (200, 200)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pillow_limit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageReadError) as err:
+            load_image(path)
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    text = _one_line(err)
+    assert "bomb.png" in text and "limit" in text
+
+
+# --------------------------------------------------------------------------- #
+# atomic_write
+# --------------------------------------------------------------------------- #
+
+
+def test_atomic_write_failure_leaves_target_and_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "data.bin"
+    target.write_bytes(b"original")
+
+    def write(f: io.BufferedIOBase) -> None:
+        f.write(b"partial new conte")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        atomic_write(target, write)  # type: ignore[arg-type]
+    assert target.read_bytes() == b"original"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.bin"]
+
+
+def test_atomic_write_bytes_creates_and_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "f.txt"
+    atomic_write_bytes(target, b"one")
+    assert target.read_bytes() == b"one"
+    atomic_write_bytes(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+def test_atomic_write_keeps_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "f.txt"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o640)
+    atomic_write_bytes(target, b"new")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+    fresh = tmp_path / "g.txt"
+    atomic_write_bytes(fresh, b"x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges")
+def test_atomic_write_follows_symlink(tmp_path: Path) -> None:
+    real = tmp_path / "real.txt"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    atomic_write_bytes(link, b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"

@@ -1,0 +1,101 @@
+"""Sizes, regions, tiles and alpha, for any method."""
+
+import numpy as np
+import pytest
+
+from sr_desk.api import Capabilities, Method, Task
+from sr_desk.core.errors import SrDeskError
+from sr_desk.core.imageio import ImageData
+from sr_desk.core.resize import Filter, resize
+from sr_desk.engine.pipeline import JobSpec, MethodOutputError, prepare, run_job
+from sr_desk.engine.worker import JobState, Worker
+from tests.conftest import random_image
+
+
+def document(rgb, alpha=None) -> ImageData:
+    return ImageData(rgb=rgb, alpha=alpha, icc_profile=None, exif=None, bit_depth=8, grayscale=False,
+                     source_format="PNG", dpi=None)
+
+
+def nearest_run(request, context):
+    factor = int(request.scale)
+    context.report(1, 1, preview=np.zeros((request.output_size[1], request.output_size[0], 3), np.float32))
+    return np.repeat(np.repeat(request.image, factor, 0), factor, 1)
+
+
+NEAREST = Method(id="nearest-x", name="Nearest", task=Task.UPSCALE, run=nearest_run,
+                 capabilities=Capabilities(scales=(2, 4)))
+BICUBIC = Method(id="bicubic-x", name="Bicubic", task=Task.UPSCALE,
+                 run=lambda r, c: resize(r.image, r.output_size, Filter.BICUBIC))
+
+
+def run(image, method, events=None, **spec_fields):
+    spec = prepare(method, JobSpec(method_id=method.id, **spec_fields))
+    with Worker(device="cpu", on_event=(events.append if events is not None else None)) as worker:
+        job = worker.submit(lambda ctx: run_job(image, method, spec, ctx))
+        assert job.wait(60)
+    if job.state is JobState.FAILED:
+        raise SrDeskError(job.error)
+    return job.result
+
+
+def test_integer_scale_method_reaches_other_scales_via_lanczos(rng):
+    image = document(random_image(rng, 10, 12))
+    assert run(image, NEAREST, scale=2).rgb.shape == (20, 24, 3)
+    assert run(image, NEAREST, scale=3).rgb.shape == (30, 36, 3)  # ran at x4, resized
+    assert run(image, NEAREST, size=(50, 17)).size == (50, 17)
+    assert run(image, NEAREST, size=(100, 100), fit=True).size == (100, 83)
+
+
+def test_default_scale_comes_from_the_method(rng):
+    image = document(random_image(rng, 8, 8))
+    assert run(image, NEAREST).size == (32, 32)
+
+
+def test_alpha_is_upscaled_separately_and_kept(rng):
+    alpha = np.zeros((8, 8), np.float32)
+    alpha[2:6, 2:6] = 1
+    result = run(document(random_image(rng, 8, 8), alpha), NEAREST, scale=2)
+    assert result.alpha is not None and result.alpha.shape == (16, 16)
+    assert result.alpha[0, 0] == 0 and result.alpha[8, 8] == 1
+
+
+def test_region_outside_the_feather_is_the_bicubic_base_exactly(rng):
+    image = document(random_image(rng, 40, 40))
+    result = run(image, NEAREST, scale=2, region=(10, 10, 8, 8), feather=2)
+    base = np.clip(resize(image.rgb, (80, 80), Filter.BICUBIC), 0, 1)
+    far = np.ones((80, 80), bool)
+    far[8:48, 8:48] = False  # region (20..36 in output) plus a generous feather
+    assert np.array_equal(result.rgb[far], base[far])
+    nearest = np.repeat(np.repeat(image.rgb, 2, 0), 2, 1)
+    assert np.allclose(result.rgb[26:30, 26:30], nearest[26:30, 26:30], atol=1e-6)
+
+
+def test_tiled_run_equals_untiled(rng):
+    image = document(random_image(rng, 70, 90))
+    whole = run(image, BICUBIC, scale=2, tile_size=0)
+    tiled_events = []
+    tiled = run(image, BICUBIC, tiled_events, scale=2, tile_size=32, tile_overlap=8)
+    assert np.abs(whole.rgb - tiled.rgb).max() < 1e-5
+    progress = [e.step for e in tiled_events if e.kind.value == "progress"]
+    assert progress == sorted(progress) and progress[-1] == 1000
+
+
+def test_previews_carry_the_box_they_belong_to(rng):
+    events = []
+    run(document(random_image(rng, 40, 40)), NEAREST, events, scale=2, region=(10, 10, 8, 8), feather=1)
+    boxes = [e.preview_box for e in events if e.preview is not None]
+    assert boxes and all(box[0] <= 20 and box[0] + box[2] >= 36 for box in boxes)
+
+
+def test_a_method_returning_the_wrong_size_fails_loudly(rng):
+    wrong = Method(id="wrong", name="Wrong", task=Task.UPSCALE, run=lambda r, c: r.image)
+    with pytest.raises(SrDeskError, match="returned 8x8, expected 16x16"):
+        run(document(random_image(rng, 8, 8)), wrong, scale=2)
+    assert issubclass(MethodOutputError, SrDeskError)
+
+
+def test_prepare_fixes_a_seed_and_validates_params(rng):
+    spec = prepare(NEAREST, JobSpec(method_id="nearest-x"))
+    assert isinstance(spec.seed, int)
+    assert spec.to_dict()["seed"] == spec.seed

@@ -1,0 +1,165 @@
+"""Discovery and isolation: one broken plugin never takes the others down."""
+
+import pytest
+
+from sr_desk.engine.plugins import PluginHost, UnknownMethodError, api_compatibility_error
+from tests.conftest import install_fake_plugin
+
+GOOD = """
+import numpy as np
+from sr_desk.api import Capabilities, IntParam, Method, Task, hookimpl
+SR_DESK_API_VERSION = "1.0"
+
+def run(request, context):
+    return np.repeat(np.repeat(request.image, 2, 0), 2, 1)
+
+@hookimpl
+def sr_desk_methods():
+    return [Method(id="good-double", name="Good", task=Task.UPSCALE, run=run,
+                   params=[IntParam(name="n", default=1, minimum=0, maximum=3)],
+                   capabilities=Capabilities(scales=(2,)))]
+"""
+
+
+def discover(**kwargs) -> PluginHost:
+    host = PluginHost(**kwargs)
+    host.discover()
+    return host
+
+
+def record(host, name):
+    return next(r for r in host.records if r.name == name)
+
+
+def test_builtin_plugin_is_found_through_its_entry_point():
+    host = discover()
+    classic = record(host, "classic")
+    assert classic.ok and classic.builtin
+    assert classic.distribution == "sr-desk" and classic.version
+    assert {"bicubic", "lanczos"} <= {m.id for m in host.methods("upscale")}
+    assert host.plugin_of("bicubic") is classic
+
+
+def test_good_third_party_plugin_loads_with_version_and_author(site_dir):
+    install_fake_plugin(site_dir, "good", GOOD, version="2.3.4")
+    host = discover()
+    good = record(host, "good")
+    assert good.ok and not good.builtin
+    assert good.version == "2.3.4" and good.author == "Test Author"
+    assert host.method("good-double").name == "Good"
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("raise RuntimeError('boom at import')", "failed to import: RuntimeError: boom at import"),
+        ("import sys; sys.exit(3)", "failed to import: SystemExit"),
+        ("import not_a_module_anywhere", "failed to import: ModuleNotFoundError"),
+        ("x = 1", "does not say which sr-desk plugin API"),
+        ("SR_DESK_API_VERSION = '2.0'", "built for sr-desk plugin API 2.0; this sr-desk provides API 1.0 (update sr-desk)"),
+        ("SR_DESK_API_VERSION = '0.9'", "update the plugin"),
+        (
+            """
+            from sr_desk.api import IntParam, Method, hookimpl
+            SR_DESK_API_VERSION = "1.0"
+            @hookimpl
+            def sr_desk_methods():
+                return [Method(id="bad", name="Bad", task="upscale", run=print,
+                               params=[IntParam(name="steps", default=500, minimum=1, maximum=100)])]
+            """,
+            "declares an invalid method: default of 'steps' is invalid: parameter 'steps' must be between 1 and 100",
+        ),
+        (
+            """
+            from sr_desk.api import hookimpl
+            SR_DESK_API_VERSION = "1.0"
+            @hookimpl
+            def sr_desk_methods():
+                raise ValueError("no GPU, no methods")
+            """,
+            "raised while declaring its methods: ValueError: no GPU, no methods",
+        ),
+        (
+            """
+            from sr_desk.api import hookimpl
+            SR_DESK_API_VERSION = "1.0"
+            @hookimpl
+            def sr_desk_methods():
+                return ["not a method"]
+            """,
+            "returned str, not a Method",
+        ),
+        (
+            """
+            from sr_desk.api import hookimpl
+            SR_DESK_API_VERSION = "1.0"
+            @hookimpl
+            def sr_desk_methods(unexpected_argument):
+                return []
+            """,
+            "cannot be registered",
+        ),
+    ],
+)
+def test_a_broken_plugin_is_reported_and_the_others_keep_working(site_dir, source, reason):
+    import textwrap
+
+    install_fake_plugin(site_dir, "good", GOOD)
+    install_fake_plugin(site_dir, "broken", textwrap.dedent(source))
+    host = discover()
+    broken = record(host, "broken")
+    assert not broken.ok and broken.status == "broken"
+    assert reason in broken.error
+    assert "\n" not in broken.error
+    assert record(host, "good").ok and record(host, "classic").ok
+    assert host.method("good-double") and host.method("bicubic")
+
+
+def test_duplicate_method_ids_are_refused(site_dir):
+    install_fake_plugin(site_dir, "zz_copycat", GOOD.replace("good-double", "bicubic"))
+    host = discover()
+    copycat = record(host, "zz_copycat")
+    assert "method id 'bicubic' is already provided by plugin 'classic'" in copycat.error
+    assert host.plugin_of("bicubic").name == "classic"
+
+
+def test_disabled_plugins_are_not_even_imported(site_dir):
+    install_fake_plugin(site_dir, "explosive", "raise RuntimeError('should not be imported')")
+    host = discover(disabled=["explosive"])
+    explosive = record(host, "explosive")
+    assert explosive.status == "disabled" and explosive.error is None
+
+
+def test_safe_mode_loads_only_builtin_plugins(site_dir, monkeypatch):
+    install_fake_plugin(site_dir, "good", GOOD)
+    monkeypatch.setenv("SR_DESK_SAFE_MODE", "1")
+    host = discover()
+    assert record(host, "good").status == "disabled"
+    assert record(host, "classic").ok
+
+
+def test_extra_paths_are_searched(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    folder = tmp_path / "user-plugins"
+    folder.mkdir()
+    install_fake_plugin(folder, "good", GOOD)
+    assert "good" not in {r.name for r in discover().records}
+    assert record(discover(extra_paths=[folder]), "good").ok
+
+
+def test_unknown_method_message_lists_the_available_ones():
+    host = discover()
+    with pytest.raises(UnknownMethodError, match="unknown method 'nope' \\(available: .*bicubic"):
+        host.method("nope")
+
+
+def test_in_process_registration_uses_the_same_checks():
+    class Incompatible:
+        SR_DESK_API_VERSION = "7.1"
+
+    host = PluginHost()
+    assert "API 7.1" in host.register(Incompatible(), "incompatible").error
+    assert api_compatibility_error("1.0") is None
+    assert "unreadable" in api_compatibility_error("one")
