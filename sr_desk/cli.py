@@ -81,6 +81,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="random seed (default: a new one, printed)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, help="compute device (default: settings, then auto)")
     parser.add_argument("--tile", type=int, help="tile size in input pixels for large images (0: never tile)")
+    parser.add_argument("--weights", type=Path, metavar="FILE",
+                        help="use this weights file (safetensors, or an official .ckpt) instead of the built-in one")
+    parser.add_argument("--color-lock", action="store_true",
+                        help="keep the output's colours and tones on the input's (undo colour drift)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (95)")
     parser.add_argument("--force", action="store_true", help="allow writing over the input file")
 
@@ -108,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins = sub.add_parser("plugins", help="list the plugins, their versions and the broken ones")
     plugins.add_argument("--json", action="store_true", help="print a JSON list")
+
+    train = sub.add_parser("train", help="train a method's model (e.g. `sr-desk train srdiff --help`)",
+                           add_help=False)
+    train.add_argument("trainer", nargs="?", help="trainer name; leave out to list them")
+    train.add_argument("args", nargs=argparse.REMAINDER, help="the trainer's own arguments")
 
     demo = sub.add_parser("demo", help="open the bundled sample (or upscale it when there is no screen)")
     demo.add_argument("-o", "--output", type=Path, default=Path("sr-desk-demo-x4.png"))
@@ -223,6 +232,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             feather=args.feather,
             tile_size=max(0, tile),
             tile_overlap=settings.tile_overlap,
+            color_lock=args.color_lock,
+            weights=str(args.weights) if args.weights else None,
         ),
     )
     pairs, batch = _pairs(args.input, args.output)
@@ -291,6 +302,22 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
     print(f"{target} ({result.width}x{result.height})", file=sys.stderr)
 
 
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from sr_desk.engine.plugins import UnknownMethodError
+
+    host = _plugin_host(settings)
+    if not args.trainer:
+        for record in host.records:
+            for trainer in record.trainers if record.ok else ():
+                print(f"{trainer.name}  [plugin {record.name}]  {trainer.description}")
+        return EXIT_OK
+    try:
+        trainer = host.trainer(args.trainer)
+    except UnknownMethodError as exc:
+        raise CliError(str(exc)) from None
+    return int(trainer.main(list(args.args)))
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from sr_desk_resources import SAMPLE_IMAGE
 
@@ -325,7 +352,14 @@ def _has_screen() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-COMMANDS = {"upscale": cmd_run, "run": cmd_run, "methods": cmd_methods, "plugins": cmd_plugins, "demo": cmd_demo}
+COMMANDS = {
+    "upscale": cmd_run,
+    "run": cmd_run,
+    "methods": cmd_methods,
+    "plugins": cmd_plugins,
+    "train": cmd_train,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -163,3 +163,30 @@ def test_in_process_registration_uses_the_same_checks():
     assert "API 7.1" in host.register(Incompatible(), "incompatible").error
     assert api_compatibility_error("1.0") is None
     assert "unreadable" in api_compatibility_error("one")
+
+
+TRAINER = GOOD + """
+from sr_desk.api import Trainer
+
+def train_main(argv):
+    print("training with", list(argv))
+    return 3
+
+@hookimpl
+def sr_desk_trainers():
+    return [Trainer(name="double", description="Trains nothing", main=train_main)]
+"""
+
+
+def test_trainers_are_discovered_and_run_by_the_cli(site_dir, capsys):
+    from sr_desk.cli import main
+
+    install_fake_plugin(site_dir, "good", TRAINER)
+    host = discover()
+    assert host.trainer("double").description == "Trains nothing"
+    assert main(["train"]) == 0
+    assert "double  [plugin good]  Trains nothing" in capsys.readouterr().out
+    assert main(["train", "double", "--steps", "5"]) == 3
+    assert "training with ['--steps', '5']" in capsys.readouterr().out
+    assert main(["train", "nope"]) == 2
+    assert "unknown trainer 'nope'" in capsys.readouterr().err

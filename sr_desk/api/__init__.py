@@ -23,6 +23,7 @@ from sr_desk.api.params import (
     SizeParam,
 )
 from sr_desk.api.request import Cancelled, Context, ImageInput, Request, WeightsStore
+from sr_desk.api.training import Trainer
 
 API_VERSION = "1.0"
 
@@ -48,6 +49,7 @@ __all__ = [
     "SeedParam",
     "SizeParam",
     "Task",
+    "Trainer",
     "WeightFile",
     "WeightsStore",
     "hookimpl",

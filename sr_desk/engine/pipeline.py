@@ -12,12 +12,14 @@ import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sr_desk.api import ImageInput, ImageParam, Method, Request, Task
 from sr_desk.api.params import MAX_SEED
+from sr_desk.core.color import color_lock
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import ImageData, load_image
 from sr_desk.core.masks import composite, feather_mask, rect_mask, resize_mask
@@ -51,6 +53,8 @@ class JobSpec:
     feather: float = 8.0
     tile_size: int = 512
     tile_overlap: int = 32
+    color_lock: bool = False
+    weights: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         params = {k: (v.source if isinstance(v, ImageInput) else v) for k, v in self.params.items()}
@@ -65,6 +69,8 @@ class JobSpec:
             "feather": self.feather,
             "tile_size": self.tile_size,
             "tile_overlap": self.tile_overlap,
+            "color_lock": self.color_lock,
+            "weights": self.weights,
         }
 
 
@@ -117,6 +123,8 @@ def run_job(image: ImageData, method: Method, spec: JobSpec, context: JobContext
     ``spec`` must come from ``prepare``. The result has exactly the target size.
     """
     assert spec.seed is not None, "run prepare() first"
+    if spec.weights:
+        context.weights = PreferredWeights(method, Path(spec.weights), context.weights)
     in_size = image.size
     out_size = target_size(in_size, spec, method)
     scale = max(out_size[0] / in_size[0], out_size[1] / in_size[1])
@@ -136,6 +144,8 @@ def run_job(image: ImageData, method: Method, spec: JobSpec, context: JobContext
 
     if (rgb.shape[1], rgb.shape[0]) != out_size:
         rgb = resize(rgb, out_size, Filter.LANCZOS)
+    if spec.color_lock:
+        rgb = color_lock(rgb, image.rgb)
     alpha = None
     if image.alpha is not None:
         alpha = clip01(resize(image.alpha, out_size, Filter.BICUBIC))
@@ -150,13 +160,14 @@ def _call_method(
     spec: JobSpec,
     mask: np.ndarray | None,
     context: JobContext,
+    seed: int | None = None,
 ) -> np.ndarray:
     request = Request(
         image=np.ascontiguousarray(rgb, dtype=np.float32),
         scale=run_scale,
         output_size=size,
         params=dict(spec.params),
-        seed=int(spec.seed or 0),
+        seed=int(spec.seed or 0) if seed is None else seed,
         mask=mask,
     )
     result = method.run(request, context)
@@ -195,7 +206,7 @@ def _upscale(
         tile = tiles[done]
         x0, y0, x1, y1 = tile.out_box
         sub = context.span(done, len(tiles), (x0, y0, x1 - x0, y1 - y0))
-        return _call_method(method, crop, run_scale, (x1 - x0, y1 - y0), spec, None, sub)
+        return _call_method(method, crop, run_scale, (x1 - x0, y1 - y0), spec, None, sub, tile_seed(spec, done))
 
     def next_tile(index: int, count: int) -> None:
         nonlocal done
@@ -205,6 +216,30 @@ def _upscale(
     return tiled_upscale(
         rgb, run_scale, run_tile, tile=spec.tile_size, overlap=spec.tile_overlap, on_tile=next_tile
     )
+
+
+def tile_seed(spec: JobSpec, index: int) -> int:
+    """Each tile its own noise: one seed for all would repeat the same grain pattern tile after tile."""
+    return (int(spec.seed or 0) + 0x9E3779B1 * index) % (MAX_SEED + 1)
+
+
+@dataclass(frozen=True)
+class PreferredWeights:
+    """Serves a user-chosen file (``--weights``) for the method's main weights; other names as before."""
+
+    method: Method
+    file: Path
+    fallback: Any
+
+    def path(self, name: str) -> Path:
+        declared = self.method.capabilities.weights
+        if not declared:
+            raise SrDeskError(f"method {self.method.id!r} uses no weights file")
+        if name != declared[0].name:
+            return self.fallback.path(name)
+        if not self.file.is_file():
+            raise SrDeskError(f"weights file {str(self.file)!r} does not exist")
+        return self.file
 
 
 def _upscale_region(

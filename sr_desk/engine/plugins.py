@@ -24,7 +24,7 @@ from typing import Any
 
 import pluggy
 
-from sr_desk.api import API_VERSION, ENTRY_POINT_GROUP, PROJECT_NAME, DeclarationError, Method
+from sr_desk.api import API_VERSION, ENTRY_POINT_GROUP, PROJECT_NAME, DeclarationError, Method, Trainer
 from sr_desk.api import hookspecs
 from sr_desk.core.errors import SrDeskError
 
@@ -48,6 +48,7 @@ class PluginRecord:
     version: str | None = None
     author: str | None = None
     methods: tuple[Method, ...] = ()
+    trainers: tuple[Trainer, ...] = ()
     error: str | None = None
     enabled: bool = True
 
@@ -189,10 +190,14 @@ class PluginHost:
                 raise
             return replace(record, error=f"cannot be registered: {_one_line(exc)}")
         methods: list[Method] = []
+        trainers: list[Trainer] = []
         try:
             for impl in self._pm.hook.sr_desk_methods.get_hookimpls():
                 if impl.plugin is plugin:
-                    methods.extend(self._validated(impl.function()))
+                    methods.extend(self._validated(impl.function(), Method, "sr_desk_methods"))
+            for impl in self._pm.hook.sr_desk_trainers.get_hookimpls():
+                if impl.plugin is plugin:
+                    trainers.extend(self._validated(impl.function(), Trainer, "sr_desk_trainers"))
         except BaseException as exc:  # noqa: BLE001
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -211,19 +216,19 @@ class PluginHost:
         if len(set(ids)) != len(ids):
             self._pm.unregister(plugin)
             return replace(record, error="declares the same method id twice")
-        return replace(record, methods=tuple(methods))
+        return replace(record, methods=tuple(methods), trainers=tuple(trainers))
 
     @staticmethod
-    def _validated(result: object) -> Iterable[Method]:
+    def _validated(result: object, kind: type, hook: str) -> Iterable[Any]:
         if result is None:
             return []
-        if isinstance(result, Method):
+        if isinstance(result, kind):
             return [result]
         if not isinstance(result, (list, tuple)):
-            raise TypeError(f"sr_desk_methods must return a list of Method, not {type(result).__name__}")
+            raise TypeError(f"{hook} must return a list of {kind.__name__}, not {type(result).__name__}")
         for item in result:
-            if not isinstance(item, Method):
-                raise TypeError(f"sr_desk_methods returned {type(item).__name__}, not a Method")
+            if not isinstance(item, kind):
+                raise TypeError(f"{hook} returned {type(item).__name__}, not a {kind.__name__}")
         return list(result)
 
     # queries ---------------------------------------------------------------
@@ -241,6 +246,14 @@ class PluginHost:
             if not r.ok and any(m.id == method_id for m in r.methods):
                 raise UnknownMethodError(f"method {method_id!r} belongs to plugin {r.name!r}, which is {r.status}")
         raise UnknownMethodError(f"unknown method {method_id!r} (available: {known})")
+
+    def trainer(self, name: str) -> Trainer:
+        trainers = [t for r in self.records if r.ok for t in r.trainers]
+        for t in trainers:
+            if t.name == name:
+                return t
+        known = ", ".join(t.name for t in trainers) or "none"
+        raise UnknownMethodError(f"unknown trainer {name!r} (available: {known})")
 
     def plugin_of(self, method_id: str) -> PluginRecord | None:
         return next((r for r in self.records if any(m.id == method_id for m in r.methods)), None)
