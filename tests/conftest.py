@@ -23,17 +23,21 @@ def private_home(tmp_path_factory, monkeypatch):
     return home
 
 
+@pytest.fixture(autouse=True)
+def forget_fake_plugins():
+    """Fake plugin modules share names across tests; drop them so each test imports its own."""
+    yield
+    for name in [n for n in sys.modules if n.startswith("fake_plugin_")]:
+        del sys.modules[name]
+
+
 @pytest.fixture
 def site_dir(tmp_path, monkeypatch):
     """A folder on sys.path (restored afterwards) where ``install_fake_plugin`` puts plugins."""
     folder = tmp_path / "site"
     folder.mkdir()
     monkeypatch.setattr(sys, "path", [str(folder), *sys.path])
-    before = set(sys.modules)
-    yield folder
-    for name in set(sys.modules) - before:
-        if name.startswith("fake_plugin_"):
-            del sys.modules[name]
+    return folder
 
 
 def install_fake_plugin(site: Path, entry_name: str, source: str, *, version: str = "0.1.0") -> None:
