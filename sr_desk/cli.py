@@ -324,9 +324,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     gui = _gui_entry()
     if gui is not None and not args.headless and _has_screen():
         return int(gui([str(SAMPLE_IMAGE)]))
+    from sr_desk.engine.weights import default_weights
+
     host = _plugin_host(settings)
-    available = {m.id for m in host.methods("upscale")}
-    method_id = next((m for m in DEMO_METHODS if m in available), None)
+    store = default_weights(settings.resolved_models_dir())
+    ready = {m.id for m in host.methods("upscale") if all(_has_weights(store, w.name) for w in m.capabilities.weights)}
+    method_id = next((m for m in DEMO_METHODS if m in ready), None)
     if method_id is None:
         raise CliError("no upscale method is available; see `sr-desk plugins`")
     print(f"sr-desk: no screen here, so upscaling the bundled sample with {method_id!r}", file=sys.stderr)
@@ -335,6 +338,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         ["upscale", str(SAMPLE_IMAGE), "-o", str(args.output), "--method", method_id, "--scale", "4", "--seed", "0"]
     )
     return cmd_run(run_args, settings)
+
+
+def _has_weights(store, name: str) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        store.path(name)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _gui_entry():  # type: ignore[no-untyped-def]

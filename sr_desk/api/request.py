@@ -82,9 +82,19 @@ class Context(Protocol):
     dtype: str
     weights: WeightsStore
 
-    def report(self, step: int, total: int, preview: np.ndarray | None = None, message: str = "") -> None:
+    def report(
+        self,
+        step: int,
+        total: int,
+        preview: np.ndarray | None = None,
+        message: str = "",
+        box: tuple[int, int, int, int] | None = None,
+    ) -> None:
         """Report progress after a step, with an optional preview image.
 
+        ``preview`` shows the whole output, or only the part ``box`` =
+        ``(x, y, width, height)`` of it (a method that changes a small region
+        of a large image previews just that region).
         Raises ``Cancelled`` if the user cancelled, so calling it once per
         model step is all a method needs for a responsive Cancel.
         """

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sr_desk.api import ImageInput, ImageParam, Method, Request, Task
+from sr_desk.api import ImageInput, ImageParam, Method, Request, SeedParam, Task
 from sr_desk.api.params import MAX_SEED
 from sr_desk.core.color import color_lock
 from sr_desk.core.errors import SrDeskError
@@ -160,14 +160,14 @@ def _call_method(
     spec: JobSpec,
     mask: np.ndarray | None,
     context: JobContext,
-    seed: int | None = None,
+    tile_index: int | None = None,
 ) -> np.ndarray:
     request = Request(
         image=np.ascontiguousarray(rgb, dtype=np.float32),
         scale=run_scale,
         output_size=size,
-        params=dict(spec.params),
-        seed=int(spec.seed or 0) if seed is None else seed,
+        params=dict(spec.params) if tile_index is None else tile_params(method, spec, tile_index),
+        seed=int(spec.seed or 0) if tile_index is None else tile_seed(int(spec.seed or 0), tile_index),
         mask=mask,
     )
     result = method.run(request, context)
@@ -206,7 +206,7 @@ def _upscale(
         tile = tiles[done]
         x0, y0, x1, y1 = tile.out_box
         sub = context.span(done, len(tiles), (x0, y0, x1 - x0, y1 - y0))
-        return _call_method(method, crop, run_scale, (x1 - x0, y1 - y0), spec, None, sub, tile_seed(spec, done))
+        return _call_method(method, crop, run_scale, (x1 - x0, y1 - y0), spec, None, sub, tile_index=done)
 
     def next_tile(index: int, count: int) -> None:
         nonlocal done
@@ -218,9 +218,18 @@ def _upscale(
     )
 
 
-def tile_seed(spec: JobSpec, index: int) -> int:
+def tile_seed(seed: int, index: int) -> int:
     """Each tile its own noise: one seed for all would repeat the same grain pattern tile after tile."""
-    return (int(spec.seed or 0) + 0x9E3779B1 * index) % (MAX_SEED + 1)
+    return (seed + 0x9E3779B1 * index) % (MAX_SEED + 1)
+
+
+def tile_params(method: Method, spec: JobSpec, index: int) -> dict[str, Any]:
+    """The job's parameters for tile ``index``: extra seeds (``SeedParam``) move on per tile like the main seed."""
+    params = dict(spec.params)
+    for param in method.param_set:
+        if isinstance(param, SeedParam) and params.get(param.name) is not None:
+            params[param.name] = tile_seed(params[param.name], index)
+    return params
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sr_desk.engine.downloads import ModelManager
+
+
+def check_weights_name(name: str) -> None:
+    """Refuse anything but a plain file name, so a lookup can never leave its folders."""
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"weights are looked up by file name, not path: {name!r}")
+
+
+def find_weights(folders: Iterable[Path], name: str) -> Path | None:
+    """The first ``folder / name`` that is a file, in folder order, or ``None``."""
+    check_weights_name(name)
+    for folder in folders:
+        candidate = Path(folder) / name
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 @dataclass(frozen=True)
@@ -14,17 +34,21 @@ class LocalWeights:
     folders: Sequence[Path]
 
     def path(self, name: str) -> Path:
-        if Path(name).name != name:
-            raise ValueError(f"weights are looked up by file name, not path: {name!r}")
-        for folder in self.folders:
-            candidate = Path(folder) / name
-            if candidate.is_file():
-                return candidate
+        found = find_weights(self.folders, name)
+        if found is not None:
+            return found
         where = ", ".join(str(f) for f in self.folders) or "no folder"
         raise FileNotFoundError(f"weights file {name!r} not found (looked in {where})")
 
 
-def default_weights(models_dir: Path) -> LocalWeights:
+def default_weights(models_dir: Path) -> ModelManager:
+    """The app's weights store: shipped weights first, then ``models_dir``.
+
+    A ``ModelManager`` rather than a plain ``LocalWeights`` so that a missing
+    file's error tells the user how to download it.
+    """
     from sr_desk_resources import WEIGHTS_DIR
 
-    return LocalWeights((WEIGHTS_DIR, models_dir))
+    from sr_desk.engine.downloads import ModelManager
+
+    return ModelManager(models_dir, builtin_dirs=(WEIGHTS_DIR,))

@@ -124,9 +124,20 @@ class JobContext:
         if self._job.cancel_requested:
             raise Cancelled()
 
-    def report(self, step: int, total: int, preview: np.ndarray | None = None, message: str = "") -> None:
+    def report(
+        self,
+        step: int,
+        total: int,
+        preview: np.ndarray | None = None,
+        message: str = "",
+        box: tuple[int, int, int, int] | None = None,
+    ) -> None:
         self.check_cancelled()
         fraction = self._offset + self._width * (step / total if total else 1.0)
+        if preview is not None and box is None:
+            box = self._box
+        elif box is not None and self._box is not None:  # a part of a tile: offset by the tile's origin
+            box = (self._box[0] + box[0], self._box[1] + box[1], box[2], box[3])
         self._emit(
             JobEvent(
                 EventKind.PROGRESS,
@@ -134,7 +145,7 @@ class JobContext:
                 step=round(fraction * 1000),
                 total=1000,
                 preview=preview,
-                preview_box=self._box if preview is not None else None,
+                preview_box=box if preview is not None else None,
                 message=message,
                 elapsed=time.monotonic() - self._started,
             )

@@ -1,0 +1,168 @@
+"""SRDiff (Li et al., 2022): diffusion super-resolution of the residual over bicubic.
+
+Three methods share one model: upscaling (whole image, region or tiles),
+content fusion (SDEdit-style, paper Algorithm 3) and latent interpolation
+(paper Algorithm 4); a fourth runs the LR encoder alone as a fast
+deterministic 4x upscaler. Declarations only here: torch and the network are
+imported when a method first runs, so discovery stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sr_desk.api import (
+    Capabilities,
+    ChoiceParam,
+    Context,
+    FloatParam,
+    ImageParam,
+    IntParam,
+    Method,
+    Request,
+    SeedParam,
+    Task,
+    Trainer,
+    WeightFile,
+    hookimpl,
+)
+
+SR_DESK_API_VERSION = "1.0"
+
+#: The built-in 4x model (resources/weights), trained by this project; see MODEL_CARD.md.
+BUILTIN_WEIGHTS = WeightFile(name="srdiff-x4.safetensors", license="MIT (weights trained by sr-desk)")
+
+SAMPLERS = ("dpm++2m", "ddim", "ancestral")
+DEFAULT_SAMPLER = "dpm++2m"
+DEFAULT_STEPS = 20
+
+
+def _sampling_params() -> list[Any]:
+    return [
+        ChoiceParam(
+            name="sampler",
+            choices=SAMPLERS,
+            default=DEFAULT_SAMPLER,
+            help="dpm++2m: fast and sharp; ddim: classic fast sampler; ancestral: the paper's 100-step sampler",
+        ),
+        IntParam(
+            name="steps",
+            default=DEFAULT_STEPS,
+            minimum=1,
+            maximum=100,
+            help="Denoising steps for dpm++2m and ddim (ancestral always takes all 100)",
+        ),
+        FloatParam(
+            name="eta",
+            default=0.0,
+            minimum=0.0,
+            maximum=1.0,
+            help="DDIM only: 0 is deterministic given the seed, 1 adds fresh noise each step like the paper",
+        ),
+    ]
+
+
+def _lazy(name: str):  # type: ignore[no-untyped-def]
+    """A run function that imports the heavy module on first use."""
+
+    def run(request: Request, context: Context) -> np.ndarray:
+        from sr_desk_plugins.srdiff import methods
+
+        return getattr(methods, name)(request, context)
+
+    run.__name__ = name
+    return run
+
+
+_MODEL = Capabilities(scales=(4,), default_scale=4, previews=True, seeds=True, weights=(BUILTIN_WEIGHTS,))
+
+
+@hookimpl
+def sr_desk_methods() -> list[Method]:
+    return [
+        Method(
+            id="srdiff",
+            name="SRDiff",
+            task=Task.UPSCALE,
+            run=_lazy("upscale"),
+            params=_sampling_params(),
+            capabilities=_MODEL,
+            description="Diffusion 4x super-resolution (SRDiff): sharp, plausible detail; each seed gives a variant.",
+        ),
+        Method(
+            id="srdiff-encoder",
+            name="SRDiff encoder (fast)",
+            task=Task.UPSCALE,
+            run=_lazy("encoder_upscale"),
+            capabilities=Capabilities(scales=(4,), default_scale=4, weights=(BUILTIN_WEIGHTS,)),
+            description="SRDiff's RRDB encoder alone: a fast deterministic 4x upscaler, no diffusion.",
+        ),
+        Method(
+            id="srdiff-fusion",
+            name="SRDiff content fusion",
+            task=Task.FUSE,
+            run=_lazy("fuse"),
+            params=[
+                ImageParam(name="donor", help="Image whose content goes into the selection (fitted to it)"),
+                IntParam(
+                    name="strength",
+                    default=50,
+                    minimum=1,
+                    maximum=100,
+                    help="Noise level t̄: low keeps the donor as it is, high follows the base image more",
+                ),
+                *_sampling_params(),
+            ],
+            capabilities=Capabilities(
+                scales=(1,), default_scale=1, region=True, previews=True, seeds=True, tiles=False,
+                weights=(BUILTIN_WEIGHTS,),
+            ),
+            description="Blend content from a donor image into the selected region, in the diffusion model's terms.",
+        ),
+        Method(
+            id="srdiff-interpolate",
+            name="SRDiff latent interpolation",
+            task=Task.INTERPOLATE,
+            run=_lazy("interpolate"),
+            params=[
+                SeedParam(name="seed_b", help="Seed of the second result (the first is the job's seed)"),
+                FloatParam(
+                    name="blend",
+                    default=0.5,
+                    minimum=0.0,
+                    maximum=1.0,
+                    help="0 gives the first seed's result, 1 the second's; values between blend their latents",
+                ),
+                ChoiceParam(
+                    name="mode",
+                    choices=("slerp", "linear"),
+                    default="slerp",
+                    help="slerp keeps the latent's noise level at every blend; linear (the paper's) "
+                    "shrinks it towards the middle, which smooths the result",
+                ),
+                IntParam(
+                    name="noise_level",
+                    default=100,
+                    minimum=1,
+                    maximum=100,
+                    help="Step t̄ at which the two latents are blended (100: from pure noise, endpoints exact)",
+                ),
+                *_sampling_params(),
+            ],
+            capabilities=_MODEL,
+            description="Move between two SRDiff results of the same image with a slider.",
+        ),
+    ]
+
+
+def _train_main(argv: list[str]) -> int:
+    from sr_desk_plugins.srdiff import train
+
+    return train.main(argv)
+
+
+@hookimpl
+def sr_desk_trainers() -> list[Trainer]:
+    return [Trainer(name="srdiff", description="Train the SRDiff LR encoder, then its noise predictor", main=_train_main)]

@@ -1,0 +1,344 @@
+"""SRDiff at run time: loading the model once, sampling with live previews, fusion and interpolation.
+
+Runs on sr-desk's worker thread. Images arrive as float32 ``H x W x 3`` in
+``[0, 1]`` and leave the same way; inside, everything is the paper's
+``[-1, 1]`` convention (spec section 2.1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sr_desk.api import Context, ImageInput, Request
+from sr_desk.core.errors import SrDeskError
+from sr_desk.core.masks import composite, mask_bbox
+from sr_desk.core.resize import Filter, resize
+from sr_desk.diffusion import NoiseSchedule, cosine_schedule, make_sampler
+from sr_desk.diffusion.imresize import imresize
+from sr_desk.diffusion.noise import BlendedNoise, NoiseSource, SeededNoise, blend
+from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS
+from sr_desk_plugins.srdiff.checkpoints import load_encoder, load_model, read_metadata
+from sr_desk_plugins.srdiff.config import SRDiffConfig
+from sr_desk_plugins.srdiff.network import ConditionalUNet, RRDBNet, pad_to_multiple, up_sample_lr
+
+
+@dataclass
+class LoadedModel:
+    encoder: RRDBNet
+    unet: ConditionalUNet | None  # None for encoder-only weights
+    config: SRDiffConfig
+    schedule: NoiseSchedule
+    official_quirk: bool
+    source: str
+
+
+_models: OrderedDict[tuple[str, int, str], LoadedModel] = OrderedDict()
+
+
+def _weights_path(context: Context) -> Path:
+    try:
+        return context.weights.path(BUILTIN_WEIGHTS.name)
+    except FileNotFoundError:
+        raise SrDeskError(
+            "SRDiff has no weights installed: train them with `sr-desk train srdiff`, or give an official "
+            "SRDiff checkpoint with --weights FILE"
+        ) from None
+
+
+def loaded_model(context: Context, *, need_unet: bool = True) -> LoadedModel:
+    """The model for this context's weights and device, loaded once and kept (one at a time)."""
+    path = _weights_path(context)
+    key = (str(path), path.stat().st_mtime_ns, str(context.device))
+    if key not in _models:
+        _models.clear()  # one model in memory at a time: they are large
+        metadata = read_metadata(path)
+        if metadata.get("architecture") == "srdiff-encoder":
+            encoder, config, metadata = load_encoder(path, device=context.device)
+            unet = None
+        else:
+            model, config, metadata = load_model(path, device=context.device)
+            encoder, unet = model.rrdb, model.denoise_fn
+        for module in (encoder, unet):
+            if module is not None:
+                module.eval().requires_grad_(False)
+        _models[key] = LoadedModel(
+            encoder=encoder,
+            unet=unet,
+            config=config,
+            schedule=cosine_schedule(config.timesteps, config.beta_s),
+            # Official checkpoints learnt the /256 quirk of their data loader (spec 8.1); ours did not.
+            official_quirk=metadata.get("format") != "sr-desk",
+            source=path.name,
+        )
+    loaded = _models[key]
+    if need_unet and loaded.unet is None:
+        raise SrDeskError(f"{loaded.source} holds only the SRDiff encoder; use the 'srdiff-encoder' method")
+    return loaded
+
+
+# -- tensors ---------------------------------------------------------------------
+
+
+def to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).to(device, torch.float32)
+
+
+def to_image(tensor: torch.Tensor) -> np.ndarray:
+    """``[-1, 1]`` NCHW to ``[0, 1]`` H x W x 3 float32."""
+    return ((tensor[0].float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).cpu().numpy().astype(np.float32)
+
+
+def pad_lr(lr: torch.Tensor, config: SRDiffConfig) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad (reflecting) so that the HR sides are multiples of 8 and at least 16; returns the HR size to crop to."""
+    scale = config.scale
+    multiple = max(1, config.size_multiple // math.gcd(config.size_multiple, scale))
+    h, w = lr.shape[-2:]
+    lr, _ = pad_to_multiple(lr, multiple, min_size=math.ceil(config.min_side / scale))
+    return lr, (h * scale, w * scale)
+
+
+# -- sampling --------------------------------------------------------------------
+
+
+@dataclass
+class Conditioned:
+    """Everything that depends only on the LR image: computed once per image (or tile)."""
+
+    up: torch.Tensor  # bicubic-upsampled LR in [-1, 1]
+    projected: torch.Tensor  # the U-Net's condition, after cond_proj
+    hr_size: tuple[int, int]  # (height, width) before padding
+
+
+@torch.no_grad()
+def condition(loaded: LoadedModel, lr01: torch.Tensor) -> Conditioned:
+    lr, hr_size = pad_lr(lr01, loaded.config)
+    up = up_sample_lr(lr, loaded.config.scale, official_quirk=loaded.official_quirk)
+    cond = loaded.encoder.encode(lr * 2 - 1)
+    assert loaded.unet is not None
+    return Conditioned(up=up, projected=loaded.unet.project_condition(cond), hr_size=hr_size)
+
+
+def _crop(x: torch.Tensor, hr_size: tuple[int, int]) -> torch.Tensor:
+    return x[..., : hr_size[0], : hr_size[1]]
+
+
+@torch.no_grad()
+def denoise(
+    loaded: LoadedModel,
+    cond: Conditioned,
+    x: torch.Tensor,
+    params: dict[str, Any],
+    noise: NoiseSource,
+    context: Context,
+    *,
+    start: int | None = None,
+    preview: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    preview_box: tuple[int, int, int, int] | None = None,
+) -> torch.Tensor:
+    """Run the reverse process from ``x`` (at step ``start``); returns the clean residual, padded size.
+
+    Each step's predicted image (``x0 + up(LR)``) goes to ``context.report``
+    as a preview, through ``preview`` when the caller shows it differently.
+    """
+    sampler_name = params.get("sampler", "dpm++2m")
+    options = {"eta": params.get("eta", 0.0)} if sampler_name == "ddim" else {}
+    steps = None if sampler_name == "ancestral" else params.get("steps")
+    sampler = make_sampler(sampler_name, loaded.schedule, steps, **options)
+    denoise_fn = loaded.unet
+    assert denoise_fn is not None
+
+    def predict_noise(x_t: torch.Tensor, index: int) -> torch.Tensor:
+        return denoise_fn(x_t, index, cond.projected).float()
+
+    def on_step(step: int, total: int, x0: torch.Tensor) -> None:
+        sr = x0.clamp(-1, 1) / 2 + cond.up
+        shown = preview(sr) if preview is not None else _crop(sr, cond.hr_size)
+        context.report(step, total, preview=to_image(shown), box=preview_box)
+
+    return sampler.sample(predict_noise, x, start=start, generator=noise, callback=on_step)
+
+
+def super_resolve(
+    loaded: LoadedModel, lr01: torch.Tensor, params: dict[str, Any], noise: NoiseSource, context: Context
+) -> torch.Tensor:
+    """Algorithm S: the SR image in ``[-1, 1]``, cropped to the LR size times the scale."""
+    cond = condition(loaded, lr01)
+    x = noise(cond.up.shape, device=cond.up.device, dtype=torch.float32)
+    residual = denoise(loaded, cond, x, params, noise, context)
+    return _crop(residual.clamp(-1, 1) / 2 + cond.up, cond.hr_size)
+
+
+def _check_scale(loaded: LoadedModel, request: Request) -> None:
+    if round(request.scale) != loaded.config.scale:
+        raise SrDeskError(f"the SRDiff model {loaded.source} is {loaded.config.scale}x; asked for x{request.scale:g}")
+
+
+# -- methods ---------------------------------------------------------------------
+
+
+def upscale(request: Request, context: Context) -> np.ndarray:
+    loaded = loaded_model(context)
+    _check_scale(loaded, request)
+    lr = to_tensor(request.image, context.device)
+    return to_image(super_resolve(loaded, lr, request.params, SeededNoise(request.seed), context))
+
+
+@torch.no_grad()
+def encoder_upscale(request: Request, context: Context) -> np.ndarray:
+    loaded = loaded_model(context, need_unet=False)
+    _check_scale(loaded, request)
+    lr, hr_size = pad_lr(to_tensor(request.image, context.device), loaded.config)
+    context.report(0, 1)
+    out = loaded.encoder.upscale(lr * 2 - 1)
+    context.report(1, 1)
+    return to_image(_crop(out, hr_size))
+
+
+def _place_donor(donor: ImageInput, base: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The donor as an image of the base's size: as given when sizes match, else fitted over the selection.
+
+    Fitting covers the selection's bounding box (aspect kept, centred, the
+    overflow cropped), which is what dropping a face onto a face needs.
+    """
+    h, w = base.shape[:2]
+    if donor.size == (w, h):
+        return donor.rgb
+    box = mask_bbox(mask, threshold=0.5) or mask_bbox(mask)
+    if box is None:
+        raise SrDeskError("select the region to fuse into first")
+    x, y, bw, bh = box
+    dw, dh = donor.size
+    factor = max(bw / dw, bh / dh)
+    fitted = resize(donor.rgb, (max(bw, round(dw * factor)), max(bh, round(dh * factor))), Filter.LANCZOS)
+    ox, oy = (fitted.shape[1] - bw) // 2, (fitted.shape[0] - bh) // 2
+    placed = base.copy()
+    placed[y : y + bh, x : x + bw] = fitted[oy : oy + bh, ox : ox + bw]
+    return placed
+
+
+def _fusion_window(mask: np.ndarray, multiple: int, margin: int = 16) -> tuple[int, int, int, int]:
+    """A box around the selection, grown by a margin and to multiples of ``multiple``, inside the image."""
+    box = mask_bbox(mask)
+    if box is None:
+        raise SrDeskError("select the region to fuse into first")
+    h, w = mask.shape
+    x, y, bw, bh = box
+    x0, y0 = max(0, x - margin), max(0, y - margin)
+    x1, y1 = min(w, x + bw + margin), min(h, y + bh + margin)
+    grow_w, grow_h = (-(x1 - x0)) % multiple, (-(y1 - y0)) % multiple
+    x0, x1 = _grow(x0, x1, grow_w, w)
+    y0, y1 = _grow(y0, y1, grow_h, h)
+    return x0, y0, x1, y1
+
+
+def _grow(lo: int, hi: int, extra: int, limit: int) -> tuple[int, int]:
+    hi_extra = min(extra, limit - hi)
+    lo_extra = min(extra - hi_extra, lo)
+    return lo - lo_extra, hi + hi_extra
+
+
+def fuse(request: Request, context: Context) -> np.ndarray:
+    """Algorithm F (spec 5.2) with a feathered mask: only the selection changes."""
+    if request.mask is None:
+        raise SrDeskError("content fusion works on a selection: select a region first")
+    loaded = loaded_model(context)
+    scale = loaded.config.scale
+    base, mask = request.image, request.mask
+    donor = request.params["donor"]
+    placed = _place_donor(donor, base, mask)
+    multiple = math.lcm(loaded.config.size_multiple, scale)
+    x0, y0, x1, y1 = _fusion_window(mask, multiple)
+    window = (slice(y0, y1), slice(x0, x1))
+    base_w, mask_w = base[window], mask[window]
+    fused_w = composite(base_w, placed[window], mask_w)
+
+    device = context.device
+    # Padding is needed only when the image itself is smaller than one aligned window.
+    hr_base, _ = pad_to_multiple(to_tensor(base_w, device), multiple, min_size=loaded.config.min_side)
+    fused, _ = pad_to_multiple(to_tensor(fused_w, device), multiple, min_size=loaded.config.min_side)
+    lr = torch.round(imresize(hr_base, scale=1.0 / scale).clamp(0, 1) * 255) / 255
+    cond = condition(loaded, lr)
+    residual = ((fused * 2 - 1) - cond.up).mul(2).clamp(-1, 1)
+    start = int(request.params["strength"]) - 1
+    noise = SeededNoise(request.seed)
+    x = loaded.schedule.q_sample(residual, start, noise(residual.shape, device=residual.device, dtype=residual.dtype))
+    mask_t = torch.from_numpy(np.ascontiguousarray(mask_w)).to(device)[None, None]
+    base_t = hr_base[..., : base_w.shape[0], : base_w.shape[1]] * 2 - 1
+
+    def preview(sr: torch.Tensor) -> torch.Tensor:
+        sr = sr[..., : base_w.shape[0], : base_w.shape[1]]
+        return mask_t * sr + (1 - mask_t) * base_t
+
+    box = (x0, y0, x1 - x0, y1 - y0)
+    out = denoise(loaded, cond, x, request.params, noise, context, start=start, preview=preview, preview_box=box)
+    fused_hr = to_image((out.clamp(-1, 1) / 2 + cond.up)[..., : base_w.shape[0], : base_w.shape[1]])
+    result = base.copy()
+    result[window] = composite(base_w, fused_hr, mask_w)
+    return result
+
+
+# -- interpolation -----------------------------------------------------------------
+
+_results: OrderedDict[tuple[Any, ...], torch.Tensor] = OrderedDict()
+
+
+def _cached_result(
+    loaded: LoadedModel, lr: torch.Tensor, image_key: str, seed: int, params: dict[str, Any], context: Context
+) -> torch.Tensor:
+    """One seed's SR result, kept so that moving the slider does not recompute both ends."""
+    sampling = (params.get("sampler"), params.get("steps"), params.get("eta"))
+    key = (loaded.source, image_key, seed, sampling)
+    if key not in _results:
+        _results[key] = super_resolve(loaded, lr, params, SeededNoise(seed), context)
+        while len(_results) > 4:
+            _results.popitem(last=False)
+    return _results[key]
+
+
+def interpolate(request: Request, context: Context) -> np.ndarray:
+    """Algorithm I (spec 5.3), with seeded per-step noise so the slider moves smoothly.
+
+    At ``noise_level`` 100 the latents are the two seeds' starting noises and
+    blend 0 and 1 give exactly the two results. Below 100, the two results
+    are computed (and cached), noised to that level and blended there, as
+    the paper does; the ends then re-generate each result from its noised
+    version rather than reproduce it bit for bit.
+    """
+    loaded = loaded_model(context)
+    _check_scale(loaded, request)
+    params = request.params
+    seed_a = request.seed
+    seed_b = params.get("seed_b")
+    seed_b = (seed_a + 1) % 2**32 if seed_b is None else seed_b
+    weight, mode = float(params["blend"]), params["mode"]
+    level = int(params["noise_level"])
+    lr = to_tensor(request.image, context.device)
+    cond = condition(loaded, lr)
+    shape, device = cond.up.shape, cond.up.device
+    noise_a, noise_b = SeededNoise(seed_a), SeededNoise(seed_b)
+    if level >= loaded.config.timesteps:
+        x = blend(noise_a(shape, device=device, dtype=torch.float32), noise_b(shape, device=device, dtype=torch.float32),
+                  weight, mode)
+        start = None
+    else:
+        image_key = hashlib.sha1(request.image.tobytes()).hexdigest()
+        ends = [_cached_result(loaded, lr, image_key, s, params, context) for s in (seed_a, seed_b)]
+        start = level - 1
+        latents = []
+        for end, stream in zip(ends, (noise_a, noise_b)):
+            padded = F.pad(end, (0, shape[-1] - end.shape[-1], 0, shape[-2] - end.shape[-2]), mode="replicate")
+            residual = ((padded - cond.up) * 2).clamp(-1, 1)
+            latents.append(loaded.schedule.q_sample(residual, start, stream(shape, device=device, dtype=torch.float32)))
+        x = blend(latents[0], latents[1], weight, mode)
+    out = denoise(loaded, cond, x, params, BlendedNoise(noise_a, noise_b, weight), context, start=start)
+    return to_image(_crop(out.clamp(-1, 1) / 2 + cond.up, cond.hr_size))

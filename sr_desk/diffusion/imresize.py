@@ -1,0 +1,135 @@
+"""MATLAB-compatible bicubic ``imresize`` in torch.
+
+SR models are trained on LR images made with MATLAB's ``imresize`` and
+condition on MATLAB-bicubic upsamplings, so a faithful port matters for
+released weights (SRDiff spec 8.2). ``torch.nn.functional.interpolate``
+differs twice: its cubic uses a = -0.75 (MATLAB: -0.5), and it neither widens
+the kernel when shrinking (no antialiasing) nor mirrors the border the way
+MATLAB does.
+
+What MATLAB does, per axis, and what this module reproduces:
+
+* output length ``ceil(in * scale)``;
+* output pixel ``x`` (1-based) samples input position
+  ``u = x / scale + 0.5 * (1 - 1 / scale)`` (pixel centres aligned);
+* Keys cubic kernel, a = -0.5, support 4; when shrinking with antialiasing
+  the kernel is stretched to ``h(t) = scale * cubic(scale * t)``, support ``4 / scale``;
+* weights normalised to sum to one per output pixel;
+* out-of-range taps mirrored symmetrically (``..., 2, 1 | 1, 2, ..., n | n, n-1, ...``);
+* the axis with the smaller scale is resized first.
+
+The two axes are separable, so each is a gather of a few taps plus a weighted
+sum, with taps and weights precomputed (in float64) once per geometry.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+
+__all__ = ["imresize", "output_size", "cubic"]
+
+#: Guards ceil() against float noise such as 10 * 0.1 = 1.0000000000000002.
+_SIZE_EPS = 1e-9
+
+
+def cubic(t: torch.Tensor) -> torch.Tensor:
+    """Keys' cubic convolution kernel with a = -0.5 (MATLAB's ``cubic``); zero for ``|t| >= 2``."""
+    at = t.abs()
+    at2 = at * at
+    at3 = at2 * at
+    inner = (1.5 * at3 - 2.5 * at2 + 1.0) * (at <= 1)
+    outer = (-0.5 * at3 + 2.5 * at2 - 4.0 * at + 2.0) * ((at > 1) & (at <= 2))
+    return inner + outer
+
+
+def output_size(in_size: int, scale: float) -> int:
+    """MATLAB's output length for one axis: ``ceil(in_size * scale)``."""
+    return max(1, math.ceil(in_size * scale - _SIZE_EPS))
+
+
+@lru_cache(maxsize=64)
+def _contributions(in_len: int, out_len: int, scale: float, antialias: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input indices (0-based) and weights, each ``(out_len, taps)``, for one axis."""
+    x = torch.arange(1, out_len + 1, dtype=torch.float64)
+    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
+    shrink_aa = antialias and scale < 1.0
+    width = 4.0 / scale if shrink_aa else 4.0
+    left = torch.floor(u - width / 2.0)
+    taps = math.ceil(width) + 2
+    idx = left[:, None] + torch.arange(taps, dtype=torch.float64)[None, :]  # 1-based, may be out of range
+    dist = u[:, None] - idx
+    weights = scale * cubic(scale * dist) if shrink_aa else cubic(dist)
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    # Symmetric mirror, periodic with period 2n (so kernels wider than the image still work).
+    m = torch.remainder(idx.long() - 1, 2 * in_len)
+    idx0 = torch.where(m < in_len, m, 2 * in_len - 1 - m)
+    # Drop tap columns that are zero for every output pixel (as MATLAB does): less to gather.
+    keep = (weights != 0).any(dim=0)
+    return idx0[:, keep].contiguous(), weights[:, keep].contiguous()
+
+
+def _resize_axis(x: torch.Tensor, dim: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
+    in_len = x.shape[dim]
+    idx, w = _contributions(in_len, out_len, float(scale), antialias)
+    out_len, taps = idx.shape
+    idx = idx.to(x.device)
+    w = w.to(device=x.device, dtype=x.dtype)
+    gathered = x.index_select(dim, idx.reshape(-1))
+    if dim == x.ndim - 1:  # width: (..., out*taps) -> (..., out, taps)
+        gathered = gathered.reshape(*x.shape[:-1], out_len, taps)
+        return (gathered * w).sum(dim=-1)
+    # height: (..., out*taps, W) -> (..., out, taps, W)
+    gathered = gathered.reshape(*x.shape[:-2], out_len, taps, x.shape[-1])
+    return (gathered * w[:, :, None]).sum(dim=-2)
+
+
+def imresize(
+    x: torch.Tensor,
+    scale: float | tuple[float, float] | None = None,
+    size: tuple[int, int] | None = None,
+    antialias: bool = True,
+) -> torch.Tensor:
+    """Resize the last two axes (height, width) of a float tensor like MATLAB's ``imresize(..., 'bicubic')``.
+
+    Args:
+        x: float tensor ``(N, C, H, W)`` (any number of leading axes, at least ``(H, W)``).
+        scale: one factor for both axes, or ``(scale_h, scale_w)``; output sides are
+            ``ceil(side * scale)``.
+        size: ``(height, width)`` of the output instead of ``scale``; each axis then uses
+            ``out / in`` as its scale, as MATLAB does.
+        antialias: widen the kernel when shrinking (MATLAB's default). No effect when enlarging.
+
+    Values are not clipped: bicubic overshoots, and callers decide when to clamp.
+    """
+    if not torch.is_floating_point(x):
+        raise TypeError(f"imresize needs a floating-point tensor, got {x.dtype}")
+    if x.ndim < 2:
+        raise ValueError(f"imresize needs at least (H, W), got shape {tuple(x.shape)}")
+    if (scale is None) == (size is None):
+        raise ValueError("give exactly one of scale and size")
+    in_h, in_w = int(x.shape[-2]), int(x.shape[-1])
+    if in_h < 1 or in_w < 1:
+        raise ValueError(f"cannot resize an empty image of shape {tuple(x.shape)}")
+    if size is not None:
+        out_h, out_w = int(size[0]), int(size[1])
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"size must be positive (height, width), got {size!r}")
+        scale_h, scale_w = out_h / in_h, out_w / in_w
+    else:
+        assert scale is not None
+        scale_h, scale_w = (float(scale), float(scale)) if isinstance(scale, (int, float)) else map(float, scale)
+        if scale_h <= 0 or scale_w <= 0:
+            raise ValueError(f"scale must be positive, got {scale!r}")
+        out_h, out_w = output_size(in_h, scale_h), output_size(in_w, scale_w)
+
+    axes = [(x.ndim - 2, out_h, scale_h), (x.ndim - 1, out_w, scale_w)]
+    axes.sort(key=lambda a: a[2])  # stable: height first on ties, like MATLAB
+    out = x
+    for dim, out_len, s in axes:
+        if out_len == out.shape[dim] and s == 1.0:
+            continue  # identity: the cubic kernel is 1 at 0 and 0 at every other integer
+        out = _resize_axis(out, dim, out_len, s, antialias)
+    return out

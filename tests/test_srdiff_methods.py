@@ -1,0 +1,196 @@
+"""The SRDiff methods end to end through the real pipeline, on a tiny random-weight model."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from sr_desk.api import ImageInput
+from sr_desk.core.errors import SrDeskError
+from sr_desk.core.imageio import ImageData
+from sr_desk.engine.pipeline import JobSpec, prepare, run_job
+from sr_desk.engine.plugins import PluginHost
+from sr_desk.engine.worker import EventKind, JobState, Worker
+from sr_desk_plugins.srdiff import methods as srdiff_methods
+from sr_desk_plugins.srdiff.checkpoints import save_safetensors
+from sr_desk_plugins.srdiff.config import SRDiffConfig
+from sr_desk_plugins.srdiff.network import SRDiffModel
+
+TINY = SRDiffConfig(scale=4, rrdb_nf=8, rrdb_nb=2, rrdb_gc=4, unet_dim=8, dim_mults=(1, 2, 2, 2))
+
+
+@pytest.fixture(scope="module")
+def host():
+    h = PluginHost()
+    h.discover()
+    return h
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("weights")
+    model = SRDiffModel(TINY)
+    full = folder / "tiny-full.safetensors"
+    save_safetensors(model, TINY, full, metadata={"training_data": "none (random test weights)"})
+    encoder = folder / "tiny-encoder.safetensors"
+    save_safetensors(model.rrdb, TINY, encoder, metadata={"training_data": "none"})
+    return {"full": full, "encoder": encoder}
+
+
+def document(rgb: np.ndarray) -> ImageData:
+    return ImageData(rgb=rgb)
+
+
+def run(host, method_id, image, weights_file, events=None, **fields):
+    method = host.method(method_id)
+    spec = prepare(method, JobSpec(method_id=method_id, weights=str(weights_file), **fields))
+    with Worker(device="cpu", on_event=(events.append if events is not None else None)) as worker:
+        job = worker.submit(lambda ctx: run_job(image, method, spec, ctx))
+        assert job.wait(120)
+    if job.state is JobState.FAILED:
+        raise SrDeskError(job.error)
+    return job.result
+
+
+@pytest.fixture
+def lr_image(rng):
+    return document(rng.random((12, 10, 3), dtype=np.float32))
+
+
+def test_upscale_is_4x_seeded_and_previews_every_step(host, weights, lr_image):
+    events = []
+    a = run(host, "srdiff", lr_image, weights["full"], events, seed=1, params={"steps": 5})
+    assert a.size == (40, 48)
+    previews = [e for e in events if e.kind is EventKind.PROGRESS and e.preview is not None]
+    assert len(previews) == 5
+    assert all(e.preview.shape == (48, 40, 3) for e in previews)
+    again = run(host, "srdiff", lr_image, weights["full"], seed=1, params={"steps": 5})
+    other = run(host, "srdiff", lr_image, weights["full"], seed=2, params={"steps": 5})
+    assert np.array_equal(a.rgb, again.rgb)
+    assert not np.array_equal(a.rgb, other.rgb)
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim", "dpm++2m"])
+def test_every_sampler_runs(host, weights, lr_image, sampler):
+    result = run(host, "srdiff", lr_image, weights["full"], seed=3, params={"sampler": sampler, "steps": 4})
+    assert result.size == (40, 48) and np.isfinite(result.rgb).all()
+
+
+def test_scale_and_sizes_other_than_4_go_through_the_pipeline(host, weights, lr_image):
+    assert run(host, "srdiff", lr_image, weights["full"], seed=1, scale=2, params={"steps": 2}).size == (20, 24)
+    assert run(host, "srdiff", lr_image, weights["full"], seed=1, size=(33, 50), params={"steps": 2}).size == (33, 50)
+
+
+def test_encoder_only_weights_serve_the_fast_method_and_refuse_diffusion(host, weights, lr_image):
+    fast = run(host, "srdiff-encoder", lr_image, weights["encoder"])
+    assert fast.size == (40, 48)
+    same = run(host, "srdiff-encoder", lr_image, weights["full"])
+    assert np.array_equal(fast.rgb, same.rgb)
+    with pytest.raises(SrDeskError, match="holds only the SRDiff encoder"):
+        run(host, "srdiff", lr_image, weights["encoder"], seed=1)
+
+
+def test_missing_weights_say_what_to_do(host, lr_image, private_home):
+    with pytest.raises(SrDeskError, match="SRDiff has no weights installed"):
+        spec = prepare(host.method("srdiff"), JobSpec(method_id="srdiff", seed=1))
+        from sr_desk.engine.weights import LocalWeights
+
+        with Worker(device="cpu", weights=LocalWeights([private_home])) as worker:
+            job = worker.submit(lambda ctx: run_job(lr_image, host.method("srdiff"), spec, ctx))
+            job.wait(60)
+        raise SrDeskError(job.error)
+
+
+def test_tiled_encoder_equals_untiled(host, weights, rng):
+    image = document(rng.random((40, 420, 3), dtype=np.float32))
+    whole = run(host, "srdiff-encoder", image, weights["full"], tile_size=0)
+    tiled = run(host, "srdiff-encoder", image, weights["full"], tile_size=220, tile_overlap=144)
+    assert np.abs(whole.rgb - tiled.rgb).max() < 1e-4
+
+
+def test_tiled_diffusion_runs_with_previews_in_each_tile(host, weights, rng):
+    events = []
+    image = document(rng.random((16, 40, 3), dtype=np.float32))
+    result = run(host, "srdiff", image, weights["full"], events, seed=5, tile_size=24, tile_overlap=8,
+                 params={"steps": 2})
+    assert result.size == (160, 64)
+    boxes = {e.preview_box for e in events if e.preview is not None}
+    assert len(boxes) >= 2
+
+
+def test_fusion_changes_only_the_feathered_selection(host, weights, rng):
+    # SRDiff's residual is clipped at half the range (spec 8.4): keep the donor within reach of the base.
+    base = document((0.45 + 0.1 * rng.random((64, 64, 3))).astype(np.float32))
+    donor = ImageInput(np.zeros((20, 20, 3), np.float32) + np.array([0.7, 0.45, 0.4], np.float32))
+    region = (24, 24, 16, 16)
+    low = run(host, "srdiff-fusion", base, weights["full"], seed=1, region=region, feather=2,
+              params={"donor": donor, "strength": 2, "steps": 2})
+    high = run(host, "srdiff-fusion", base, weights["full"], seed=1, region=region, feather=2,
+               params={"donor": donor, "strength": 100, "steps": 2})
+    assert low.size == (64, 64)
+    outside = np.ones((64, 64), bool)
+    outside[24 - 3 : 40 + 3, 24 - 3 : 40 + 3] = False
+    for result in (low, high):
+        assert np.array_equal(result.rgb[outside], base.rgb[outside])  # bit-identical outside
+    inside = (slice(28, 36), slice(28, 36))
+    colour = np.array([0.7, 0.45, 0.4])
+    assert np.abs(low.rgb[inside] - colour).mean() < 0.05  # small t̄ keeps the donor
+    assert np.abs(high.rgb[inside] - colour).mean() > 2 * np.abs(low.rgb[inside] - colour).mean()
+
+
+def test_fusion_needs_a_selection(host, weights, rng):
+    base = document(rng.random((32, 32, 3), dtype=np.float32))
+    donor = ImageInput(np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(SrDeskError, match="select"):
+        run(host, "srdiff-fusion", base, weights["full"], seed=1, params={"donor": donor, "steps": 2})
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "dpm++2m"])
+def test_interpolation_ends_reproduce_the_two_seeds(host, weights, lr_image, sampler):
+    common = {"sampler": sampler, "steps": 4}
+    first = run(host, "srdiff", lr_image, weights["full"], seed=11, params=common)
+    second = run(host, "srdiff", lr_image, weights["full"], seed=22, params=common)
+    at = {}
+    for blend in (0.0, 0.5, 0.55, 1.0):
+        at[blend] = run(host, "srdiff-interpolate", lr_image, weights["full"], seed=11,
+                        params={**common, "seed_b": 22, "blend": blend}).rgb
+    assert np.allclose(at[0.0], first.rgb, atol=1e-6)
+    assert np.allclose(at[1.0], second.rgb, atol=1e-6)
+    step = np.abs(at[0.55] - at[0.5]).mean()
+    assert step < np.abs(at[1.0] - at[0.0]).mean() / 3  # a small slider move is a small change
+
+
+def test_interpolation_at_a_partial_noise_level(host, weights, lr_image):
+    params = {"seed_b": 4, "blend": 0.3, "noise_level": 50, "mode": "linear", "steps": 3}
+    result = run(host, "srdiff-interpolate", lr_image, weights["full"], seed=3, params=params)
+    assert result.size == (40, 48) and np.isfinite(result.rgb).all()
+
+
+def test_cancel_stops_within_one_denoiser_step(host, weights, rng):
+    image = document(rng.random((16, 16, 3), dtype=np.float32))
+    method = host.method("srdiff")
+    spec = prepare(method, JobSpec(method_id="srdiff", seed=1, weights=str(weights["full"]),
+                                   params={"sampler": "ancestral"}))
+    calls = []
+    cancelled_at = []
+    first_preview = threading.Event()
+    with Worker(device="cpu") as worker:
+        def on_event(event):
+            if event.kind is EventKind.PROGRESS and event.preview is not None and not first_preview.is_set():
+                first_preview.set()
+                cancelled_at.append(len(calls))
+                job.cancel()
+
+        job = worker.submit(lambda ctx: run_job(image, method, spec, ctx), on_event=on_event)
+        loaded = None
+        while loaded is None and not job.wait(0.01):
+            loaded = next(iter(srdiff_methods._models.values()), None)
+        if loaded is not None:
+            loaded.unet.register_forward_hook(lambda *a: calls.append(1))
+        assert job.wait(60)
+    assert job.state is JobState.CANCELLED
+    assert cancelled_at and len(calls) - cancelled_at[0] <= 1
