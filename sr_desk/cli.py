@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list the plugins, their versions and the broken ones")
     plugins.add_argument("--json", action="store_true", help="print a JSON list")
 
+    models = sub.add_parser("models", help="weights files: list, download, verify, remove")
+    models.add_argument("action", nargs="?", choices=("list", "download", "verify", "remove"), default="list")
+    models.add_argument("name", nargs="?", help="a weights file name (see `sr-desk models`)")
+
     train = sub.add_parser("train", help="train a method's model (e.g. `sr-desk train srdiff --help`)",
                            add_help=False)
     train.add_argument("trainer", nargs="?", help="trainer name; leave out to list them")
@@ -302,6 +306,54 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
     print(f"{target} ({result.width}x{result.height})", file=sys.stderr)
 
 
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from sr_desk.engine.weights import default_weights
+
+    host = _plugin_host(settings)
+    store = default_weights(settings.resolved_models_dir())
+    declared = {}
+    for method in host.methods():
+        for wf in method.capabilities.weights:
+            declared.setdefault(wf.name, (wf, []))[1].append(method.id)
+    if args.action == "list":
+        print(f"models folder: {store.models_dir}")
+        for name, (wf, users) in sorted(declared.items()):
+            where = ""
+            if store.status(wf) in ("builtin", "installed"):
+                where = f"  {store.path(name)}"
+            print(f"{name}  [{store.status(wf)}]  used by {', '.join(users)}{where}")
+            if wf.url:
+                print(f"    from {wf.url}" + (f" ({wf.size / 1e6:.1f} MB)" if wf.size else ""))
+        return EXIT_OK
+    names = [args.name] if args.name else sorted(declared)
+    unknown = [n for n in names if n not in declared]
+    if unknown:
+        raise CliError(f"no method uses a weights file {unknown[0]!r} (known: {', '.join(sorted(declared)) or 'none'})")
+    if args.action == "remove":
+        if not args.name:
+            raise CliError("say which weights file to remove")
+        print("removed" if store.remove(args.name) else "nothing to remove (built-in files stay)")
+        return EXIT_OK
+    if args.action == "verify":
+        bad = [n for n in names if store.status(declared[n][0]) in ("builtin", "installed") and not store.verify(declared[n][0])]
+        for n in names:
+            print(f"{n}: {'damaged (size or SHA-256 differs)' if n in bad else store.status(declared[n][0])}")
+        return EXIT_FAILED if bad else EXIT_OK
+    from tqdm import tqdm
+
+    for name in names:
+        wf = declared[name][0]
+        with tqdm(desc=name, unit="B", unit_scale=True, file=sys.stderr, disable=None, total=wf.size) as bar:
+
+            def progress(done: int, total: int | None) -> None:
+                bar.total = total or bar.total
+                bar.n = done
+                bar.refresh()
+
+            print(store.ensure(wf, progress=progress))
+    return EXIT_OK
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from sr_desk.engine.plugins import UnknownMethodError
 
@@ -368,6 +420,7 @@ COMMANDS = {
     "run": cmd_run,
     "methods": cmd_methods,
     "plugins": cmd_plugins,
+    "models": cmd_models,
     "train": cmd_train,
     "demo": cmd_demo,
 }

@@ -175,10 +175,7 @@ def _refused_pickle_error(path: Path, exc: Exception) -> CheckpointError:
     """The weights-only unpickler stopped: explain why in one line."""
     name = path.name
     text = str(exc)
-    advice = (
-        "only plain tensors are accepted — convert trusted files with `sr-desk convert` on a machine you trust, "
-        "or use a .safetensors file"
-    )
+    advice = "sr-desk loads only plain tensors and never runs code from a weights file; ask for a .safetensors file"
     m = re.search(r"GLOBAL ([\w.]+)", text)
     if m:
         return CheckpointError(

@@ -3,6 +3,7 @@
     sr-desk train srdiff --data ../shared/data/train --out runs/srdiff --stage encoder --steps 20000
     sr-desk train srdiff --data ../shared/data/train --out runs/srdiff --stage diffusion --steps 100000
     sr-desk train srdiff --out runs/srdiff --export resources/weights/srdiff-x4.safetensors
+    sr-desk train srdiff --convert model_ckpt_steps_400000.ckpt --export srdiff-div2k.safetensors
 
 ``python -m sr_desk_plugins.srdiff.train`` is the same program.
 
@@ -32,7 +33,7 @@ from torch import nn
 from sr_desk.diffusion.data import PatchSampler, centre_crops, list_images, load_photo, split_holdout
 from sr_desk.diffusion.schedule import cosine_schedule
 from sr_desk.diffusion.training_log import TrainingLog, plot_log
-from sr_desk_plugins.srdiff.checkpoints import save_safetensors
+from sr_desk_plugins.srdiff.checkpoints import convert_official, save_safetensors
 from sr_desk_plugins.srdiff.config import SRDiffConfig
 from sr_desk_plugins.srdiff.network import SRDiffModel, up_sample_lr
 
@@ -49,7 +50,7 @@ PRESETS = {
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sr-desk train srdiff", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, help="folder of HR photos (10%% held out by name for validation)")
-    p.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, log.csv, loss.png")
+    p.add_argument("--out", type=Path, default=Path("runs/srdiff"), help="run folder: checkpoints, log.csv, loss.png")
     p.add_argument("--stage", choices=("encoder", "diffusion"), default="encoder")
     p.add_argument("--preset", choices=sorted(PRESETS), default="official-4x")
     p.add_argument("--scale", type=int, default=4)
@@ -70,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/<stage>.pt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--export", type=Path, help="write the EMA weights of OUT as safetensors and stop")
+    p.add_argument("--convert", type=Path, metavar="CKPT",
+                   help="with --export: convert an official SRDiff checkpoint to safetensors instead")
     p.add_argument("--fp16", action="store_true", help="with --export: store float16 (half the size)")
     return p
 
@@ -269,6 +272,12 @@ def export(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.convert:
+        if not args.export:
+            raise SystemExit("--convert needs --export OUT.safetensors")
+        config = convert_official(args.convert, args.export)
+        print(f"wrote {args.export}: SRDiff x{config.scale}, {config.to_json()}", file=sys.stderr)
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     if args.export:
         return export(args)

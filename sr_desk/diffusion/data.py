@@ -104,14 +104,21 @@ class PatchSampler:
 
 
 def centre_crops(photos: Sequence[np.ndarray], size: int, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One fixed central HR crop per photo (and its LR): a deterministic validation batch."""
-    size -= size % scale
+    """One fixed central HR crop per photo (and its LR): a deterministic validation batch.
+
+    The crop side is ``size``, or the smallest photo's side when that is
+    smaller, rounded down to a multiple of 8 and of the scale.
+    """
+    if not photos:
+        raise ValueError("no photos to crop")
+    multiple = math.lcm(8, scale)
+    side = min(size, *(min(p.shape[:2]) for p in photos))
+    side -= side % multiple
+    if side < multiple:
+        raise ValueError(f"photos are too small for {multiple}-pixel validation crops")
     crops = []
     for photo in photos:
         h, w = photo.shape[:2]
-        side = min(size, h - h % scale, w - w % scale)
-        if side < size:
-            continue
         y, x = (h - side) // 2, (w - side) // 2
         crops.append(photo[y : y + side, x : x + side])
     hr = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255
