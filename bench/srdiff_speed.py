@@ -23,10 +23,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from sr_desk.diffusion import cosine_schedule
+from sr_desk.diffusion import cosine_schedule, make_sampler
 from sr_desk.diffusion.noise import SeededNoise
 from sr_desk_plugins.srdiff import DEFAULT_SAMPLER, DEFAULT_STEPS
 from sr_desk_plugins.srdiff import methods
@@ -36,9 +35,11 @@ from sr_desk_plugins.srdiff.network import SRDiffModel
 
 class BenchContext:
     device = "cpu"
-    dtype = "float32"
     weights = None
     cancelled = False
+
+    def __init__(self, dtype: str = "float32"):
+        self.dtype = dtype
 
     def report(self, *args: object, **kwargs: object) -> None:
         pass
@@ -69,19 +70,13 @@ def timed(fn: Callable[[], object], repeats: int = 1) -> tuple[float, float]:
     return (time.perf_counter() - start) / repeats, peak_mb()
 
 
-def build(precision: str, channels_last: bool) -> methods.LoadedModel:
+def build(channels_last: bool) -> methods.LoadedModel:
     torch.manual_seed(0)
     config = SRDiffConfig(scale=4)
     model = SRDiffModel(config).eval().requires_grad_(False)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return methods.LoadedModel(model.rrdb, model.denoise_fn, config, cosine_schedule(), False, f"random-{precision}")
-
-
-def autocast(precision: str):  # type: ignore[no-untyped-def]
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return methods.LoadedModel(model.rrdb, model.denoise_fn, config, cosine_schedule(), False, "random")
 
 
 def main() -> None:
@@ -90,52 +85,56 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="steps of the default sampler")
     parser.add_argument("--full", action="store_true", help="run the 100-step baseline at every size")
     args = parser.parse_args()
-    context = BenchContext()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; default sampler "
           f"{DEFAULT_SAMPLER} {args.steps} steps")
-    header = f"{'LR':>5} {'run':<40}{'s/step':>8}{'s/image':>10}{'x faster':>9}{'peak MB':>9}"
+    header = f"{'LR':>5} {'run':<48}{'s/step':>8}{'s/image':>10}{'x faster':>9}{'peak MB':>9}"
     print(header)
     for side in args.sizes:
         lr = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(side))
         rows = []
-        base = build("fp32", False)
+        base = build(channels_last=False)
         cond = methods.condition(base, lr)
         raw_cond = base.encoder.encode(lr * 2 - 1)
         x = torch.randn_like(cond.up)
         unet = base.unet
 
-        # Baseline step: as the official code, cond_proj recomputed inside every step.
+        def paper_step(x_t: torch.Tensor, index: int) -> torch.Tensor:
+            # As the official code: the condition projection recomputed inside every step.
+            return unet(x_t, index, unet.project_condition(raw_cond))
+
+        def paper_upscale() -> torch.Tensor:
+            c = methods.condition(base, lr)
+            sampler = make_sampler("ancestral", base.schedule)
+            noise = SeededNoise(0)
+            return sampler.sample(paper_step, noise(c.up.shape, device="cpu", dtype=torch.float32), generator=noise)
+
         with torch.no_grad():
-            step_base, mem_base = timed(lambda: unet(x, 50, unet.project_condition(raw_cond)), repeats=3)
+            step_base, mem_base = timed(lambda: paper_step(x, 50), repeats=3)
             encode_s, _ = timed(lambda: methods.condition(base, lr))
-        if side <= 64 or args.full:
-            with torch.no_grad():
-                image_base, mem_image = timed(
-                    lambda: methods.super_resolve(base, lr, {"sampler": "ancestral"}, SeededNoise(0), context)
-                )
-            note = ""
-        else:
-            image_base, mem_image, note = encode_s + 100 * step_base, mem_base, " (est.)"
+            if side <= 64 or args.full:
+                image_base, mem_image = timed(paper_upscale)
+                note = ""
+            else:
+                image_base, mem_image, note = encode_s + 100 * step_base, mem_base, " (est.)"
         rows.append(("ancestral x100, fp32, cond recomputed (paper)", step_base, image_base, mem_image, note))
 
         params = {"sampler": DEFAULT_SAMPLER, "steps": args.steps}
-        for precision, channels_last in (("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)):
-            loaded = build(precision, channels_last)
-            fmt = torch.channels_last if channels_last else torch.contiguous_format
-            xin = x.contiguous(memory_format=fmt)
+        # The plugin's own path: condition cached, channels-last, float32 or bf16 autocast.
+        for precision in ("float32", "bfloat16"):
+            loaded = build(channels_last=True)
+            xin = x.contiguous(memory_format=torch.channels_last)
             c = methods.condition(loaded, lr)
-            with torch.no_grad(), autocast(precision):
-                step_s, _ = timed(lambda: loaded.unet(xin, 50, c.projected), repeats=3)
+            amp = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bfloat16" else contextlib.nullcontext()
+            with torch.no_grad():
+                with amp:
+                    step_s, _ = timed(lambda: loaded.unet(xin, 50, c.projected), repeats=3)
                 image_s, mem = timed(
-                    lambda: methods.super_resolve(loaded, lr.contiguous(memory_format=fmt), params, SeededNoise(0),
-                                                  context)
+                    lambda: methods.super_resolve(loaded, lr, params, SeededNoise(0), BenchContext(precision))
                 )
-            label = f"{DEFAULT_SAMPLER} x{args.steps}, {precision}{', channels-last' if channels_last else ''}, cached"
-            rows.append((label, step_s, image_s, mem, ""))
+            rows.append((f"{DEFAULT_SAMPLER} x{args.steps}, {precision}, channels-last, cached", step_s, image_s, mem, ""))
         for label, step_s, image_s, mem, note in rows:
-            print(f"{side:>5} {label:<40}{step_s:8.3f}{image_s:10.2f}{rows[0][2] / image_s:9.1f}{mem:9.0f}{note}")
+            print(f"{side:>5} {label:<48}{step_s:8.3f}{image_s:10.2f}{rows[0][2] / image_s:9.1f}{mem:9.0f}{note}")
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()

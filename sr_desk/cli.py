@@ -23,7 +23,7 @@ from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import IMAGE_EXTENSIONS, load_image, save_image
 from sr_desk.core.paths import app_paths
 from sr_desk.core.settings import Settings
-from sr_desk.engine.devices import DEVICE_CHOICES
+from sr_desk.engine.devices import DEVICE_CHOICES, PRECISION_CHOICES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEMO_METHODS = ("srdiff", "srdiff-encoder", "lanczos", "bicubic")
@@ -80,6 +80,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, help="random seed (default: a new one, printed)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, help="compute device (default: settings, then auto)")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES,
+                        help="compute precision (default: settings, then auto: bf16 on CUDA, float32 elsewhere)")
     parser.add_argument("--tile", type=int, help="tile size in input pixels for large images (0: never tile)")
     parser.add_argument("--weights", type=Path, metavar="FILE",
                         help="use this weights file (safetensors, or an official .ckpt) instead of the built-in one")
@@ -252,7 +254,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from sr_desk.engine.weights import default_weights
     from sr_desk.engine.worker import Worker
 
-    worker = Worker(device=args.device or settings.device, weights=default_weights(settings.resolved_models_dir()))
+    worker = Worker(
+        device=args.device or settings.device,
+        weights=default_weights(settings.resolved_models_dir()),
+        precision=args.precision or settings.precision,
+    )
     failures = 0
     try:
         for source, target in pairs:

@@ -194,3 +194,19 @@ def test_cancel_stops_within_one_denoiser_step(host, weights, rng):
         assert job.wait(60)
     assert job.state is JobState.CANCELLED
     assert cancelled_at and len(calls) - cancelled_at[0] <= 1
+
+
+def test_an_official_8x_legacy_checkpoint_runs_at_8x_with_the_quirk(host, tmp_path, lr_image):
+    from tests.test_srdiff_checkpoints import _schedule_buffers, _write_legacy
+
+    torch.manual_seed(1)
+    config8 = SRDiffConfig(scale=8, rrdb_nf=8, rrdb_nb=2, rrdb_gc=4, unet_dim=8, dim_mults=(1, 2, 2, 2))
+    official = {"global_step": 300000, "optimizer_states": [],
+                "state_dict": {"model": {**SRDiffModel(config8).state_dict(), **_schedule_buffers()}}}
+    legacy = _write_legacy(tmp_path / "model_ckpt_steps_300000.ckpt", official)
+    result = run(host, "srdiff", lr_image, legacy, seed=1, scale=8, params={"steps": 2})
+    assert result.size == (80, 96)
+    loaded = next(iter(srdiff_methods._models.values()))
+    assert loaded.official_quirk and loaded.config.scale == 8
+    # The same 8x model asked for x4 answers through a resize of its own result.
+    assert run(host, "srdiff", lr_image, legacy, seed=1, scale=4, params={"steps": 2}).size == (40, 48)

@@ -76,7 +76,9 @@ def _lazy(name: str):  # type: ignore[no-untyped-def]
     return run
 
 
-_MODEL = Capabilities(scales=(4,), default_scale=4, previews=True, seeds=True, weights=(BUILTIN_WEIGHTS,))
+# x4 is the built-in model's scale; x8 lets official 8x (CelebA) checkpoints given with --weights run at
+# their own scale. A model asked for the other scale answers through a Lanczos resize of its own result.
+_MODEL = Capabilities(scales=(4, 8), default_scale=4, previews=True, seeds=True, weights=(BUILTIN_WEIGHTS,))
 
 
 @hookimpl
@@ -96,7 +98,7 @@ def sr_desk_methods() -> list[Method]:
             name="SRDiff encoder (fast)",
             task=Task.UPSCALE,
             run=_lazy("encoder_upscale"),
-            capabilities=Capabilities(scales=(4,), default_scale=4, weights=(BUILTIN_WEIGHTS,)),
+            capabilities=Capabilities(scales=(4, 8), default_scale=4, weights=(BUILTIN_WEIGHTS,)),
             description="SRDiff's RRDB encoder alone: a fast deterministic 4x upscaler, no diffusion.",
         ),
         Method(

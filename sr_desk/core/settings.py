@@ -24,6 +24,7 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 @dataclass
 class Settings:
     device: str = "auto"
+    precision: str = "auto"
     models_dir: str | None = None
     tile_size: int = 512
     tile_overlap: int = 32

@@ -180,8 +180,10 @@ class Worker:
         device: str = "auto",
         weights: WeightsStore | None = None,
         on_event: EventCallback | None = None,
+        precision: str = "auto",
     ):
         self._preference = device
+        self._precision = precision
         self._weights = weights or _EmptyWeights()
         self._on_event = on_event
         self._queue: queue.Queue[Job | None] = queue.Queue()
@@ -283,7 +285,7 @@ class Worker:
         job.state = JobState.RUNNING
         try:
             if self._device is None:
-                self._device = resolve_device(self._preference)
+                self._device = resolve_device(self._preference, self._precision)
             context = JobContext(job, self._device, self._weights, lambda e: self._emit(job, e))
             self._emit(job, JobEvent(EventKind.STARTED, job.id, message=self._device.name))
             result = job.fn(context)
