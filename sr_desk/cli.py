@@ -127,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="open the bundled sample (or upscale it when there is no screen)")
     demo.add_argument("-o", "--output", type=Path, default=Path("sr-desk-demo-x4.png"))
     demo.add_argument("--headless", action="store_true", help="upscale the sample even where a screen exists")
+
+    launcher = sub.add_parser("install-launcher", help="add sr-desk to the desktop's application menu")
+    launcher.add_argument("--uninstall", action="store_true", help="remove what install-launcher added")
+    launcher.add_argument("--dry-run", action="store_true", help="only print the files it would write or remove")
     return parser
 
 
@@ -398,6 +402,21 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return cmd_run(run_args, settings)
 
 
+def cmd_install_launcher(args: argparse.Namespace, settings: Settings) -> int:
+    from sr_desk.launcher import install_launcher
+
+    paths = install_launcher(uninstall=args.uninstall, dry_run=args.dry_run)
+    if args.uninstall:
+        verb = "would remove" if args.dry_run else "removed"
+    else:
+        verb = "would write" if args.dry_run else "wrote"
+    for path in paths:
+        print(f"{verb} {path}")
+    if not paths:
+        print("nothing to remove: no launcher is installed")
+    return EXIT_OK
+
+
 def _has_weights(store, name: str) -> bool:  # type: ignore[no-untyped-def]
     try:
         store.path(name)
@@ -429,20 +448,38 @@ COMMANDS = {
     "models": cmd_models,
     "train": cmd_train,
     "demo": cmd_demo,
+    "install-launcher": cmd_install_launcher,
 }
 
 
+def _is_file_list(argv: Sequence[str]) -> bool:
+    """``sr-desk photo.png other.jpg``, as a launcher or a file manager calls it (``Exec=... %F``)."""
+    return bool(argv) and argv[0] not in COMMANDS and all(
+        not a.startswith("-") and (Path(a).is_file() or Path(a).suffix.lower() in IMAGE_EXTENSIONS) for a in argv
+    )
+
+
+def open_editor(paths: Sequence[str]) -> int:
+    gui = _gui_entry()
+    if gui is None or not _has_screen():
+        print("sr-desk: error: the editor needs a screen; use `sr-desk upscale FILE -o OUT` here", file=sys.stderr)
+        return EXIT_FAILED
+    return int(gui(list(paths)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _is_file_list(argv):
+        return open_editor(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="sr-desk: %(message)s")
     settings = Settings.load()
     if args.command is None:
-        gui = _gui_entry()
-        if gui is None or not _has_screen():
+        if _gui_entry() is None or not _has_screen():
             parser.print_help()
             return EXIT_OK
-        return int(gui([]))
+        return open_editor([])
     try:
         return COMMANDS[args.command](args, settings)
     except CliError as exc:

@@ -148,3 +148,18 @@ def test_python_dash_m_works():
 
     result = subprocess.run([sys.executable, "-m", "sr_desk", "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("sr-desk ")
+
+
+def test_file_paths_without_a_command_open_the_editor(photo, monkeypatch, capsys):
+    import sr_desk.cli as cli
+
+    opened = []
+    monkeypatch.setattr(cli, "_gui_entry", lambda: lambda paths: opened.append(paths) or 0)
+    monkeypatch.setattr(cli, "_has_screen", lambda: True)
+    assert main([str(photo)]) == 0
+    assert opened == [[str(photo)]]
+    monkeypatch.setattr(cli, "_has_screen", lambda: False)
+    assert main([str(photo)]) == 1
+    assert "needs a screen" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["upscal"])  # a mistyped command is still a usage error, not a file

@@ -1,0 +1,287 @@
+"""bench/quality.py: its metrics, its method specs, and one tiny end-to-end run on a random-weight model."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("skimage")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_bench():
+    name = "sr_desk_bench_quality"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+q = _load_bench()
+
+
+def grey(level: float, size: int = 32) -> np.ndarray:
+    return np.full((size, size, 3), level, dtype=np.float32)
+
+
+# -- Y channel ---------------------------------------------------------------------
+
+
+def test_y_channel_is_bt601_studio_range():
+    assert q.rgb_to_y(grey(0.0, 2))[0, 0] == pytest.approx(16 / 255)
+    assert q.rgb_to_y(grey(1.0, 2))[0, 0] == pytest.approx(235 / 255)
+    pixel = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], dtype=np.float32)
+    assert q.rgb_to_y(pixel)[0] == pytest.approx([(16 + 65.481) / 255, (16 + 128.553) / 255, (16 + 24.966) / 255])
+    as_bytes = np.array([[[255, 128, 0]]], dtype=np.uint8)
+    assert q.rgb_to_y(as_bytes)[0, 0] == pytest.approx((16 + 65.481 + 128.553 * 128 / 255) / 255)
+
+
+# -- PSNR / SSIM ---------------------------------------------------------------------
+
+
+def test_psnr_of_identical_images_is_inf_without_warnings(rng):
+    image = rng.random((24, 20, 3), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert q.psnr_y(image, image.copy()) == math.inf
+        assert q.lr_psnr(grey(0.3), grey(0.3, 8)) == math.inf
+    assert q._number(math.inf, 2) == "inf"
+
+
+def test_psnr_known_value_on_a_uniform_shift():
+    # A shift of d on R, G and B moves Y by 219 d / 255 everywhere.
+    d = 0.1
+    expected = -20 * math.log10(219 * d / 255)
+    assert q.psnr_y(grey(0.5), grey(0.4)) == pytest.approx(expected, abs=1e-4)
+    assert q.psnr_y(grey(0.4), grey(0.5)) == pytest.approx(expected, abs=1e-4)
+
+
+def test_border_of_scale_pixels_is_cropped(rng):
+    hr = rng.random((32, 32, 3), dtype=np.float32)
+    sr = hr.copy()
+    sr[:4] = 0.0
+    sr[:, -4:] = 1.0
+    assert q.psnr_y(sr, hr) == math.inf
+    assert q.ssim_y(sr, hr) == pytest.approx(1.0)
+    assert math.isfinite(q.psnr_y(sr, hr, border=0))
+    assert q.ssim_y(sr, hr, border=0) < 0.99
+    sr[4, 4] = 1 - hr[4, 4]  # the first pixel inside the border counts
+    assert math.isfinite(q.psnr_y(sr, hr))
+
+
+def test_ssim_known_value_on_uniform_images():
+    # No variance: SSIM is the luminance term alone, (2 a b + C1) / (a^2 + b^2 + C1), C1 = (0.01 * 1)^2.
+    a, b = q.rgb_to_y(grey(0.6, 1))[0, 0], q.rgb_to_y(grey(0.2, 1))[0, 0]
+    c1 = 0.01**2
+    assert q.ssim_y(grey(0.2), grey(0.6)) == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), rel=1e-6)
+    assert q.ssim_y(grey(0.6), grey(0.6)) == pytest.approx(1.0)
+
+
+def test_metrics_refuse_mismatched_sizes():
+    with pytest.raises(ValueError):
+        q.psnr_y(grey(0.5, 32), grey(0.5, 36))
+    with pytest.raises(ValueError):
+        q.lr_psnr(grey(0.5, 32), grey(0.5, 9))
+
+
+def test_lr_psnr_downscales_matlab_style_and_compares_rgb(rng):
+    # A flat image stays flat when shrunk, so the error is the level difference.
+    assert q.lr_psnr(grey(0.5), grey(0.4, 8)) == pytest.approx(20.0, abs=1e-4)
+    hr = rng.random((32, 32, 3), dtype=np.float32)
+    assert q.downscale(hr).shape == (8, 8, 3)
+    assert q.lr_psnr(hr, q.downscale(hr)) == math.inf
+
+
+def test_diversity_is_the_mean_per_pixel_std_in_8_bit_units():
+    a, b = grey(0.0, 4), grey(2 / 255, 4)
+    assert q.diversity([a]) == 0.0
+    assert q.diversity([a, b]) == pytest.approx(1.0)
+    c = a.copy()
+    c[0, 0] = 2 / 255  # one pixel of 16 differs in all three channels
+    assert q.diversity([a, c]) == pytest.approx(1 / 16)
+
+
+def test_quantize8_rounds_and_clips():
+    out = q.quantize8(np.array([[[-0.2, 0.5, 1.3]]], dtype=np.float32))
+    assert out.dtype == np.float32
+    assert out[0, 0].tolist() == pytest.approx([0.0, 128 / 255, 1.0])
+
+
+# -- method specs --------------------------------------------------------------------
+
+
+def test_method_spec_parser():
+    assert q.parse_method_spec("bicubic") == q.MethodSpec("bicubic")
+    spec = q.parse_method_spec("srdiff:dpm++2m:20")
+    assert spec.method_id == "srdiff" and spec.param_dict == {"sampler": "dpm++2m", "steps": "20"}
+    spec = q.parse_method_spec("srdiff:ddim:10:eta=0.5")
+    assert spec.param_dict == {"sampler": "ddim", "steps": "10", "eta": "0.5"}
+    assert spec.label == "srdiff:ddim:10:eta=0.5"
+    assert q.parse_method_spec("srdiff:ancestral").param_dict == {"sampler": "ancestral"}
+    assert q.parse_method_spec("srdiff:steps=5").label == "srdiff:steps=5"
+    assert q.parse_method_spec(" srdiff : ddim ").label == "srdiff:ddim"
+    assert q.parse_method_spec("srdiff:dpm++2m:4").with_color_lock().label == "srdiff:dpm++2m:4 +color-lock"
+    bad_specs = ("", ":ddim", "srdiff::4", "srdiff:ddim:4:5", "srdiff:ddim:steps=4:4", "srdiff:eta=",
+                 "srdiff:ddim:sampler=x")
+    for bad in bad_specs:
+        with pytest.raises(ValueError):
+            q.parse_method_spec(bad)
+    assert [s.label for s in q.parse_method_list("bicubic, srdiff:ddim:4,")] == ["bicubic", "srdiff:ddim:4"]
+
+
+def test_sweep_and_color_lock_rows_without_duplicates():
+    specs = q.parse_method_list("bicubic,srdiff:dpm++2m:20,srdiff:ancestral:100")
+    rows = [s.label for s in q.expand_specs(specs, [5, 20], "both")]
+    assert rows == [
+        "bicubic",
+        "srdiff:dpm++2m:20", "srdiff:dpm++2m:20 +color-lock",
+        "srdiff:ancestral:100", "srdiff:ancestral:100 +color-lock",
+        "srdiff:dpm++2m:5", "srdiff:dpm++2m:5 +color-lock",
+    ]
+    assert [s.label for s in q.expand_specs(specs, [], "on")][1] == "srdiff:dpm++2m:20 +color-lock"
+    assert q.parse_method_list(q.default_methods())[-1].label == "srdiff:ancestral:100"
+
+
+# -- reporting -----------------------------------------------------------------------
+
+
+def fake_row(label: str, psnr: float, lr: float, steps: int | None = None, sampler: str = "dpm++2m"):
+    spec = q.parse_method_spec(label)
+    resolved = {"sampler": sampler, "steps": steps} if steps is not None else {}
+    return q.RowResult(spec, resolved, spec.method_id == "srdiff", [psnr], [0.5], [lr], [1.0], [2.0])
+
+
+def test_recommendation_takes_the_fewest_steps_within_tolerance():
+    rows = [
+        fake_row("srdiff:ancestral:100", 25.0, 45.0, 100, "ancestral"),
+        fake_row("srdiff:dpm++2m:5", 25.5, 45.0, 5),  # PSNR too far (blurrier)
+        fake_row("srdiff:dpm++2m:10", 24.85, 44.2, 10),
+        fake_row("srdiff:dpm++2m:20", 25.0, 45.0, 20),
+    ]
+    assert "dpm++2m with 10 steps" in q.recommend_steps(rows)
+    assert "none of" in q.recommend_steps(rows[:2])
+    assert q.recommend_steps(rows[1:]) is None
+
+
+def test_tables_plain_and_markdown():
+    rows = [fake_row("bicubic", 24.123, 47.5), fake_row("srdiff:dpm++2m:20", 25.0, 45.0, 20)]
+    failed = q.RowResult(q.parse_method_spec("srdiff:ancestral:100"), error="no weights")
+    plain = q.format_table([*rows, failed]).splitlines()
+    assert plain[0].split()[:2] == ["method", "PSNR"]
+    assert plain[2].split() == ["bicubic", "24.12", "0.5000", "47.50", "1.00", "2.000", "1"]
+    assert "failed" in plain[4]
+    md = q.format_table(rows, markdown=True).splitlines()
+    assert md[0] == "| method | PSNR (dB) | SSIM | LR-PSNR (dB) | σ | s/image | images |"
+    assert md[1].startswith("|---|")
+    assert md[3] == "| `srdiff:dpm++2m:20` | 25.00 | 0.5000 | 45.00 | 1.00 | 2.000 | 1 |"
+
+
+# -- end to end ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_weights(tmp_path):
+    import torch
+
+    from sr_desk_plugins.srdiff.checkpoints import save_safetensors
+    from sr_desk_plugins.srdiff.config import SRDiffConfig
+    from sr_desk_plugins.srdiff.network import SRDiffModel
+
+    torch.manual_seed(0)
+    config = SRDiffConfig(scale=4, rrdb_nf=8, rrdb_nb=2, rrdb_gc=4, unet_dim=8, dim_mults=(1, 2, 2, 2))
+    path = tmp_path / "tiny.safetensors"
+    save_safetensors(SRDiffModel(config), config, path, metadata={"training_data": "none (random test weights)"})
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    yy, xx = np.mgrid[0:64, 0:64] / 64
+    for i in range(3):  # smooth, so that bicubic down of bicubic up comes back close
+        rgb = np.stack([0.5 + 0.4 * np.sin(2 * np.pi * (0.7 * (i + 1) * xx + 0.5 * yy) + c) for c in range(3)], -1)
+        Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(folder / f"photo{i}.png")
+    (folder / "README.md").write_text("not a photo")
+    return folder
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: tiny convolutions gain nothing from two, and lose much when another job holds a core."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_tiny_end_to_end_run(photos, tiny_weights, tmp_path, capsys, one_thread):
+    grid = tmp_path / "grid.png"
+    methods = ["bicubic", "lanczos", "srdiff-encoder", "srdiff:dpm++2m:2"]
+    argv = [
+        "--data", str(photos), "--split", "all", "--crop", "32", "--methods", ",".join(methods),
+        "--seeds", "2", "--weights", str(tiny_weights), "--device", "cpu", "--grid", str(grid),
+    ]
+    assert q.main(argv) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "command: python bench/quality.py " + " ".join(argv)
+    assert "images: photo0.png, photo1.png, photo2.png" in out
+    assert "central 32x32 HR crop" in out and "LPIPS" in out
+
+    table = {}
+    for line in lines:
+        cells = re.split(r"\s{2,}", line.strip())
+        if cells[0] in methods:
+            table[cells[0]] = [float(c) for c in cells[1:]]
+    assert set(table) == set(methods)
+    for label, (psnr, ssim, lr_psnr, sigma, seconds, count) in table.items():
+        assert count == 3 and seconds >= 0 and -1 <= ssim <= 1 and psnr > 0 and lr_psnr > 0, label
+    assert table["bicubic"][2] > 40  # bicubic down of bicubic up comes back close
+    assert table["bicubic"][3] == table["lanczos"][3] == table["srdiff-encoder"][3] == 0
+    assert table["srdiff:dpm++2m:2"][3] > 0  # two seeds, two different results
+
+    from PIL import Image
+
+    with Image.open(grid) as im:
+        assert im.width > 5 * 32 and im.height > 3 * 32
+
+
+def test_holdout_split_is_the_trainers_and_limit_applies(tmp_path):
+    from sr_desk.diffusion.data import list_images, split_holdout
+
+    for i in range(25):
+        (tmp_path / f"p{i:02d}.png").write_bytes(b"")
+    held = split_holdout(list_images(tmp_path))[1]
+    assert q.select_images(tmp_path) == held and len(held) == 3
+    assert q.select_images(tmp_path, "all", limit=4) == list_images(tmp_path)[:4]
+
+
+def test_crops_are_central_and_lr_is_the_degradation():
+    import torch
+
+    from sr_desk.diffusion.data import degrade
+
+    photo = (np.arange(48 * 40 * 3) % 251).astype(np.uint8).reshape(48, 40, 3)
+    hr, lr = q.hr_lr_pair(photo, 16)
+    assert hr.shape == (16, 16, 3) and lr.shape == (4, 4, 3)
+    assert np.array_equal(hr, photo[16:32, 12:28].astype(np.float32) / 255)
+    expected = degrade(torch.from_numpy(hr).permute(2, 0, 1)[None], 4)[0].permute(1, 2, 0).numpy()
+    assert np.allclose(lr, expected)
+    whole, small = q.hr_lr_pair(photo[:47, :39], 0)
+    assert whole.shape == (44, 36, 3) and small.shape == (11, 9, 3)
