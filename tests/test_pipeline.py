@@ -99,3 +99,20 @@ def test_prepare_fixes_a_seed_and_validates_params(rng):
     spec = prepare(NEAREST, JobSpec(method_id="nearest-x"))
     assert isinstance(spec.seed, int)
     assert spec.to_dict()["seed"] == spec.seed
+
+
+def test_an_editor_selection_of_any_shape_is_a_region(rng):
+    from sr_desk.core.masks import feather_mask
+
+    image = document(random_image(rng, 40, 40))
+    yy, xx = np.mgrid[:40, :40]
+    disc = feather_mask(((xx - 20) ** 2 + (yy - 20) ** 2 <= 36).astype(np.float32), 2)
+    result = run(image, NEAREST, scale=2, selection=disc)
+    base = np.clip(resize(image.rgb, (80, 80), Filter.BICUBIC), 0, 1)
+    far = np.ones((80, 80), bool)
+    far[20:60, 20:60] = False
+    assert np.array_equal(result.rgb[far], base[far])
+    nearest = np.repeat(np.repeat(image.rgb, 2, 0), 2, 1)
+    assert np.allclose(result.rgb[38:42, 38:42], nearest[38:42, 38:42], atol=1e-6)
+    with pytest.raises(SrDeskError, match="selection is empty"):
+        run(image, NEAREST, scale=2, selection=np.zeros((40, 40), np.float32))

@@ -8,7 +8,6 @@ images into tiles, and keeping the alpha channel.
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from sr_desk.api.params import MAX_SEED
 from sr_desk.core.color import color_lock
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import ImageData, load_image
-from sr_desk.core.masks import composite, feather_mask, rect_mask, resize_mask
+from sr_desk.core.masks import composite, feather_mask, mask_bbox, rect_mask, resize_mask
 from sr_desk.core.resize import Filter, clip01, fit_within, resize, scaled_size
 from sr_desk.core.tiling import plan_tiles, tiled_upscale
 from sr_desk.engine.worker import JobContext
@@ -38,7 +37,9 @@ class MethodOutputError(SrDeskError):
 class JobSpec:
     """Everything one run needs besides the pixels; serialisable to JSON.
 
-    ``region`` is ``(x, y, width, height)`` in input pixels. ``seed=None``
+    ``region`` is ``(x, y, width, height)`` in input pixels; ``selection``, a
+    float32 mask at input size (the editor's selection, any shape, already
+    feathered), takes its place when given. ``seed=None``
     draws a seed when the job is prepared, so the run is reproducible from
     the prepared spec.
     """
@@ -55,6 +56,7 @@ class JobSpec:
     tile_overlap: int = 32
     color_lock: bool = False
     weights: str | None = None
+    selection: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         params = {k: (v.source if isinstance(v, ImageInput) else v) for k, v in self.params.items()}
@@ -64,6 +66,7 @@ class JobSpec:
             "size": list(self.size) if self.size else None,
             "fit": self.fit,
             "region": list(self.region) if self.region else None,
+            "selection": mask_bbox(self.selection) if self.selection is not None else None,
             "params": params,
             "seed": self.seed,
             "feather": self.feather,
@@ -129,16 +132,13 @@ def run_job(image: ImageData, method: Method, spec: JobSpec, context: JobContext
     out_size = target_size(in_size, spec, method)
     scale = max(out_size[0] / in_size[0], out_size[1] / in_size[1])
     run_scale = method.capabilities.native_scale_for(scale)
-    region = clip_region(spec.region, in_size) if spec.region else None
+    mask = region_mask(spec, in_size)
 
-    if region is not None and not method.capabilities.region:
+    if mask is not None and not method.capabilities.region:
         if method.task is not Task.UPSCALE:
             raise SrDeskError(f"method {method.id!r} cannot work on a region")
-        rgb = _upscale_region(image.rgb, method, spec, region, run_scale, context)
+        rgb = _upscale_region(image.rgb, method, spec, mask, run_scale, context)
     else:
-        mask = None
-        if region is not None:
-            mask = feather_mask(rect_mask(in_size, region), spec.feather)
         exact = out_size if method.capabilities.arbitrary_scale else None
         rgb = _upscale(image.rgb, method, spec, run_scale, mask, context, exact_size=exact)
 
@@ -251,22 +251,38 @@ class PreferredWeights:
         return self.file
 
 
-def _upscale_region(
-    rgb: np.ndarray, method: Method, spec: JobSpec, region: Box, run_scale: float, context: JobContext
-) -> np.ndarray:
-    """Upscale the selection with ``method`` and the rest with bicubic, blended over a feathered edge.
+def region_mask(spec: JobSpec, size: tuple[int, int]) -> np.ndarray | None:
+    """The job's selection as a mask at input size: the editor's own (any shape), or the feathered ``region``."""
+    if spec.selection is not None:
+        mask = np.asarray(spec.selection, dtype=np.float32)
+        if mask.shape != (size[1], size[0]):
+            raise SrDeskError(f"the selection is {mask.shape[1]}x{mask.shape[0]}, the image {size[0]}x{size[1]}")
+        if mask_bbox(mask) is None:
+            raise SrDeskError("the selection is empty")
+        return mask
+    if spec.region is not None:
+        return feather_mask(rect_mask(size, clip_region(spec.region, size)), spec.feather)
+    return None
 
-    The method sees the region plus a margin of context, so its borders are
-    as good as its middle; pixels farther than the feather from the region
-    are the bicubic result exactly.
+
+def _upscale_region(
+    rgb: np.ndarray, method: Method, spec: JobSpec, selection: np.ndarray, run_scale: float, context: JobContext
+) -> np.ndarray:
+    """Upscale the selection with ``method`` and the rest with bicubic, blended over its soft edge.
+
+    The method sees the selection's bounding box plus a margin of context, so
+    its borders are as good as its middle; pixels where the mask is 0 are the
+    bicubic result exactly.
     """
     in_size = (rgb.shape[1], rgb.shape[0])
     out_size = scaled_size(in_size, run_scale)
     base = resize(rgb, out_size, Filter.BICUBIC)
-    mask = resize_mask(feather_mask(rect_mask(in_size, region), spec.feather), out_size)
+    mask = resize_mask(selection, out_size)
 
-    margin = int(math.ceil(3 * spec.feather)) + 16
-    x, y, w, h = region
+    margin = 16
+    box = mask_bbox(selection)
+    assert box is not None
+    x, y, w, h = box
     x0, y0 = max(0, x - margin), max(0, y - margin)
     x1, y1 = min(in_size[0], x + w + margin), min(in_size[1], y + h + margin)
     ox0, oy0 = round(x0 * run_scale), round(y0 * run_scale)

@@ -1,0 +1,352 @@
+"""Running methods from the GUI: one worker, Qt signals, throttled previews.
+
+:class:`JobController` owns the editor's only ``Worker`` (the thread that
+owns the compute device) and a ``WorkerBridge`` that carries its events to
+the GUI thread. It speaks in editor terms: ``start(image, method, spec)``,
+``cancel()``, and signals for progress text, previews, the result and
+failures. It never raises into Qt: bad parameters, a missing weights file
+or an exception inside a plugin all arrive as ``failed(message)``.
+
+Previews are throttled: a diffusion method may report a preview every few
+milliseconds, the screen needs ~15 a second. Only the newest preview is
+kept between deliveries (one array, however fast the method), and the last
+one is always delivered before ``finished``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+
+from sr_desk.api import Method, ParamError
+from sr_desk.core.errors import SrDeskError
+from sr_desk.core.imageio import ImageData
+from sr_desk.core.settings import Settings
+from sr_desk.engine.pipeline import JobSpec, prepare, run_job
+from sr_desk.engine.qt_bridge import WorkerBridge
+from sr_desk.engine.worker import EventKind, Job, JobContext, JobEvent, Worker, describe_error
+
+__all__ = ["DEFAULT_PREVIEW_RATE", "JobController", "format_duration", "progress_text"]
+
+DEFAULT_PREVIEW_RATE = 15.0
+
+
+def format_duration(seconds: float) -> str:
+    """``"4 s"``, ``"2 min 05 s"``, ``"1 h 03 min"``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def progress_text(
+    fraction: float,
+    elapsed: float,
+    step: tuple[int, int] | None = None,
+    part: tuple[int, int] | None = None,
+    message: str = "",
+) -> str:
+    """The progress bar's text: ``"tile 2/6 · step 12/20 · 3 s left"``.
+
+    Time left is extrapolated from the elapsed time and the fraction done,
+    once there is enough of both to say something useful.
+    """
+    words = []
+    if message:
+        words.append(message)
+    if part is not None and part[1] > 1:
+        words.append(f"tile {part[0]}/{part[1]}")
+    if step is not None and step[1] > 0:
+        words.append(f"step {step[0]}/{step[1]}")
+    if 0.02 <= fraction < 1.0 and elapsed >= 0.5:
+        words.append(f"{format_duration(elapsed * (1.0 - fraction) / fraction)} left")
+    elif fraction >= 1.0:
+        words.append("finishing")
+    return " · ".join(words) if words else f"{fraction * 100:.0f}%"
+
+
+@dataclass(frozen=True)
+class _Steps:
+    """What the method itself reported (the worker's event carries only the overall fraction)."""
+
+    step: tuple[int, int] | None
+    part: tuple[int, int] | None
+
+
+class _StepRecorder:
+    """Shared by the contexts of one job; written and read on the worker thread only."""
+
+    def __init__(self) -> None:
+        self.last: _Steps = _Steps(None, None)
+        self.tiled = False
+
+
+class _StepContext:
+    """Wraps the worker's ``JobContext`` to note each ``report``'s own step and total.
+
+    Passed to ``run_job`` in place of the context: reports, spans and
+    attribute writes (``run_job`` sets ``weights``) go through to it.
+    """
+
+    def __init__(self, inner: JobContext, recorder: _StepRecorder, part: tuple[int, int] | None = None,
+                 level: int = 0) -> None:
+        object.__setattr__(self, "_inner", inner)
+        object.__setattr__(self, "_recorder", recorder)
+        object.__setattr__(self, "_part", part)
+        object.__setattr__(self, "_level", level)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._inner, name, value)
+
+    def report(self, step: int, total: int, preview: np.ndarray | None = None, message: str = "",
+               box: tuple[int, int, int, int] | None = None) -> None:
+        recorder = self._recorder
+        if self._level == 0 and recorder.tiled:
+            recorder.last = _Steps(None, (step, total))  # the pipeline's own "tile done" report
+        else:
+            recorder.last = _Steps((step, total), self._part)
+        self._inner.report(step, total, preview, message, box)
+
+    def span(self, index: int, count: int, box: tuple[int, int, int, int] | None = None) -> _StepContext:
+        if count > 1:
+            self._recorder.tiled = True
+        part = (index + 1, count) if count > 1 else self._part
+        return _StepContext(self._inner.span(index, count, box), self._recorder, part, self._level + 1)
+
+
+@dataclass
+class _Running:
+    job: Job
+    method: Method
+    spec: JobSpec
+    recorder: _StepRecorder
+
+
+class JobController(QObject):
+    """Runs methods on one background worker and reports in Qt signals.
+
+    Signals (all on the GUI thread):
+
+    - ``started(job_id: int, device_text: str)``
+    - ``progress(fraction: float, text: str)`` -- text like ``"step 12/20 · 3 s left"``
+    - ``preview(rgb: np.ndarray, box: tuple | None)`` -- float RGB, ``box`` = ``(x, y, w, h)``
+      in output pixels (``None``: the whole output); at most ``preview_rate`` a second
+    - ``finished(result: ImageData, spec: JobSpec)`` -- ``spec`` as prepared (its seed is set)
+    - ``failed(message: str)`` -- one line, starting with the method's name
+    - ``cancelled()``
+
+    Only the current job reports: starting a new one cancels the running
+    one, whose late events are dropped.
+    """
+
+    started = Signal(int, str)
+    progress = Signal(float, str)
+    preview = Signal(object, object)
+    finished = Signal(object, object)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        parent: QObject | None = None,
+        *,
+        weights: Any = None,
+        preview_rate: float = DEFAULT_PREVIEW_RATE,
+    ) -> None:
+        super().__init__(parent)
+        self.settings = settings if settings is not None else Settings.load()
+        self._weights_override = weights
+        self._interval = 1.0 / preview_rate if preview_rate > 0 else 0.0
+        self._bridge = WorkerBridge(self)
+        self._bridge.started.connect(self._on_started)
+        self._bridge.progress.connect(self._on_progress)
+        self._bridge.finished.connect(self._on_terminal)
+        self._bridge.failed.connect(self._on_terminal)
+        self._bridge.cancelled.connect(self._on_terminal)
+        self._worker = self._make_worker()
+        self._current: _Running | None = None
+        self._device_text = ""
+        # The newest undelivered preview, written by the worker thread.
+        self._lock = threading.Lock()
+        self._pending: tuple[int, np.ndarray, Any] | None = None
+        self._last_delivery = -1e9
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._flush_timer.timeout.connect(self._deliver_pending)
+        self._shut = False
+
+    # ------------------------------------------------------------- setup
+
+    def _make_worker(self) -> Worker:
+        weights = self._weights_override
+        if weights is None:
+            from sr_desk.engine.weights import default_weights
+
+            weights = default_weights(self.settings.resolved_models_dir())
+        return Worker(device=self.settings.device, weights=weights, precision=self.settings.precision)
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Use new settings: tile size at once; a new device or models folder from the next job."""
+        old = self.settings
+        self.settings = settings
+        if (old.device, old.precision, old.models_dir) != (settings.device, settings.precision, settings.models_dir):
+            self.cancel()
+            previous = self._worker
+            self._worker = self._make_worker()
+            previous.stop(timeout=0)  # its thread ends after the cancelled job; events are dropped
+            self._device_text = ""
+
+    @property
+    def worker(self) -> Worker:
+        return self._worker
+
+    @property
+    def device_text(self) -> str:
+        """The device of the last job that started ("" before the first)."""
+        return self._device_text
+
+    # --------------------------------------------------------------- jobs
+
+    def start(self, image: ImageData, method: Method, spec: JobSpec) -> int:
+        """Queue ``method`` on ``image``; returns the job id, or -1 if the job could not be prepared.
+
+        A running job is cancelled first (it stops within one step). Bad
+        parameters are reported through ``failed``, never raised.
+        """
+        if self._shut:
+            self._fail_soon(f"{method.name}: the editor is closing")
+            return -1
+        try:
+            prepared = prepare(method, spec)
+            prepared = dataclasses.replace(
+                prepared, tile_size=self.settings.tile_size, tile_overlap=self.settings.tile_overlap
+            )
+        except Exception as exc:  # noqa: BLE001 - never raise into Qt; say why in one line
+            plain = isinstance(exc, (SrDeskError, ParamError))
+            self._fail_soon(f"{method.name}: {' '.join(str(exc).split()) if plain else describe_error(exc)}")
+            return -1
+        self._abandon_current()
+        recorder = _StepRecorder()
+
+        def work(context: JobContext) -> ImageData:
+            return run_job(image, method, prepared, _StepContext(context, recorder))  # type: ignore[arg-type]
+
+        job = self._worker.submit(work, label=method.id, on_event=self._from_worker)
+        self._current = _Running(job, method, prepared, recorder)
+        return job.id
+
+    def cancel(self) -> None:
+        """Ask the running job to stop; ``cancelled`` follows within one step."""
+        if self._current is not None:
+            self._current.job.cancel()
+
+    def is_running(self) -> bool:
+        return self._current is not None
+
+    @property
+    def current_job_id(self) -> int | None:
+        return self._current.job.id if self._current else None
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel everything and stop the worker thread (call from the window's ``closeEvent``)."""
+        self._shut = True
+        self._flush_timer.stop()
+        self._current = None
+        with self._lock:
+            self._pending = None
+        self._worker.stop(timeout=timeout)
+
+    def _abandon_current(self) -> None:
+        if self._current is not None:
+            self._current.job.cancel()
+            self._current = None
+        self._flush_timer.stop()
+        with self._lock:
+            self._pending = None
+
+    def _fail_soon(self, message: str) -> None:
+        QTimer.singleShot(0, self, lambda: self.failed.emit(message))
+
+    def _is_current(self, job_id: int) -> bool:
+        return self._current is not None and self._current.job.id == job_id
+
+    # ------------------------------------------------- worker thread side
+
+    def _from_worker(self, event: JobEvent) -> None:
+        """On the worker thread: keep only the newest preview, then pass the event to the GUI thread."""
+        current = self._current
+        if current is None or current.job.id != event.job_id:
+            return  # a superseded job: nobody listens any more
+        if event.kind is EventKind.PROGRESS:
+            if event.preview is not None:
+                with self._lock:
+                    self._pending = (event.job_id, event.preview, event.preview_box)
+            event = dataclasses.replace(event, preview=None, preview_box=None, result=current.recorder.last)
+        self._bridge.post(event)
+
+    # ---------------------------------------------------- GUI thread side
+
+    def _on_started(self, event: JobEvent) -> None:
+        if not self._is_current(event.job_id):
+            return
+        self._device_text = event.message
+        self.started.emit(event.job_id, event.message)
+
+    def _on_progress(self, event: JobEvent) -> None:
+        if not self._is_current(event.job_id):
+            return
+        fraction = event.step / event.total if event.total else 0.0
+        steps = event.result if isinstance(event.result, _Steps) else _Steps(None, None)
+        self.progress.emit(fraction, progress_text(fraction, event.elapsed, steps.step, steps.part, event.message))
+        self._schedule_preview()
+
+    def _schedule_preview(self) -> None:
+        with self._lock:
+            if self._pending is None:
+                return
+        wait = self._last_delivery + self._interval - time.monotonic()
+        if wait <= 0:
+            self._deliver_pending()
+        elif not self._flush_timer.isActive():
+            self._flush_timer.start(max(1, int(wait * 1000) + 1))
+
+    def _deliver_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is None or not self._is_current(pending[0]):
+            return
+        self._last_delivery = time.monotonic()
+        self.preview.emit(pending[1], pending[2])
+
+    def _on_terminal(self, event: JobEvent) -> None:
+        current = self._current
+        if current is None or current.job.id != event.job_id:
+            return
+        self._flush_timer.stop()
+        if event.kind is EventKind.FINISHED:
+            self._deliver_pending()  # the last preview always reaches the screen
+        else:
+            with self._lock:
+                self._pending = None
+        self._current = None
+        if event.kind is EventKind.FINISHED:
+            self.finished.emit(event.result, current.spec)
+        elif event.kind is EventKind.FAILED:
+            self.failed.emit(f"{current.method.name}: {event.message}")
+        else:
+            self.cancelled.emit()

@@ -1,0 +1,550 @@
+"""The method panel: pick a task and a method, set its parameters, run it.
+
+Everything method-specific comes from the plugins' declarations: the task
+tabs from ``Method.task``, the scale choices from ``Capabilities``, the
+parameter form from ``Method.params`` through
+:func:`sr_desk.ui.params_widgets.make_param_widget`. A newly installed
+plugin gets its panel without a line of GUI code.
+
+The panel only asks: ``run_requested(method, spec)`` carries a
+``JobSpec`` built from the widgets (``region`` left ``None``: the window
+fills it from the selection when :meth:`MethodPanel.selection_only` is on).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import qtawesome as qta
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QTabBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sr_desk.api import FloatParam, Method, ParamError, SeedParam, Task
+from sr_desk.engine.pipeline import JobSpec
+from sr_desk.engine.plugins import PluginHost
+from sr_desk.ui.params_widgets import ParamWidget, SeedWidget, make_param_widget
+
+__all__ = ["LIVE_DELAY_MS", "PRESET_SCALES", "MethodPanel"]
+
+PRESET_SCALES = (2, 3, 4, 8)
+#: Quiet time after the last slider move before a live run is asked for.
+LIVE_DELAY_MS = 150
+_CUSTOM = "custom"
+_SIZE = "size"
+_MAX_SIDE = 65535
+
+# The job's own seed, shown like any SeedParam for methods that use seeds.
+_JOB_SEED = SeedParam(
+    name="seed",
+    label="Seed",
+    help="The run's random seed: the same seed and settings give the same result. "
+    "Random draws a new one each run (the result's seed is kept in the history).",
+)
+
+
+def _task_title(task: Task) -> str:
+    return task.value.replace("_", " ").capitalize()
+
+
+class MethodPanel(QWidget):
+    """Task tabs, method choice, scale, options, the parameter form, Run and Cancel, progress.
+
+    ``source`` is a ``PluginHost`` (its working methods are listed) or a
+    list of methods.
+
+    Signals: ``run_requested(Method, JobSpec)``, ``cancel_requested()``,
+    ``method_changed(Method)``, ``message(text, level)`` (problems to show
+    in the notification bar: level is "info", "warning" or "error").
+    """
+
+    run_requested = Signal(object, object)
+    cancel_requested = Signal()
+    method_changed = Signal(object)
+    message = Signal(str, str)
+
+    def __init__(self, source: PluginHost | Iterable[Method], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._host = source if isinstance(source, PluginHost) else None
+        self._methods: list[Method] = []
+        self._method: Method | None = None
+        self._memory: dict[str, dict[str, Any]] = {}
+        self._last_in_task: dict[Task, str] = {}
+        self._doc_size: tuple[int, int] | None = None
+        self._running = False
+        self._building = False
+        self._selection_wanted = True
+        self.param_widgets: dict[str, ParamWidget] = {}
+
+        self._live_timer = QTimer(self)
+        self._live_timer.setSingleShot(True)
+        self._live_timer.setInterval(LIVE_DELAY_MS)
+        self._live_timer.timeout.connect(self._live_run)
+
+        self._build_ui()
+        self.set_methods(source.methods() if isinstance(source, PluginHost) else list(source))
+
+    # ------------------------------------------------------------------ UI
+
+    def _build_ui(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 6, 6, 6)
+
+        self.task_tabs = QTabBar(self)
+        self.task_tabs.setExpanding(False)
+        self.task_tabs.setDrawBase(False)
+        self._tab_tasks: list[Task] = list(Task)  # tab index -> task (tab data would turn it into a str)
+        for task in self._tab_tasks:
+            self.task_tabs.addTab(_task_title(task))
+        outer.addWidget(self.task_tabs)
+
+        self.method_combo = QComboBox(self)
+        self.method_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        outer.addWidget(self.method_combo)
+        self.description = QLabel(self)
+        self.description.setWordWrap(True)
+        self.description.setStyleSheet("color: palette(mid);")
+        outer.addWidget(self.description)
+
+        general = QFormLayout()
+        general.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        outer.addLayout(general)
+
+        # scale: presets, a free factor (any-scale methods) or an exact size
+        self.scale_box = QWidget(self)
+        scale_row = QHBoxLayout(self.scale_box)
+        scale_row.setContentsMargins(0, 0, 0, 0)
+        self.scale_combo = QComboBox(self.scale_box)
+        self.scale_spin = QDoubleSpinBox(self.scale_box)
+        self.scale_spin.setRange(0.1, 32.0)
+        self.scale_spin.setDecimals(2)
+        self.scale_spin.setSingleStep(0.25)
+        self.scale_spin.setPrefix("×")
+        self.scale_spin.setValue(4.0)
+        self.size_width = QSpinBox(self.scale_box)
+        self.size_height = QSpinBox(self.scale_box)
+        for spin in (self.size_width, self.size_height):
+            spin.setRange(1, _MAX_SIDE)
+            spin.setSuffix(" px")
+        self.size_width.setToolTip("Target width")
+        self.size_height.setToolTip("Target height")
+        self.fit_check = QCheckBox("fit", self.scale_box)
+        self.fit_check.setToolTip("Keep the aspect ratio inside the target box")
+        self.fit_check.setChecked(True)
+        scale_row.addWidget(self.scale_combo)
+        scale_row.addWidget(self.scale_spin)
+        scale_row.addWidget(self.size_width)
+        scale_row.addWidget(self.size_height)
+        scale_row.addWidget(self.fit_check)
+        scale_row.addStretch(1)
+        self.scale_label = QLabel("Scale", self)
+        general.addRow(self.scale_label, self.scale_box)
+
+        options = QWidget(self)
+        options_row = QHBoxLayout(options)
+        options_row.setContentsMargins(0, 0, 0, 0)
+        self.selection_check = QCheckBox("Selection only", options)
+        self.selection_check.setIcon(qta.icon("mdi6.select"))
+        self.selection_check.setToolTip("Run the method on the selection only; the rest is enlarged with bicubic")
+        self.selection_check.setEnabled(False)
+        self.color_lock_check = QCheckBox("Colour lock", options)
+        self.color_lock_check.setIcon(qta.icon("mdi6.palette-outline"))
+        self.color_lock_check.setToolTip("Keep the result's colours and tones on the input's (fixes colour drift)")
+        self.live_check = QCheckBox("Live", options)
+        self.live_check.setIcon(qta.icon("mdi6.flash"))
+        self.live_check.setToolTip("Run again as soon as a slider moves, so the preview follows it")
+        options_row.addWidget(self.selection_check)
+        options_row.addWidget(self.color_lock_check)
+        options_row.addWidget(self.live_check)
+        options_row.addStretch(1)
+        general.addRow(options)
+
+        self.seed_widget = SeedWidget(_JOB_SEED, self)
+        self.seed_label = QLabel(_JOB_SEED.label, self)
+        self.seed_label.setToolTip(_JOB_SEED.help)
+        general.addRow(self.seed_label, self.seed_widget)
+
+        self.params_group = QGroupBox("Parameters", self)
+        self.form = QFormLayout(self.params_group)
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        outer.addWidget(self.params_group)
+
+        buttons = QHBoxLayout()
+        self.run_button = QPushButton(qta.icon("mdi6.play"), "Run", self)
+        self.run_button.setDefault(True)
+        self.cancel_button = QPushButton(qta.icon("mdi6.stop"), "Cancel", self)
+        self.cancel_button.setEnabled(False)
+        buttons.addWidget(self.run_button, 1)
+        buttons.addWidget(self.cancel_button)
+        outer.addLayout(buttons)
+
+        self.progress_bar = QProgressBar(self)
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setTextVisible(True)
+        self.progress_bar.setFormat("")
+        outer.addWidget(self.progress_bar)
+
+        device_row = QHBoxLayout()
+        chip = QLabel(self)
+        chip.setPixmap(qta.icon("mdi6.chip", color="gray").pixmap(14, 14))
+        self.device_label = QLabel("device: chosen at the first run", self)
+        self.device_label.setStyleSheet("color: palette(mid);")
+        device_row.addWidget(chip)
+        device_row.addWidget(self.device_label, 1)
+        outer.addLayout(device_row)
+        outer.addStretch(1)
+
+        self.task_tabs.currentChanged.connect(self._task_changed)
+        self.method_combo.currentIndexChanged.connect(self._method_index_changed)
+        self.scale_combo.currentIndexChanged.connect(self._scale_mode_changed)
+        self.scale_spin.valueChanged.connect(lambda _v: self._remember_general())
+        self.size_width.valueChanged.connect(lambda _v: self._remember_general())
+        self.size_height.valueChanged.connect(lambda _v: self._remember_general())
+        self.fit_check.toggled.connect(lambda _v: self._remember_general())
+        self.seed_widget.changed.connect(lambda _v: self._remember_general())
+        self.selection_check.toggled.connect(self._selection_toggled)
+        self.live_check.toggled.connect(self._live_toggled)
+        self.run_button.clicked.connect(self.request_run)
+        self.cancel_button.clicked.connect(self.cancel_requested.emit)
+
+    # ------------------------------------------------------------- methods
+
+    def set_methods(self, methods: Iterable[Method]) -> None:
+        """Show these methods (after a plugin reload, say); keeps the current one when it is still there."""
+        current = self._method.id if self._method else None
+        self._methods = list(methods)
+        present = {m.task for m in self._methods}
+        for index, task in enumerate(self._tab_tasks):
+            self.task_tabs.setTabEnabled(index, task in present)
+            self.task_tabs.setTabToolTip(index, "" if task in present else "no method for this task is installed")
+        target = next((m for m in self._methods if m.id == current), None) or (
+            self._methods[0] if self._methods else None
+        )
+        if target is None:
+            self._method = None
+            self.method_combo.clear()
+            self._rebuild()
+            return
+        self._method = None  # force a rebuild even when the id is unchanged
+        self.select_method(target.id)
+
+    def reload(self) -> None:
+        """Re-read the methods of the plugin host given at construction."""
+        if self._host is not None:
+            self.set_methods(self._host.methods())
+
+    def methods(self) -> list[Method]:
+        return list(self._methods)
+
+    def select_method(self, method_id: str) -> None:
+        """Switch to the task and method ``method_id``; unknown ids are ignored."""
+        method = next((m for m in self._methods if m.id == method_id), None)
+        if method is None:
+            return
+        tab = self._tab_tasks.index(method.task)
+        self._last_in_task[method.task] = method.id
+        if self.task_tabs.currentIndex() != tab:
+            self.task_tabs.setCurrentIndex(tab)  # fills the combo with the last method of the task
+        else:
+            self._fill_method_combo(method.task)
+        index = self.method_combo.findData(method.id)
+        if index >= 0 and index != self.method_combo.currentIndex():
+            self.method_combo.setCurrentIndex(index)
+        elif self._method is None or self._method.id != method.id:
+            self._switch_to(method)
+
+    def selected_method(self) -> Method | None:
+        return self._method
+
+    def current_task(self) -> Task:
+        return self._tab_tasks[self.task_tabs.currentIndex()]
+
+    def _task_changed(self, index: int) -> None:
+        if not 0 <= index < len(self._tab_tasks):
+            return
+        task = self._tab_tasks[index]
+        self._fill_method_combo(task)
+        method_id = self.method_combo.currentData()
+        method = next((m for m in self._methods if m.id == method_id), None)
+        if method is not None and (self._method is None or self._method.id != method.id):
+            self._switch_to(method)
+
+    def _fill_method_combo(self, task: Task) -> None:
+        wanted = self._last_in_task.get(task)
+        self.method_combo.blockSignals(True)
+        self.method_combo.clear()
+        for method in self._methods:
+            if method.task is task:
+                self.method_combo.addItem(method.name, method.id)
+                self.method_combo.setItemData(
+                    self.method_combo.count() - 1, method.description or method.name, Qt.ItemDataRole.ToolTipRole
+                )
+        index = self.method_combo.findData(wanted) if wanted else -1
+        self.method_combo.setCurrentIndex(max(0, index) if self.method_combo.count() else -1)
+        self.method_combo.blockSignals(False)
+
+    def _method_index_changed(self, _index: int) -> None:
+        method = next((m for m in self._methods if m.id == self.method_combo.currentData()), None)
+        if method is not None:
+            self._switch_to(method)
+
+    def _switch_to(self, method: Method) -> None:
+        self._live_timer.stop()
+        self._method = method
+        self._last_in_task[method.task] = method.id
+        self._rebuild()
+        self.method_changed.emit(method)
+
+    # ----------------------------------------------------------- the form
+
+    def _rebuild(self) -> None:
+        """Build the scale choices, options and parameter form of the selected method."""
+        self._building = True
+        try:
+            while self.form.rowCount():
+                self.form.removeRow(0)  # deletes the label and the widget
+            self.param_widgets = {}
+            method = self._method
+            has_method = method is not None
+            self.run_button.setEnabled(has_method and not self._running)
+            self.params_group.setVisible(bool(method and len(method.param_set)))
+            if method is None:
+                self.description.setText("No method is installed for this task.")
+                self.method_combo.setToolTip("")
+                for widget in (self.scale_label, self.scale_box, self.seed_label, self.seed_widget, self.live_check):
+                    widget.setVisible(False)
+                return
+            self.description.setText(method.description)
+            self.method_combo.setToolTip(method.description)
+            memory = self._memory.setdefault(method.id, {})
+            remembered = memory.setdefault("params", {})
+
+            for param in method.param_set:
+                widget = make_param_widget(param, self.params_group)
+                if param.name in remembered:
+                    widget.set_value(remembered[param.name])
+                label = QLabel(param.label, self.params_group)
+                label.setToolTip(param.help)
+                label.setBuddy(widget)
+                self.form.addRow(label, widget)
+                self.param_widgets[param.name] = widget
+                widget.changed.connect(lambda value, p=param: self._param_changed(p, value))
+                widget.message.connect(self.message.emit)
+
+            self._fill_scales(method, memory)
+            seeds = method.capabilities.seeds
+            self.seed_label.setVisible(seeds)
+            self.seed_widget.setVisible(seeds)
+            self.seed_widget.set_value(memory.get("seed"))
+            self.live_check.setVisible(method.task is Task.INTERPOLATE)
+            if method.task is not Task.INTERPOLATE:
+                self.live_check.setChecked(False)
+        finally:
+            self._building = False
+
+    def _shows_scale(self, method: Method) -> bool:
+        return method.capabilities.scales != (1,)
+
+    def _fill_scales(self, method: Method, memory: dict[str, Any]) -> None:
+        caps = method.capabilities
+        visible = self._shows_scale(method)
+        self.scale_label.setVisible(visible)
+        self.scale_box.setVisible(visible)
+        combo = self.scale_combo
+        combo.blockSignals(True)
+        combo.clear()
+        scales = sorted({*PRESET_SCALES, *(caps.scales or ())} - {1})
+        for scale in scales:
+            native = caps.scales is not None and scale in caps.scales
+            combo.addItem(f"×{scale}" + (" (native)" if native else ""), float(scale))
+            if caps.scales is not None and not native:
+                combo.setItemData(
+                    combo.count() - 1,
+                    f"runs at ×{caps.native_scale_for(scale):g} and resizes with Lanczos",
+                    Qt.ItemDataRole.ToolTipRole,
+                )
+        if caps.arbitrary_scale:
+            combo.addItem("Custom factor", _CUSTOM)
+        combo.addItem("Target size", _SIZE)
+        wanted = memory.get("scale", float(caps.default_scale))
+        index = combo.findData(wanted)
+        if index < 0:  # a default outside the presets: a custom factor
+            index = combo.findData(_CUSTOM)
+            if index >= 0 and isinstance(wanted, float):
+                memory.setdefault("custom", wanted)
+        combo.setCurrentIndex(max(0, index))
+        combo.blockSignals(False)
+        self.scale_spin.setValue(memory.get("custom", float(caps.default_scale)))
+        size = memory.get("size") or self._default_target(caps.default_scale)
+        self.size_width.setValue(size[0])
+        self.size_height.setValue(size[1])
+        self.fit_check.setChecked(memory.get("fit", True))
+        self._scale_mode_changed()
+
+    def _default_target(self, scale: float) -> tuple[int, int]:
+        if self._doc_size is None:
+            return (1920, 1080)
+        return (
+            min(_MAX_SIDE, max(1, round(self._doc_size[0] * scale))),
+            min(_MAX_SIDE, max(1, round(self._doc_size[1] * scale))),
+        )
+
+    def _scale_mode_changed(self, _index: int = 0) -> None:
+        mode = self.scale_combo.currentData()
+        self.scale_spin.setVisible(mode == _CUSTOM)
+        for widget in (self.size_width, self.size_height, self.fit_check):
+            widget.setVisible(mode == _SIZE)
+        self._remember_general()
+
+    def _remember_general(self) -> None:
+        if self._building or self._method is None:
+            return
+        memory = self._memory.setdefault(self._method.id, {})
+        memory["scale"] = self.scale_combo.currentData()
+        memory["custom"] = float(self.scale_spin.value())
+        memory["size"] = (self.size_width.value(), self.size_height.value())
+        memory["fit"] = self.fit_check.isChecked()
+        memory["seed"] = self.seed_widget.value()
+
+    def _param_changed(self, param: Any, value: Any) -> None:
+        if self._building or self._method is None:
+            return
+        self._memory.setdefault(self._method.id, {}).setdefault("params", {})[param.name] = value
+        if isinstance(param, FloatParam) and self.live():
+            self._live_timer.start()
+
+    # ------------------------------------------------------------- options
+
+    def set_selection_available(self, available: bool) -> None:
+        """Enable "selection only" when the document has a selection."""
+        self.selection_check.blockSignals(True)
+        self.selection_check.setEnabled(available)
+        self.selection_check.setChecked(available and self._selection_wanted)
+        self.selection_check.blockSignals(False)
+
+    def _selection_toggled(self, on: bool) -> None:
+        self._selection_wanted = on
+
+    def selection_only(self) -> bool:
+        """True when the run should be limited to the selection (the window fills ``JobSpec.region``)."""
+        return self.selection_check.isEnabled() and self.selection_check.isChecked()
+
+    def set_document_size(self, size: tuple[int, int] | None) -> None:
+        """The open document's ``(width, height)``: target sizes start from it times the scale."""
+        self._doc_size = tuple(size) if size else None  # type: ignore[assignment]
+
+    def _live_toggled(self, on: bool) -> None:
+        if on and self._method is not None and self._method.capabilities.seeds and self.seed_widget.is_random():
+            # The preview must follow the slider, not jump with a fresh seed every run.
+            self.seed_widget.roll()
+        self.run_button.setEnabled(self._method is not None and (not self._running or on))
+
+    def live(self) -> bool:
+        """True when the live checkbox is on (interpolation methods only)."""
+        method = self._method
+        return method is not None and method.task is Task.INTERPOLATE and self.live_check.isChecked()
+
+    # ------------------------------------------------------------ the spec
+
+    def current_spec(self) -> JobSpec | None:
+        """The job the widgets describe (``region`` stays ``None``); ``None`` without a method."""
+        method = self._method
+        if method is None:
+            return None
+        scale: float | None = float(method.capabilities.default_scale)
+        size: tuple[int, int] | None = None
+        fit = False
+        if self._shows_scale(method):
+            mode = self.scale_combo.currentData()
+            if mode == _SIZE:
+                scale, size, fit = None, (self.size_width.value(), self.size_height.value()), self.fit_check.isChecked()
+            elif mode == _CUSTOM:
+                scale = float(self.scale_spin.value())
+            else:
+                scale = float(mode)
+        seed = self.seed_widget.value() if method.capabilities.seeds else None
+        params = {name: widget.value() for name, widget in self.param_widgets.items()}
+        return JobSpec(
+            method_id=method.id,
+            scale=scale,
+            size=size,
+            fit=fit,
+            params=params,
+            seed=seed,
+            color_lock=self.color_lock_check.isChecked(),
+        )
+
+    def request_run(self) -> bool:
+        """Validate the form and emit ``run_requested``; a bad value is reported through ``message``."""
+        method = self._method
+        spec = self.current_spec()
+        if method is None or spec is None:
+            return False
+        try:
+            method.param_set.resolve(dict(spec.params))
+        except ParamError as exc:
+            self.message.emit(f"{method.name}: {' '.join(str(exc).split())}", "warning")
+            return False
+        self.run_requested.emit(method, spec)
+        return True
+
+    def _live_run(self) -> None:
+        if self.live() and self._method is not None:
+            if self._method.capabilities.seeds and self.seed_widget.is_random():
+                self.seed_widget.roll()
+            self.request_run()
+
+    # ------------------------------------------------------ job feedback
+
+    def set_running(self, running: bool) -> None:
+        """Run is disabled while a job runs (except in live mode); Cancel only then."""
+        self._running = running
+        self.run_button.setEnabled(self._method is not None and (not running or self.live()))
+        self.cancel_button.setEnabled(running)
+        if running:
+            self.set_progress(0.0, "starting…")
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def set_progress(self, fraction: float, text: str = "") -> None:
+        self.progress_bar.setValue(round(min(1.0, max(0.0, fraction)) * 1000))
+        # QProgressBar substitutes %p, %v and %m (and has no escape): break those up invisibly.
+        self.progress_bar.setFormat(re.sub(r"%([pvm])", "%\u200b\\1", text))
+
+    def set_device(self, text: str) -> None:
+        self.device_label.setText(text)
+        self.device_label.setToolTip(f"Methods run on: {text}")
+
+    # -------------------------------------------------------------- memory
+
+    def remembered_values(self, method_id: str) -> dict[str, Any]:
+        """The parameter values last used with ``method_id`` (those changed from the defaults)."""
+        return dict(self._memory.get(method_id, {}).get("params", {}))
+
+    def set_param_values(self, values: dict[str, Any]) -> None:
+        """Set parameters of the current method by name (unknown names are ignored)."""
+        for name, value in values.items():
+            widget = self.param_widgets.get(name)
+            if widget is not None:
+                widget.set_value(value)
+
+    def set_seed(self, seed: int | None) -> None:
+        self.seed_widget.set_value(seed)

@@ -1,0 +1,244 @@
+"""Wires the editor together: documents, the method panel, the job controller, compare and preferences.
+
+The main window knows documents; the method panel knows plugin
+declarations; the job controller knows the worker. This module is the only
+place that knows all three, so each stays testable on its own.
+
+A run takes the current document's pixels (and its selection when "selection
+only" is on, or when the method works on regions), streams previews onto the
+canvas, and applies the result as one undoable step. Live runs (the
+interpolation slider) stay previews until the user presses Run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDialog
+
+from sr_desk.api import Method, Task
+from sr_desk.core.imageio import ImageData
+from sr_desk.core.paths import app_paths
+from sr_desk.core.resize import Filter, resize
+from sr_desk.core.settings import Settings
+from sr_desk.engine.pipeline import JobSpec, target_size
+from sr_desk.engine.plugins import PluginHost
+from sr_desk.ui.compare import CompareView
+from sr_desk.ui.document_view import DocumentView
+from sr_desk.ui.jobs import JobController
+from sr_desk.ui.main_window import MainWindow
+from sr_desk.ui.method_panel import MethodPanel
+from sr_desk.ui.preferences import PreferencesDialog
+
+log = logging.getLogger(__name__)
+
+
+def discover_plugins(settings: Settings) -> PluginHost:
+    host = PluginHost(disabled=settings.disabled_plugins, extra_paths=[app_paths().plugins_dir])
+    host.discover()
+    return host
+
+
+@dataclass
+class RunningJob:
+    view: DocumentView
+    source: ImageData
+    method: Method
+    output_size: tuple[int, int]
+    live: bool
+
+
+class Workbench(QObject):
+    """Connects a ``MainWindow`` to plugins and the worker."""
+
+    def __init__(
+        self,
+        window: MainWindow,
+        host: PluginHost | None = None,
+        controller: JobController | None = None,
+    ) -> None:
+        super().__init__(window)
+        self.window = window
+        self.settings = window.settings
+        self.host = host or discover_plugins(self.settings)
+        self.panel = MethodPanel(self.host)
+        self.controller = controller or JobController(self.settings, self)
+        self.compare_view = CompareView()
+        self.job: RunningJob | None = None
+        self.last_result: tuple[ImageData, ImageData, str] | None = None  # (input, result, label)
+        self._unsubscribe = lambda: None
+
+        self.panel_dock = window.add_side_dock(self.panel, "Method")
+        self.compare_dock = window.add_side_dock(self.compare_view, "Compare")
+        self.compare_dock.hide()
+        self._add_actions()
+        self._connect()
+        self._on_document_changed(window.current_document_view())
+        for record in self.host.broken():
+            window.show_message(f"Plugin {record.name} is disabled: {record.error}", "warning")
+
+    # -- construction -----------------------------------------------------------------
+
+    def _add_actions(self) -> None:
+        window = self.window
+        self.compare_action = QAction("&Compare with Input", window)
+        self.compare_action.setShortcut(QKeySequence("Ctrl+K"))
+        self.compare_action.setEnabled(False)
+        self.compare_action.triggered.connect(self.show_compare)
+        window.menus["view"].addAction(self.compare_action)
+        self.preferences_action = QAction("&Preferences\u2026", window)
+        self.preferences_action.setShortcut(QKeySequence.StandardKey.Preferences)
+        self.preferences_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.preferences_action.triggered.connect(self.show_preferences)
+        window.menus["edit"].addSeparator()
+        window.menus["edit"].addAction(self.preferences_action)
+        window.actions["compare"] = self.compare_action
+        window.actions["preferences"] = self.preferences_action
+
+    def _connect(self) -> None:
+        panel, controller = self.panel, self.controller
+        panel.run_requested.connect(self.run)
+        panel.cancel_requested.connect(controller.cancel)
+        panel.message.connect(self.window.show_message)
+        controller.started.connect(self._on_started)
+        controller.progress.connect(panel.set_progress)
+        controller.preview.connect(self._on_preview)
+        controller.finished.connect(self._on_finished)
+        controller.failed.connect(self._on_failed)
+        controller.cancelled.connect(self._on_cancelled)
+        self.window.current_document_changed.connect(self._on_document_changed)
+        self.window.closing.connect(self.shutdown)
+
+    # -- documents --------------------------------------------------------------------
+
+    def _on_document_changed(self, view: DocumentView | None) -> None:
+        self._unsubscribe()
+        self._unsubscribe = lambda: None
+        if view is None:
+            self.panel.set_selection_available(False)
+            return
+        document = view.document
+
+        def refresh(kind: str = "selection") -> None:
+            if kind in ("selection", "image"):
+                self.panel.set_selection_available(not document.selection.is_empty)
+                self.panel.set_document_size(document.image.size)
+
+        self._unsubscribe = document.subscribe(refresh)
+        refresh()
+
+    # -- running ----------------------------------------------------------------------
+
+    def run(self, method: Method, spec: JobSpec) -> None:
+        view = self.window.current_document_view()
+        if view is None:
+            self.window.show_message("Open an image first (File \u25b8 Open or drop it on the window).", "warning")
+            return
+        document = view.document
+        selection = document.selection
+        wants_region = method.capabilities.region or (self.panel.selection_only() and method.task is Task.UPSCALE)
+        if wants_region and not selection.is_empty:
+            spec = dataclasses.replace(spec, selection=selection.mask)
+        elif method.capabilities.region:
+            self.window.show_message(f"{method.name} works on a selection: select a region first.", "warning")
+            return
+        try:
+            output_size = target_size(document.image.size, spec, method)
+        except Exception as exc:  # a bad scale or size: the panel validated most, say the rest
+            self.window.show_message(str(exc), "error")
+            return
+        self.job = RunningJob(view, document.image, method, output_size, live=self.panel.live())
+        if self.controller.start(document.image, method, spec) < 0:
+            self.job = None
+
+    def _on_started(self, job_id: int, device: str) -> None:
+        self.panel.set_running(True)
+        self.panel.set_device(device)
+        self.window.set_device_text(device)
+
+    def _on_preview(self, rgb: np.ndarray, box: object) -> None:
+        job = self.job
+        if job is None or job.view not in self.window.document_views():
+            return
+        job.view.canvas.show_preview(rgb, box, box_space=job.output_size)
+
+    def _on_finished(self, result: ImageData, spec: JobSpec) -> None:
+        job, self.job = self.job, None
+        self.panel.set_running(False)
+        if job is None or job.view not in self.window.document_views():
+            return
+        document = job.view.document
+        if document.image is not job.source:
+            self.window.show_message("The image changed while the method ran; its result was not applied.", "warning")
+            job.view.canvas.clear_preview()
+            return
+        if job.live:
+            # A live result stays a preview; Run applies it.
+            job.view.canvas.show_preview(result.rgb, None, box_space=result.size)
+            return
+        label = self._label(job.method, job.source, result, spec)
+        document.replace_image(result, label)
+        self.last_result = (job.source, result, label)
+        self.compare_action.setEnabled(True)
+        if self.compare_dock.isVisible():
+            self.show_compare()
+
+    def _on_failed(self, message: str) -> None:
+        self._end_run()
+        self.window.show_message(message, "error")
+
+    def _on_cancelled(self) -> None:
+        self._end_run()
+        self.window.show_message("Cancelled; the image is as it was.", "info")
+
+    def _end_run(self) -> None:
+        job, self.job = self.job, None
+        self.panel.set_running(False)
+        if job is not None and job.view in self.window.document_views():
+            job.view.canvas.clear_preview()
+
+    @staticmethod
+    def _label(method: Method, source: ImageData, result: ImageData, spec: JobSpec) -> str:
+        where = " (selection)" if spec.selection is not None else ""
+        if method.task is Task.UPSCALE:
+            factor = result.width / source.width
+            return f"{method.name} \u00d7{factor:g}{where}"
+        return f"{method.name}{where}"
+
+    # -- compare and preferences ------------------------------------------------------------
+
+    def show_compare(self) -> None:
+        if self.last_result is None:
+            return
+        source, result, label = self.last_result
+        shown = source.rgb
+        if source.size != result.size:
+            shown = resize(source.rgb, result.size, Filter.NEAREST)
+        reference = source.rgb if source.size != result.size else None
+        self.compare_view.set_images(shown, result.rgb, "input", label, reference_lr=reference)
+        self.compare_dock.show()
+        self.compare_dock.raise_()
+
+    def show_preferences(self) -> None:
+        dialog = PreferencesDialog(self.settings, self.host, self.window)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        self.controller.apply_settings(self.settings)
+        if dialog.plugins_changed():
+            self.reload_plugins()
+
+    def reload_plugins(self) -> None:
+        """Discover plugins again (after enabling, disabling or installing one): no restart needed."""
+        self.host = discover_plugins(self.settings)
+        self.panel.set_methods(self.host.methods())
+        for record in self.host.broken():
+            self.window.show_message(f"Plugin {record.name} is disabled: {record.error}", "warning")
+
+    def shutdown(self) -> None:
+        self._unsubscribe()
+        self.controller.shutdown()

@@ -1,0 +1,164 @@
+"""The editor end to end: open, select, run a plugin's method, see previews, cancel, undo, compare."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from sr_desk.api import Capabilities, FloatParam, Method, Task, hookimpl
+from sr_desk.engine.plugins import PluginHost
+from sr_desk.ui.workbench import Workbench
+
+STEPS = 4
+slow_gate = threading.Event()
+
+
+def nearest_with_previews(request, context):
+    factor = int(request.scale)
+    result = np.repeat(np.repeat(request.image, factor, 0), factor, 1) * request.params["gain"]
+    for step in range(1, STEPS + 1):
+        if request.params["slow"] > 0:
+            time.sleep(request.params["slow"])
+        context.report(step, STEPS, preview=np.full_like(result, step / STEPS))
+    return result
+
+
+def fuse_brightens_mask(request, context):
+    context.report(1, 1)
+    return request.image * (1 - request.mask[..., None]) + request.mask[..., None]
+
+
+class FakePlugin:
+    """An in-process plugin: the same declarations a pip-installed one makes."""
+
+    SR_DESK_API_VERSION = "1.0"
+
+    @staticmethod
+    @hookimpl
+    def sr_desk_methods():
+        return [
+            Method(id="fake-x2", name="Fake x2", task=Task.UPSCALE, run=nearest_with_previews,
+                   params=[FloatParam(name="gain", default=1.0, minimum=0.0, maximum=2.0, help="Brightness"),
+                           FloatParam(name="slow", default=0.0, minimum=0.0, maximum=1.0)],
+                   capabilities=Capabilities(scales=(2,), default_scale=2, previews=True)),
+            Method(id="fake-fuse", name="Fake fuse", task=Task.FUSE, run=fuse_brightens_mask,
+                   capabilities=Capabilities(scales=(1,), default_scale=1, region=True, tiles=False)),
+        ]
+
+
+@pytest.fixture
+def bench(window, qtbot):
+    host = PluginHost()
+    record = host.register(FakePlugin(), "fake")
+    assert record.ok, record.error
+    workbench = Workbench(window, host=host)
+    yield workbench
+    workbench.shutdown()
+
+
+def run_and_wait(qtbot, workbench, method_id, **params):
+    workbench.panel.select_method(method_id)
+    if params:
+        workbench.panel.set_param_values(params)
+    with qtbot.waitSignal(workbench.controller.finished, timeout=30000):
+        workbench.panel.request_run()
+
+
+def test_upscale_applies_one_undoable_step_with_previews_on_the_canvas(window, bench, make_png, qtbot):
+    view = window.open_paths([make_png("a.png", size=(12, 8))])[0]
+    before = view.document.image.rgb.copy()
+    previews = []
+    bench.controller.preview.connect(lambda rgb, box: previews.append(view.canvas.has_preview))
+    run_and_wait(qtbot, bench, "fake-x2", gain=1.0)
+    assert view.document.image.size == (24, 16)
+    assert previews and all(previews)
+    assert view.document.history.labels[-1] == "Fake x2 \u00d72"
+    window.undo()
+    assert np.array_equal(view.document.image.rgb, before)
+    window.redo()
+    assert view.document.image.size == (24, 16)
+
+
+def test_cancel_leaves_the_document_exactly_as_it_was(window, bench, make_png, qtbot):
+    view = window.open_paths([make_png("a.png", size=(12, 8))])[0]
+    image = view.document.image
+    bench.panel.select_method("fake-x2")
+    bench.panel.set_param_values({"slow": 0.05})
+    with qtbot.waitSignal(bench.controller.progress, timeout=30000):
+        bench.panel.request_run()
+    with qtbot.waitSignal(bench.controller.cancelled, timeout=30000):
+        bench.panel.cancel_requested.emit()
+    assert view.document.image is image and not view.document.modified
+    assert not view.canvas.has_preview
+
+
+def test_selection_only_replaces_just_the_selection(window, bench, make_png, qtbot):
+    from sr_desk.core.selection import Selection
+
+    view = window.open_paths([make_png("a.png", size=(40, 40), color=(100, 100, 100))])[0]
+    document = view.document
+    document.set_selection(Selection.rect(document.image.size, (10, 10, 10, 10)), "Rectangle")
+    bench.panel.select_method("fake-x2")
+    bench.panel.selection_check.setChecked(True)
+    run_and_wait(qtbot, bench, "fake-x2", gain=2.0)
+    rgb = document.image.rgb
+    assert rgb.shape == (80, 80, 3)
+    assert rgb[30, 30, 0] > 0.6 and abs(rgb[2, 2, 0] - 100 / 255) < 1e-3  # inside doubled, outside bicubic
+    assert document.history.labels[-1].endswith("(selection)")
+
+
+def test_fusion_needs_a_selection_and_keeps_the_outside(window, bench, make_png, qtbot):
+    from sr_desk.core.selection import Selection
+
+    view = window.open_paths([make_png("a.png", size=(32, 32), color=(10, 20, 30))])[0]
+    document = view.document
+    bench.panel.select_method("fake-fuse")
+    bench.panel.request_run()
+    assert "select a region first" in window.banner.text()
+    before = document.image.rgb.copy()
+    document.set_selection(Selection.rect(document.image.size, (8, 8, 8, 8)), "Rectangle")
+    with qtbot.waitSignal(bench.controller.finished, timeout=30000):
+        bench.panel.request_run()
+    after = document.image.rgb
+    assert np.array_equal(after[:4], before[:4]) and after[12, 12, 0] == pytest.approx(1.0)
+
+
+def test_a_failing_method_is_a_message_and_changes_nothing(window, bench, make_png, qtbot, monkeypatch):
+    view = window.open_paths([make_png("a.png", size=(12, 8))])[0]
+    def broken(request, context):
+        raise RuntimeError("model exploded")
+
+    method = bench.host.method("fake-x2")
+    object.__setattr__(method, "run", broken)
+    bench.panel.select_method("fake-x2")
+    with qtbot.waitSignal(bench.controller.failed, timeout=30000):
+        bench.panel.request_run()
+    assert "model exploded" in window.banner.text()
+    assert not view.document.modified
+
+
+def test_compare_shows_input_and_result_with_lr_psnr(window, bench, make_png, qtbot):
+    window.open_paths([make_png("a.png", size=(12, 8))])
+    assert not bench.compare_action.isEnabled()
+    run_and_wait(qtbot, bench, "fake-x2", gain=1.0)
+    assert bench.compare_action.isEnabled()
+    bench.compare_action.trigger()
+    assert bench.compare_dock.isVisible() or not window.isVisible()
+    psnr = bench.compare_view.fidelity[1]
+    assert psnr is not None and psnr > 40  # nearest x2 downscaled back is the input, nearly
+
+
+def test_the_real_plugins_get_panels_without_ui_code(window, qtbot):
+    workbench = Workbench(window)
+    try:
+        ids = {m.id for m in workbench.host.methods()}
+        assert {"bicubic", "lanczos", "srdiff", "srdiff-fusion", "srdiff-interpolate"} <= ids
+        workbench.panel.select_method("srdiff-interpolate")
+        assert {"seed_b", "blend", "mode", "noise_level", "sampler", "steps", "eta"} <= set(workbench.panel.param_widgets)
+        workbench.panel.select_method("srdiff-fusion")
+        assert "donor" in workbench.panel.param_widgets
+    finally:
+        workbench.shutdown()
