@@ -116,3 +116,15 @@ def test_an_editor_selection_of_any_shape_is_a_region(rng):
     assert np.allclose(result.rgb[38:42, 38:42], nearest[38:42, 38:42], atol=1e-6)
     with pytest.raises(SrDeskError, match="selection is empty"):
         run(image, NEAREST, scale=2, selection=np.zeros((40, 40), np.float32))
+
+
+def test_region_previews_show_the_result_as_it_will_be_applied(rng):
+    events = []
+    image = document(random_image(rng, 60, 60))
+    run(image, NEAREST, events, scale=2, region=(20, 20, 10, 10), feather=1)
+    preview_event = next(e for e in events if e.preview is not None)
+    x, y, w, h = preview_event.preview_box
+    base = resize(image.rgb, (120, 120), Filter.BICUBIC)
+    # NEAREST previews all-black; in the margin around the selection the preview must be the base image.
+    assert np.allclose(preview_event.preview[0, 0], base[y, x], atol=1e-6)
+    assert np.allclose(preview_event.preview[h // 2, w // 2], 0.0)

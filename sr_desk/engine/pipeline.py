@@ -290,11 +290,41 @@ def _upscale_region(
     ox1 = min(out_size[0], ox0 + crop_out_size[0])
     oy1 = min(out_size[1], oy0 + crop_out_size[1])
 
-    region_context = context.span(0, 1, (ox0, oy0, ox1 - ox0, oy1 - oy0))
+    window = (slice(oy0, oy1), slice(ox0, ox1))
+    region_context = BlendedPreviews(context.span(0, 1, (ox0, oy0, ox1 - ox0, oy1 - oy0)), base[window], mask[window])
     crop = rgb[y0:y1, x0:x1]
     result = _upscale(crop, method, spec, run_scale, None, region_context)
     result = result[: oy1 - oy0, : ox1 - ox0]
 
     out = base.copy()
-    out[oy0:oy1, ox0:ox1] = composite(base[oy0:oy1, ox0:ox1], result, mask[oy0:oy1, ox0:ox1])
+    out[window] = composite(base[window], result, mask[window])
     return out
+
+
+class BlendedPreviews:
+    """A context that shows a region's previews as they will be applied: blended into the base over the mask.
+
+    Without it, the preview of a selection would show the method's raw output
+    over the whole working window, margin included, and then visibly shrink
+    to the selection when the result lands.
+    """
+
+    def __init__(self, inner: JobContext, base: np.ndarray, mask: np.ndarray):
+        self._inner, self._base, self._mask = inner, base, mask
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def report(
+        self,
+        step: int,
+        total: int,
+        preview: np.ndarray | None = None,
+        message: str = "",
+        box: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        if preview is not None and box is None:
+            h, w = self._base.shape[:2]
+            if preview.shape[0] >= h and preview.shape[1] >= w:
+                preview = composite(self._base, preview[:h, :w], self._mask)
+        self._inner.report(step, total, preview, message, box)

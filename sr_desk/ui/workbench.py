@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDialog
+from PySide6.QtWidgets import QDialog, QVBoxLayout
 
 from sr_desk.api import Method, Task
 from sr_desk.core.imageio import ImageData
@@ -69,13 +69,12 @@ class Workbench(QObject):
         self.panel = MethodPanel(self.host)
         self.controller = controller or JobController(self.settings, self)
         self.compare_view = CompareView()
+        self.compare_window = self._compare_window()
         self.job: RunningJob | None = None
         self.last_result: tuple[ImageData, ImageData, str] | None = None  # (input, result, label)
         self._unsubscribe = lambda: None
 
         self.panel_dock = window.add_side_dock(self.panel, "Method")
-        self.compare_dock = window.add_side_dock(self.compare_view, "Compare")
-        self.compare_dock.hide()
         self._add_actions()
         self._connect()
         self._on_document_changed(window.current_document_view())
@@ -83,6 +82,17 @@ class Workbench(QObject):
             window.show_message(f"Plugin {record.name} is disabled: {record.error}", "warning")
 
     # -- construction -----------------------------------------------------------------
+
+    def _compare_window(self) -> QDialog:
+        """Compare gets a window of its own: a split view is no use squeezed into a side panel."""
+        dialog = QDialog(self.window)
+        dialog.setWindowTitle("Compare")
+        dialog.setModal(False)
+        layout = QVBoxLayout(dialog)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.compare_view)
+        dialog.resize(1000, 720)
+        return dialog
 
     def _add_actions(self) -> None:
         window = self.window
@@ -170,6 +180,7 @@ class Workbench(QObject):
     def _on_finished(self, result: ImageData, spec: JobSpec) -> None:
         job, self.job = self.job, None
         self.panel.set_running(False)
+        self.panel.set_progress(1.0, "done")
         if job is None or job.view not in self.window.document_views():
             return
         document = job.view.document
@@ -185,7 +196,7 @@ class Workbench(QObject):
         document.replace_image(result, label)
         self.last_result = (job.source, result, label)
         self.compare_action.setEnabled(True)
-        if self.compare_dock.isVisible():
+        if self.compare_window.isVisible():
             self.show_compare()
 
     def _on_failed(self, message: str) -> None:
@@ -199,6 +210,7 @@ class Workbench(QObject):
     def _end_run(self) -> None:
         job, self.job = self.job, None
         self.panel.set_running(False)
+        self.panel.set_progress(0.0, "")
         if job is not None and job.view in self.window.document_views():
             job.view.canvas.clear_preview()
 
@@ -220,9 +232,10 @@ class Workbench(QObject):
         if source.size != result.size:
             shown = resize(source.rgb, result.size, Filter.NEAREST)
         reference = source.rgb if source.size != result.size else None
-        self.compare_view.set_images(shown, result.rgb, "input", label, reference_lr=reference)
-        self.compare_dock.show()
-        self.compare_dock.raise_()
+        left = "input (pixels enlarged)" if reference is not None else "before"
+        self.compare_view.set_images(shown, result.rgb, left, label, reference_lr=reference)
+        self.compare_window.show()
+        self.compare_window.raise_()
 
     def show_preferences(self) -> None:
         dialog = PreferencesDialog(self.settings, self.host, self.window)
@@ -241,4 +254,5 @@ class Workbench(QObject):
 
     def shutdown(self) -> None:
         self._unsubscribe()
+        self.compare_window.close()
         self.controller.shutdown()
