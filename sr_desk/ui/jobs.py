@@ -31,6 +31,7 @@ from sr_desk.core.settings import Settings
 from sr_desk.engine.pipeline import JobSpec, prepare, run_job
 from sr_desk.engine.qt_bridge import WorkerBridge
 from sr_desk.engine.worker import EventKind, Job, JobContext, JobEvent, Worker, describe_error
+from sr_desk.ui.qimage import rgb_to_qimage
 
 __all__ = ["DEFAULT_PREVIEW_RATE", "JobController", "format_duration", "progress_text"]
 
@@ -142,7 +143,7 @@ class JobController(QObject):
 
     - ``started(job_id: int, device_text: str)``
     - ``progress(fraction: float, text: str)`` -- text like ``"step 12/20 · 3 s left"``
-    - ``preview(rgb: np.ndarray, box: tuple | None)`` -- float RGB, ``box`` = ``(x, y, w, h)``
+    - ``preview(image: QImage, box: tuple | None)`` -- ready to draw, ``box`` = ``(x, y, w, h)``
       in output pixels (``None``: the whole output); at most ``preview_rate`` a second
     - ``finished(result: ImageData, spec: JobSpec)`` -- ``spec`` as prepared (its seed is set)
     - ``failed(message: str)`` -- one line, starting with the method's name
@@ -294,8 +295,11 @@ class JobController(QObject):
             return  # a superseded job: nobody listens any more
         if event.kind is EventKind.PROGRESS:
             if event.preview is not None:
+                # Converted here, on the worker thread (QImage, unlike QPixmap, may be built off
+                # the GUI thread): a 2048x1536 float preview costs ~30 ms that the GUI would stall.
+                display = rgb_to_qimage(event.preview)
                 with self._lock:
-                    self._pending = (event.job_id, event.preview, event.preview_box)
+                    self._pending = (event.job_id, display, event.preview_box)
             event = dataclasses.replace(event, preview=None, preview_box=None, result=current.recorder.last)
         self._bridge.post(event)
 

@@ -16,9 +16,8 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
-import numpy as np
 from PySide6.QtCore import QObject
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import QDialog, QVBoxLayout
 
 from sr_desk.api import Method, Task
@@ -171,11 +170,11 @@ class Workbench(QObject):
         self.panel.set_device(device)
         self.window.set_device_text(device)
 
-    def _on_preview(self, rgb: np.ndarray, box: object) -> None:
+    def _on_preview(self, image: QImage, box: object) -> None:
         job = self.job
         if job is None or job.view not in self.window.document_views():
             return
-        job.view.canvas.show_preview(rgb, box, box_space=job.output_size)
+        job.view.canvas.show_preview(image, box, box_space=job.output_size)
 
     def _on_finished(self, result: ImageData, spec: JobSpec) -> None:
         job, self.job = self.job, None
