@@ -134,10 +134,32 @@ def install_exception_hooks(show: Callable[[str, str], None]) -> Callable[[], No
     return uninstall
 
 
+def _bring_forward(window: MainWindow, paths: list[str]) -> None:
+    """Open what another ``sr-desk`` process handed over, and show the window to the user."""
+    if paths:
+        window.open_paths(paths)
+    if window.isMinimized():
+        window.showNormal()
+    window.show()
+    window.raise_()
+    window.activateWindow()
+
+
 def run_app(paths: list[str]) -> int:
-    """Open the editor with ``paths`` and run until the window closes; the exit status."""
+    """Open the editor with ``paths`` and run until the window closes; the exit status.
+
+    When this user's editor already runs, ``paths`` open as new tabs there
+    and this returns 0 at once, without a window of its own.
+    """
+    from sr_desk.ui.single_instance import SingleInstance
+
     app = create_application()
+    instance = SingleInstance(parent=app)
+    if instance.try_hand_off(paths):
+        return 0
+    instance.listen()  # False when it cannot (another editor won a race): this one still works
     window = create_main_window([])
+    instance.paths_received.connect(lambda received: _bring_forward(window, received))
     uninstall = install_exception_hooks(window.show_message)
     try:
         window.show()
@@ -145,4 +167,5 @@ def run_app(paths: list[str]) -> int:
             window.open_paths(paths)
         return int(app.exec())
     finally:
+        instance.close()
         uninstall()

@@ -32,6 +32,7 @@ from sr_desk.ui.document_view import DocumentView
 from sr_desk.ui.jobs import JobController
 from sr_desk.ui.main_window import MainWindow
 from sr_desk.ui.method_panel import MethodPanel
+from sr_desk.ui.plugins_dialog import PluginsDialog
 from sr_desk.ui.preferences import PreferencesDialog
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Workbench(QObject):
         self.compare_view = CompareView()
         self.compare_window = self._compare_window()
         self.job: RunningJob | None = None
+        self.plugins_dialog: PluginsDialog | None = None
         self.last_result: tuple[ImageData, ImageData, str] | None = None  # (input, result, label)
         self._unsubscribe = lambda: None
 
@@ -106,8 +108,13 @@ class Workbench(QObject):
         self.preferences_action.triggered.connect(self.show_preferences)
         window.menus["edit"].addSeparator()
         window.menus["edit"].addAction(self.preferences_action)
+        self.plugins_action = QAction("Plu&gins\u2026", window)
+        self.plugins_action.setStatusTip("See, switch on and off, and install plugins")
+        self.plugins_action.triggered.connect(self.show_plugins)
+        window.menus["edit"].addAction(self.plugins_action)
         window.actions["compare"] = self.compare_action
         window.actions["preferences"] = self.preferences_action
+        window.actions["plugins"] = self.plugins_action
 
     def _connect(self) -> None:
         panel, controller = self.panel, self.controller
@@ -244,6 +251,20 @@ class Workbench(QObject):
         if dialog.plugins_changed():
             self.reload_plugins()
 
+    def show_plugins(self) -> PluginsDialog:
+        """The Plugins dialog (not modal): installing, enabling or disabling a plugin reloads the methods."""
+        dialog = self.plugins_dialog
+        if dialog is None or not dialog.isVisible():
+            if dialog is not None:
+                dialog.deleteLater()
+            dialog = PluginsDialog(self.settings, self.host, self.window)
+            dialog.plugins_changed.connect(self.reload_plugins)
+            self.plugins_dialog = dialog
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
     def reload_plugins(self) -> None:
         """Discover plugins again (after enabling, disabling or installing one): no restart needed."""
         self.host = discover_plugins(self.settings)
@@ -254,4 +275,6 @@ class Workbench(QObject):
     def shutdown(self) -> None:
         self._unsubscribe()
         self.compare_window.close()
+        if self.plugins_dialog is not None:
+            self.plugins_dialog.close()  # stops a running pip install
         self.controller.shutdown()
