@@ -31,7 +31,7 @@ from torch import nn
 import sr_desk
 from sr_desk.core.atomic import atomic_write_bytes
 from sr_desk.core.errors import SrDeskError
-from sr_desk.diffusion.schedule import cosine_schedule
+from sr_desk.diffusion.schedule import OFFICIAL_BUFFER_NAMES, cosine_schedule
 
 from .config import SRDiffConfig, infer_config, infer_encoder_config
 from .network import RRDBNet, SRDiffModel
@@ -48,20 +48,7 @@ __all__ = [
 ]
 
 #: The official ``GaussianDiffusion`` buffers; recomputed from the config, so dropped on load.
-SCHEDULE_BUFFERS = (
-    "betas",
-    "alphas_cumprod",
-    "alphas_cumprod_prev",
-    "sqrt_alphas_cumprod",
-    "sqrt_one_minus_alphas_cumprod",
-    "log_one_minus_alphas_cumprod",
-    "sqrt_recip_alphas_cumprod",
-    "sqrt_recipm1_alphas_cumprod",
-    "posterior_variance",
-    "posterior_log_variance_clipped",
-    "posterior_mean_coef1",
-    "posterior_mean_coef2",
-)
+SCHEDULE_BUFFERS = OFFICIAL_BUFFER_NAMES
 
 FORMAT = "sr-desk"
 ARCH_FULL = "srdiff"
