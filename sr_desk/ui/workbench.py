@@ -16,6 +16,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import QDialog, QVBoxLayout
@@ -73,6 +74,7 @@ class Workbench(QObject):
         self.job: RunningJob | None = None
         self.plugins_dialog: PluginsDialog | None = None
         self.last_result: tuple[ImageData, ImageData, str] | None = None  # (input, result, label)
+        self.previous_result: tuple[ImageData, ImageData, str] | None = None
         self._unsubscribe = lambda: None
 
         self.panel_dock = window.add_side_dock(self.panel, "Method")
@@ -102,6 +104,13 @@ class Workbench(QObject):
         self.compare_action.setEnabled(False)
         self.compare_action.triggered.connect(self.show_compare)
         window.menus["view"].addAction(self.compare_action)
+        self.compare_results_action = QAction("Compare &Last Two Results", window)
+        self.compare_results_action.setShortcut(QKeySequence("Ctrl+Shift+K"))
+        self.compare_results_action.setToolTip("Two results of the same image (two seeds, two methods): undo, run again, compare")
+        self.compare_results_action.setEnabled(False)
+        self.compare_results_action.triggered.connect(self.show_compare_results)
+        window.menus["view"].addAction(self.compare_results_action)
+        window.actions["compare_results"] = self.compare_results_action
         self.preferences_action = QAction("&Preferences\u2026", window)
         self.preferences_action.setShortcut(QKeySequence.StandardKey.Preferences)
         self.preferences_action.setMenuRole(QAction.MenuRole.PreferencesRole)
@@ -200,8 +209,9 @@ class Workbench(QObject):
             return
         label = self._label(job.method, job.source, result, spec)
         document.replace_image(result, label)
-        self.last_result = (job.source, result, label)
+        self.previous_result, self.last_result = self.last_result, (job.source, result, label)
         self.compare_action.setEnabled(True)
+        self.compare_results_action.setEnabled(self._comparable_results() is not None)
         if self.compare_window.isVisible():
             self.show_compare()
 
@@ -240,6 +250,28 @@ class Workbench(QObject):
         reference = source.rgb if source.size != result.size else None
         left = "input (pixels enlarged)" if reference is not None else "before"
         self.compare_view.set_images(shown, result.rgb, left, label, reference_lr=reference)
+        self.compare_window.show()
+        self.compare_window.raise_()
+
+    def _comparable_results(self) -> tuple[tuple[ImageData, ImageData, str], tuple[ImageData, ImageData, str]] | None:
+        """The last two results when they came from the very same input image and have the same size."""
+        first, second = self.previous_result, self.last_result
+        if first is None or second is None or first[1].size != second[1].size:
+            return None
+        a, b = first[0], second[0]
+        if a is not b and (a.size != b.size or not np.array_equal(a.rgb, b.rgb)):
+            return None  # undo restores equal pixels, not always the same object
+        return first, second
+
+    def show_compare_results(self) -> None:
+        pair = self._comparable_results()
+        if pair is None:
+            self.window.show_message("Compare needs two results of the same image: undo, run again, then compare.")
+            return
+        (source, left, left_label), (_, right, right_label) = pair
+        reference = source.rgb if source.size != right.size else None
+        self.compare_view.set_images(left.rgb, right.rgb, left_label, right_label, reference_lr=reference)
+        self.compare_view.set_mode("side_by_side")
         self.compare_window.show()
         self.compare_window.raise_()
 

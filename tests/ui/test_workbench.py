@@ -162,3 +162,17 @@ def test_the_real_plugins_get_panels_without_ui_code(window, qtbot):
         assert "donor" in workbench.panel.param_widgets
     finally:
         workbench.shutdown()
+
+
+def test_two_results_of_the_same_image_compare_side_by_side(window, bench, make_png, qtbot):
+    view = window.open_paths([make_png("a.png", size=(12, 8))])[0]
+    run_and_wait(qtbot, bench, "fake-x2", gain=1.0)
+    assert not bench.compare_results_action.isEnabled()
+    window.undo()  # back to the same input image, then a second variant
+    run_and_wait(qtbot, bench, "fake-x2", gain=0.5)
+    assert bench.compare_results_action.isEnabled()
+    bench.compare_results_action.trigger()
+    assert bench.compare_view.mode() == "side_by_side" and bench.compare_window.isVisible()
+    left, right = bench.compare_view.fidelity
+    assert left is not None and right is not None and left > right  # the darkened one departs more
+    assert view.document.image.size == (24, 16)
