@@ -21,7 +21,6 @@ from sr_desk.api import API_VERSION, Method, ParamError
 from sr_desk.api.params import parse_size
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import IMAGE_EXTENSIONS, load_image, save_image
-from sr_desk.core.paths import app_paths
 from sr_desk.core.settings import Settings
 from sr_desk.engine.devices import DEVICE_CHOICES, PRECISION_CHOICES
 
@@ -138,11 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugin_host(settings: Settings):  # type: ignore[no-untyped-def]
-    from sr_desk.engine.plugins import PluginHost
+    from sr_desk.engine.plugins import discover_plugins
 
-    host = PluginHost(disabled=settings.disabled_plugins, extra_paths=[app_paths().plugins_dir])
-    host.discover()
-    return host
+    return discover_plugins(settings)
 
 
 def cmd_methods(args: argparse.Namespace, settings: Settings) -> int:

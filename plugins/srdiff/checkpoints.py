@@ -21,7 +21,7 @@ import dataclasses
 import pickle
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -373,14 +373,7 @@ def load_model(
         raise CheckpointError(f"cannot use {name}: {exc}") from None
     if loaded.timesteps is not None:
         config = dataclasses.replace(config, timesteps=loaded.timesteps)
-    meta_config = _meta_config(loaded.metadata, name)
-    if meta_config is not None:
-        if not meta_config.same_architecture(config):
-            raise CheckpointError(
-                f"{name} is inconsistent: its metadata describes {meta_config.to_json()} but its tensors fit "
-                f"{config.to_json()}; the file is damaged or was edited, convert it again"
-            )
-        config = meta_config
+    config = _agreed_config(_meta_config(loaded.metadata, name), config, SRDiffConfig.same_architecture, name)
     _check_scale(config, expect_scale, name)
     with torch.device("meta"):
         expected = _shapes(SRDiffModel(config))
@@ -388,6 +381,23 @@ def load_model(
     model = SRDiffModel(config)
     model.load_state_dict(loaded.state, strict=True)
     return model.to(device).eval(), config, loaded.metadata
+
+
+def _agreed_config(
+    meta_config: SRDiffConfig | None,
+    inferred: SRDiffConfig,
+    same: Callable[[SRDiffConfig, SRDiffConfig], bool],
+    name: str,
+) -> SRDiffConfig:
+    """The metadata's config when it agrees (by ``same``) with the one the tensors fit; else fail loudly."""
+    if meta_config is None:
+        return inferred
+    if not same(meta_config, inferred):
+        raise CheckpointError(
+            f"{name} is inconsistent: its metadata describes {meta_config.to_json()} but its tensors fit "
+            f"{inferred.to_json()}; the file is damaged or was edited, convert it again"
+        )
+    return meta_config
 
 
 def load_encoder(
@@ -408,13 +418,7 @@ def load_encoder(
         config = infer_config(loaded.state) if full else infer_encoder_config(state, base=meta_config)
     except ValueError as exc:
         raise CheckpointError(f"cannot use {name}: {exc}") from None
-    if meta_config is not None:
-        if not meta_config.same_encoder(config):
-            raise CheckpointError(
-                f"{name} is inconsistent: its metadata describes {meta_config.to_json()} but its tensors fit "
-                f"{config.to_json()}; the file is damaged or was edited, convert it again"
-            )
-        config = meta_config
+    config = _agreed_config(meta_config, config, SRDiffConfig.same_encoder, name)
     _check_scale(config, expect_scale, name)
     with torch.device("meta"):
         expected = _shapes(RRDBNet(config), "rrdb.")

@@ -27,6 +27,8 @@ import pluggy
 from sr_desk.api import API_VERSION, ENTRY_POINT_GROUP, PROJECT_NAME, DeclarationError, Method, Trainer
 from sr_desk.api import hookspecs
 from sr_desk.core.errors import SrDeskError
+from sr_desk.core.paths import app_paths
+from sr_desk.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -260,3 +262,10 @@ class PluginHost:
 
     def broken(self) -> list[PluginRecord]:
         return [r for r in self.records if r.error]
+
+
+def discover_plugins(settings: Settings) -> PluginHost:
+    """The plugins the app and the CLI use: the user's disabled list, plus the user plugin folder."""
+    host = PluginHost(disabled=settings.disabled_plugins, extra_paths=[app_paths().plugins_dir])
+    host.discover()
+    return host

@@ -23,11 +23,10 @@ from PySide6.QtWidgets import QDialog, QVBoxLayout
 
 from sr_desk.api import Method, Task
 from sr_desk.core.imageio import ImageData
-from sr_desk.core.paths import app_paths
 from sr_desk.core.resize import Filter, resize
 from sr_desk.core.settings import Settings
 from sr_desk.engine.pipeline import JobSpec, target_size
-from sr_desk.engine.plugins import PluginHost
+from sr_desk.engine.plugins import PluginHost, discover_plugins
 from sr_desk.ui.compare import CompareView
 from sr_desk.ui.document_view import DocumentView
 from sr_desk.ui.jobs import JobController
@@ -37,12 +36,6 @@ from sr_desk.ui.plugins_dialog import PluginsDialog
 from sr_desk.ui.preferences import PreferencesDialog
 
 log = logging.getLogger(__name__)
-
-
-def discover_plugins(settings: Settings) -> PluginHost:
-    host = PluginHost(disabled=settings.disabled_plugins, extra_paths=[app_paths().plugins_dir])
-    host.discover()
-    return host
 
 
 @dataclass
