@@ -142,6 +142,32 @@ def test_fusion_changes_only_the_feathered_selection(host, weights, rng):
     assert np.abs(high.rgb[inside] - colour).mean() > 2 * np.abs(low.rgb[inside] - colour).mean()
 
 
+def test_fusion_takes_the_donor_where_the_user_placed_it(host, weights, rng):
+    base = document((0.45 + 0.1 * rng.random((64, 64, 3))).astype(np.float32))
+    half = np.zeros((20, 20, 3), np.float32) + np.array([0.45, 0.45, 0.45], np.float32)
+    half[:, 10:] = [0.8, 0.4, 0.3]  # the donor's right half is red
+    region = (16, 16, 32, 32)
+    common = dict(seed=1, region=region, feather=0)
+    fitted = run(host, "srdiff-fusion", base, weights["full"], **common,
+                 params={"donor": ImageInput(half), "strength": 2, "steps": 2})
+    # Placed so that only its grey left half covers the selection: no red inside.
+    shifted = ImageInput(half, placement=(16.0, 16.0, 64.0, 64.0))
+    moved = run(host, "srdiff-fusion", base, weights["full"], **common,
+                params={"donor": shifted, "strength": 2, "steps": 2})
+    red = np.array([0.8, 0.4, 0.3])
+    right = (slice(24, 40), slice(36, 46))
+    assert np.abs(fitted.rgb[right] - red).mean() < 0.06
+    assert np.abs(moved.rgb[right] - red).mean() > 0.15
+
+
+def test_fusion_refuses_a_donor_placed_off_the_image(host, weights, rng):
+    base = document(rng.random((32, 32, 3), dtype=np.float32))
+    donor = ImageInput(np.zeros((8, 8, 3), np.float32), placement=(100.0, 100.0, 8.0, 8.0))
+    with pytest.raises(SrDeskError, match="move the donor"):
+        run(host, "srdiff-fusion", base, weights["full"], seed=1, region=(4, 4, 8, 8),
+            params={"donor": donor, "steps": 2})
+
+
 def test_fusion_needs_a_selection(host, weights, rng):
     base = document(rng.random((32, 32, 3), dtype=np.float32))
     donor = ImageInput(np.zeros((8, 8, 3), np.float32))

@@ -29,7 +29,7 @@ from sr_desk.api import (
     hookimpl,
 )
 
-SR_DESK_API_VERSION = "1.0"
+SR_DESK_API_VERSION = "1.1"
 
 #: The built-in 4x model (resources/weights), trained by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="srdiff-x4.safetensors", license="MIT (weights trained by sr-desk)")
@@ -107,7 +107,12 @@ def sr_desk_methods() -> list[Method]:
             task=Task.FUSE,
             run=_lazy("fuse"),
             params=[
-                ImageParam(name="donor", help="Image whose content goes into the selection (fitted to it)"),
+                ImageParam(
+                    name="donor",
+                    placeable=True,
+                    help="Image whose content goes into the selection: drag it on the canvas to move it, "
+                    "drag a corner to scale it (it starts covering the selection)",
+                ),
                 IntParam(
                     name="strength",
                     default=50,

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from sr_desk.api import Context, ImageInput, Request
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.masks import composite, mask_bbox
+from sr_desk.core.placement import cover_box, place_image
 from sr_desk.core.resize import Filter, resize
 from sr_desk.diffusion import NoiseSchedule, cosine_schedule, make_sampler
 from sr_desk.diffusion.imresize import imresize
@@ -224,25 +225,24 @@ def encoder_upscale(request: Request, context: Context) -> np.ndarray:
 
 
 def _place_donor(donor: ImageInput, base: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The donor as an image of the base's size: as given when sizes match, else fitted over the selection.
+    """The donor on the base's pixel grid: where the user placed it, else covering the selection.
 
-    Fitting covers the selection's bounding box (aspect kept, centred, the
-    overflow cropped), which is what dropping a face onto a face needs.
+    A donor of the base's own size with no placement is taken as already
+    aligned (an edited copy of the same photo, say).
     """
     h, w = base.shape[:2]
-    if donor.size == (w, h):
+    if donor.placement is None and donor.size == (w, h):
         return donor.rgb
-    box = mask_bbox(mask, threshold=0.5) or mask_bbox(mask)
-    if box is None:
-        raise SrDeskError("select the region to fuse into first")
-    x, y, bw, bh = box
-    dw, dh = donor.size
-    factor = max(bw / dw, bh / dh)
-    fitted = resize(donor.rgb, (max(bw, round(dw * factor)), max(bh, round(dh * factor))), Filter.LANCZOS)
-    ox, oy = (fitted.shape[1] - bw) // 2, (fitted.shape[0] - bh) // 2
-    placed = base.copy()
-    placed[y : y + bh, x : x + bw] = fitted[oy : oy + bh, ox : ox + bw]
-    return placed
+    placement = donor.placement
+    if placement is None:
+        box = mask_bbox(mask, threshold=0.5) or mask_bbox(mask)
+        if box is None:
+            raise SrDeskError("select the region to fuse into first")
+        placement = cover_box(donor.size, box)
+    try:
+        return place_image(base, donor.rgb, placement)
+    except ValueError as exc:
+        raise SrDeskError(f"{exc}: move the donor over the selection") from None
 
 
 def _fusion_window(mask: np.ndarray, multiple: int, margin: int = 16) -> tuple[int, int, int, int]:

@@ -5,6 +5,8 @@ Stable names only; see docs/plugins.md for a complete minimal plugin.
 API versions follow ``MAJOR.MINOR``: a plugin built for ``1.x`` runs on any
 host ``1.y`` with ``y >= x``; a different major is refused with a message
 that names both versions.
+
+1.1 added ``ImageParam(placeable=True)`` and ``ImageInput.placement``.
 """
 
 from sr_desk.api.hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl
@@ -25,7 +27,7 @@ from sr_desk.api.params import (
 from sr_desk.api.request import Cancelled, Context, ImageInput, Request, WeightsStore
 from sr_desk.api.training import Trainer
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 __all__ = [
     "API_VERSION",

@@ -241,10 +241,16 @@ class ImageParam(Param):
     On the command line the value is a file path; the host loads it and the
     method receives an ``ImageInput`` holding float RGB pixels, so plugins
     never read files themselves.
+
+    ``placeable`` (API 1.1): the image is laid over the input image, and the
+    editor lets the user move and scale it on the canvas. The method then
+    receives ``ImageInput.placement``; where that is ``None`` (the command
+    line, or a host that cannot place) the method chooses its own placement.
     """
 
     kind: ClassVar[str] = "image"
     required: bool = True
+    placeable: bool = False
 
     def validate(self, value: Any) -> Any:
         if value is None:

@@ -21,11 +21,18 @@ class Cancelled(Exception):
 
 @dataclass(frozen=True)
 class ImageInput:
-    """A second image given to a method (see ``ImageParam``)."""
+    """A second image given to a method (see ``ImageParam``).
+
+    ``placement``: where the user laid the image over the input, as
+    ``(x, y, width, height)`` in input pixels (floats: a placement scaled on
+    screen need not land on whole pixels), or ``None`` when nobody placed it.
+    Only ``ImageParam(placeable=True)`` values carry one.
+    """
 
     rgb: np.ndarray
     alpha: np.ndarray | None = None
     source: str = ""
+    placement: tuple[float, float, float, float] | None = None
 
     @property
     def size(self) -> tuple[int, int]:

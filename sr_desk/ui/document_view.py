@@ -71,6 +71,10 @@ class DocumentView(QWidget):
     def tool(self) -> Tool:
         return self.tools[self._tool_name]
 
+    def add_tool(self, name: str, tool: Tool) -> None:
+        """Offer ``tool`` under ``name`` besides the selection tools (see ``MainWindow.add_tool``)."""
+        self.tools[name] = tool
+
     def set_tool(self, name: str) -> None:
         if name not in self.tools:
             raise ValueError(f"unknown tool {name!r} (known: {', '.join(self.tools)})")

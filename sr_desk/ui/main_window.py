@@ -61,7 +61,7 @@ from sr_desk.core.settings import Settings
 from sr_desk.ui import file_dialogs
 from sr_desk.ui.document_view import DocumentView
 from sr_desk.ui.history_panel import HistoryPanel
-from sr_desk.ui.tools import TOOL_CLASSES, deselect, feather_selection, invert_selection, select_all
+from sr_desk.ui.tools import TOOL_CLASSES, Tool, deselect, feather_selection, invert_selection, select_all
 
 __all__ = ["AUTOSAVE_INTERVAL_MS", "MAX_RECENT", "MainWindow", "MessageBanner", "ask_recovery"]
 
@@ -222,6 +222,7 @@ class MainWindow(QMainWindow):
         self._recovery_checked = False
         self._current: DocumentView | None = None
         self._tool_name = TOOL_CLASSES[0].name
+        self._extra_tools: list[tuple[str, Callable[[], Tool]]] = []
         self._feather_radius = 8.0
         self._side_docks: list[QDockWidget] = []
         self._autosaved: dict[str, tuple[int, int, int, int]] = {}  # recovery id -> state written
@@ -372,18 +373,37 @@ class MainWindow(QMainWindow):
         self.tool_group = QActionGroup(self)
         self.tool_group.setExclusive(True)
         for cls in TOOL_CLASSES:
-            action = QAction(_icon(cls.icon), cls.label, self)
-            action.setObjectName(f"action_tool_{cls.name}")
-            action.setCheckable(True)
-            action.setShortcut(QKeySequence(cls.shortcut))
-            action.setToolTip(f"{cls.label} ({cls.shortcut})\n{cls.tip}")
-            action.setStatusTip(cls.tip)
-            action.setData(cls.name)
-            action.triggered.connect(lambda _checked=False, name=cls.name: self.set_tool(name))
-            self.tool_group.addAction(action)
-            self.addAction(action)
-            self.actions[f"tool_{cls.name}"] = action
+            self._tool_action(cls)
         self.actions[f"tool_{self._tool_name}"].setChecked(True)
+
+    def _tool_action(self, cls: type[Tool]) -> QAction:
+        action = QAction(_icon(cls.icon), cls.label, self)
+        action.setObjectName(f"action_tool_{cls.name}")
+        action.setCheckable(True)
+        action.setShortcut(QKeySequence(cls.shortcut))
+        action.setToolTip(f"{cls.label} ({cls.shortcut})\n{cls.tip}")
+        action.setStatusTip(cls.tip)
+        action.setData(cls.name)
+        action.triggered.connect(lambda _checked=False, name=cls.name: self.set_tool(name))
+        self.tool_group.addAction(action)
+        self.addAction(action)
+        self.actions[f"tool_{cls.name}"] = action
+        return action
+
+    def add_tool(self, cls: type[Tool], make: Callable[[], Tool]) -> QAction:
+        """Add a canvas tool beyond the selection tools (placing a fusion donor, say).
+
+        ``make`` builds one instance per document, for the open ones and for
+        every document opened later. The returned action is in the Tools menu
+        and the toolbar; the caller enables and disables it.
+        """
+        action = self._tool_action(cls)
+        self._extra_tools.append((cls.name, make))
+        self.menus["tools"].addAction(action)
+        self.toolbar.insertAction(self._toolbar_tools_end, action)
+        for view in self.document_views():
+            view.add_tool(cls.name, make())
+        return action
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -433,7 +453,7 @@ class MainWindow(QMainWindow):
         self.toolbar.addSeparator()
         for action in self.tool_group.actions():
             self.toolbar.addAction(action)
-        self.toolbar.addSeparator()
+        self._toolbar_tools_end = self.toolbar.addSeparator()
         for name in ("zoom_out", "zoom_in", "fit", "actual_size", "pixel_grid"):
             self.toolbar.addAction(self.actions[name])
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
@@ -564,6 +584,8 @@ class MainWindow(QMainWindow):
     def add_document(self, document: Document) -> DocumentView:
         """Show ``document`` in a new tab and make it current."""
         view = DocumentView(document, self.tabs)
+        for name, make in self._extra_tools:
+            view.add_tool(name, make())
         view.set_tool(self._tool_name)
         view.canvas.set_pixel_grid(self.actions["pixel_grid"].isChecked())
         view.title_changed.connect(lambda _title, v=view: self._on_title_changed(v))
@@ -1011,7 +1033,7 @@ class MainWindow(QMainWindow):
         self.settings.extra["pixel_grid"] = bool(on)
 
     def set_tool(self, name: str) -> None:
-        """Make ``name`` ("rect", "ellipse", "lasso", "move") the tool of every document."""
+        """Make ``name`` ("rect", "ellipse", "lasso", "move", or one from ``add_tool``) the tool of every document."""
         self._tool_name = name
         action = self.actions.get(f"tool_{name}")
         if action is not None and not action.isChecked():

@@ -36,10 +36,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sr_desk.api import FloatParam, Method, ParamError, SeedParam, Task
+from sr_desk.api import FloatParam, ImageParam, Method, ParamError, SeedParam, Task
 from sr_desk.engine.pipeline import JobSpec
 from sr_desk.engine.plugins import PluginHost
-from sr_desk.ui.params_widgets import ParamWidget, SeedWidget, make_param_widget
+from sr_desk.ui.params_widgets import ImageWidget, ParamWidget, SeedWidget, make_param_widget
 
 __all__ = ["LIVE_DELAY_MS", "PRESET_SCALES", "MethodPanel"]
 
@@ -78,6 +78,7 @@ class MethodPanel(QWidget):
     cancel_requested = Signal()
     method_changed = Signal(object)
     message = Signal(str, str)
+    placeable_image_changed = Signal(str, object)
 
     def __init__(self, source: PluginHost | Iterable[Method], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -358,6 +359,30 @@ class MethodPanel(QWidget):
                 self.live_check.setChecked(False)
         finally:
             self._building = False
+        self.announce_placeable()
+
+    def _placeable_param(self) -> ImageParam | None:
+        method = self._method
+        if method is None:
+            return None
+        return next((p for p in method.param_set if isinstance(p, ImageParam) and p.placeable), None)
+
+    def announce_placeable(self) -> None:
+        """Emit ``placeable_image_changed`` for the current method (``"", None`` when it has no such image)."""
+        param = self._placeable_param()
+        widget = self.param_widgets.get(param.name) if param is not None else None
+        if param is None or widget is None:
+            self.placeable_image_changed.emit("", None)
+        else:
+            self.placeable_image_changed.emit(param.name, widget.value())
+
+    def set_placement(self, name: str, placement: tuple[float, float, float, float] | None) -> None:
+        """Where the user laid the placeable image ``name`` on the canvas (sent as ``ImageInput.placement``)."""
+        widget = self.param_widgets.get(name)
+        if not isinstance(widget, ImageWidget) or widget.value() is None or self._method is None:
+            return
+        widget.set_placement(placement)
+        self._memory.setdefault(self._method.id, {}).setdefault("params", {})[name] = widget.value()
 
     def _shows_scale(self, method: Method) -> bool:
         return method.capabilities.scales != (1,)
@@ -427,6 +452,8 @@ class MethodPanel(QWidget):
         if self._building or self._method is None:
             return
         self._memory.setdefault(self._method.id, {}).setdefault("params", {})[param.name] = value
+        if isinstance(param, ImageParam) and param.placeable:
+            self.placeable_image_changed.emit(param.name, value)
         if isinstance(param, FloatParam) and self.live():
             self._live_timer.start()
 

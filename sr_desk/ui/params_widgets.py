@@ -12,6 +12,7 @@ subclass) get a line edit that reads its text with ``param.parse``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable
@@ -366,6 +367,11 @@ class ImageWidget(ParamWidget):
 
     def value(self) -> ImageInput | None:
         return self._value
+
+    def set_placement(self, placement: tuple[float, float, float, float] | None) -> None:
+        """Keep where the image was laid on the canvas; not a new value, so ``changed`` stays quiet."""
+        if self._value is not None:
+            self._value = dataclasses.replace(self._value, placement=placement)
 
     def set_value(self, value: Any) -> None:
         if isinstance(value, (str, Path)):

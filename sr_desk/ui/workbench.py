@@ -17,12 +17,13 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QRectF
 from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import QDialog, QVBoxLayout
 
-from sr_desk.api import Method, Task
+from sr_desk.api import ImageInput, Method, Task
 from sr_desk.core.imageio import ImageData
+from sr_desk.core.placement import cover_box
 from sr_desk.core.resize import Filter, resize
 from sr_desk.core.settings import Settings
 from sr_desk.engine.pipeline import JobSpec, target_size
@@ -32,8 +33,10 @@ from sr_desk.ui.document_view import DocumentView
 from sr_desk.ui.jobs import JobController
 from sr_desk.ui.main_window import MainWindow
 from sr_desk.ui.method_panel import MethodPanel
+from sr_desk.ui.placement import ImagePlacement, PlaceImageTool
 from sr_desk.ui.plugins_dialog import PluginsDialog
 from sr_desk.ui.preferences import PreferencesDialog
+from sr_desk.ui.qimage import rgb_to_qimage
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ class Workbench(QObject):
 
         self.panel_dock = window.add_side_dock(self.panel, "Method")
         self._add_actions()
+        self._add_placement()
         self._connect()
         self._on_document_changed(window.current_document_view())
         for record in self.host.broken():
@@ -118,6 +122,17 @@ class Workbench(QObject):
         window.actions["preferences"] = self.preferences_action
         window.actions["plugins"] = self.plugins_action
 
+    def _add_placement(self) -> None:
+        """The Place Image tool, for methods that declare ``ImageParam(placeable=True)``."""
+        self.placement = ImagePlacement(self)
+        self.place_action = self.window.add_tool(PlaceImageTool, lambda: PlaceImageTool(self.placement))
+        self.place_action.setEnabled(False)
+        self._tool_before_place = self.window.tool_name
+        self._placement_fitted = False  # True until the user moves the image: it then follows the selection
+        self.placement.changed.connect(self._repaint_canvases)
+        self.placement.moved.connect(self._on_placement_moved)
+        self.panel.placeable_image_changed.connect(self._on_placeable_image)
+
     def _connect(self) -> None:
         panel, controller = self.panel, self.controller
         panel.run_requested.connect(self.run)
@@ -146,9 +161,58 @@ class Workbench(QObject):
             if kind in ("selection", "image"):
                 self.panel.set_selection_available(not document.selection.is_empty)
                 self.panel.set_document_size(document.image.size)
+                if self._placement_fitted:
+                    self._fit_placement()
 
         self._unsubscribe = document.subscribe(refresh)
         refresh()
+        if not self.placement.active:
+            self.panel.announce_placeable()  # a donor chosen before any image was open
+
+    # -- placing a second image ---------------------------------------------------------
+
+    def _on_placeable_image(self, name: str, image: ImageInput | None) -> None:
+        view = self.window.current_document_view()
+        if image is None or view is None:
+            self.placement.clear()
+            self.place_action.setEnabled(False)
+            if self.window.tool_name == PlaceImageTool.name:
+                self.window.set_tool(self._tool_before_place)
+            return
+        self._placement_fitted = image.placement is None
+        box = image.placement or self._fitted_box(image.size, view)
+        self.panel.set_placement(name, box)
+        self.placement.show(name, rgb_to_qimage(image.rgb), QRectF(*box))
+        self.place_action.setEnabled(True)
+        if self.window.tool_name != PlaceImageTool.name:
+            self._tool_before_place = self.window.tool_name
+            self.window.set_tool(PlaceImageTool.name)
+            self.window.show_message(
+                "Drag the image to place it over the selection, drag a corner to scale it, then Run.", "info"
+            )
+
+    @staticmethod
+    def _fitted_box(size: tuple[int, int], view: DocumentView) -> tuple[float, float, float, float]:
+        """The box covering the selection (or the whole image), where a new donor starts."""
+        document = view.document
+        target = document.selection.bbox if not document.selection.is_empty else None
+        return cover_box(size, target or (0, 0, *document.image.size))
+
+    def _fit_placement(self) -> None:
+        image, view = self.placement.image, self.window.current_document_view()
+        if image is None or view is None:
+            return
+        box = self._fitted_box((image.width(), image.height()), view)
+        self.placement.show(self.placement.param_name, image, QRectF(*box))
+        self.panel.set_placement(self.placement.param_name, box)
+
+    def _on_placement_moved(self) -> None:
+        self._placement_fitted = False
+        self.panel.set_placement(self.placement.param_name, self.placement.as_tuple())
+
+    def _repaint_canvases(self) -> None:
+        for view in self.window.document_views():
+            view.canvas.update()
 
     # -- running ----------------------------------------------------------------------
 
@@ -173,6 +237,8 @@ class Workbench(QObject):
         self.job = RunningJob(view, document.image, method, output_size, live=self.panel.live())
         if self.controller.start(document.image, method, spec) < 0:
             self.job = None
+        elif self.window.tool_name == PlaceImageTool.name:
+            self.window.set_tool(self._tool_before_place)  # placing is done: show the result, not the donor
 
     def _on_started(self, job_id: int, device: str) -> None:
         self.panel.set_running(True)

@@ -8,7 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from sr_desk.api import Capabilities, FloatParam, Method, Task, hookimpl
+from PySide6.QtCore import QPointF, Qt
+
+from sr_desk.api import Capabilities, FloatParam, ImageInput, ImageParam, Method, Task, hookimpl
+from sr_desk.core.placement import place_image
+from sr_desk.core.selection import Selection
 from sr_desk.engine.plugins import PluginHost
 from sr_desk.ui.workbench import Workbench
 
@@ -24,6 +28,15 @@ def nearest_with_previews(request, context):
             time.sleep(request.params["slow"])
         context.report(step, STEPS, preview=np.full_like(result, step / STEPS))
     return result
+
+
+placed_donors: list = []
+
+
+def fuse_paste_donor(request, context):
+    donor = request.params["donor"]
+    placed_donors.append(donor.placement)
+    return place_image(request.image, donor.rgb, donor.placement)
 
 
 def fuse_brightens_mask(request, context):
@@ -45,6 +58,9 @@ class FakePlugin:
                            FloatParam(name="slow", default=0.0, minimum=0.0, maximum=1.0)],
                    capabilities=Capabilities(scales=(2,), default_scale=2, previews=True)),
             Method(id="fake-fuse", name="Fake fuse", task=Task.FUSE, run=fuse_brightens_mask,
+                   capabilities=Capabilities(scales=(1,), default_scale=1, region=True, tiles=False)),
+            Method(id="fake-paste", name="Fake paste", task=Task.FUSE, run=fuse_paste_donor,
+                   params=[ImageParam(name="donor", placeable=True, help="Pasted where placed")],
                    capabilities=Capabilities(scales=(1,), default_scale=1, region=True, tiles=False)),
         ]
 
@@ -176,3 +192,54 @@ def test_two_results_of_the_same_image_compare_side_by_side(window, bench, make_
     left, right = bench.compare_view.fidelity
     assert left is not None and right is not None and left > right  # the darkened one departs more
     assert view.document.image.size == (24, 16)
+
+
+def drag_on(qtbot, canvas, start, end):
+    """Press at image point ``start``, move, release at image point ``end``."""
+    to_widget = lambda p: canvas.map_from_image(QPointF(*p)).toPoint()  # noqa: E731
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=to_widget(start))
+    qtbot.mouseMove(canvas, to_widget(((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)))
+    qtbot.mouseMove(canvas, to_widget(end))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=to_widget(end))
+
+
+def test_a_placeable_donor_is_dragged_and_scaled_on_the_canvas_and_runs_where_placed(window, bench, make_png, qtbot):
+    window.show()
+    view = window.open_paths([make_png("a.png", size=(64, 64), color=(0, 0, 0))])[0]
+    view.canvas.set_zoom(4.0)
+    view.canvas.center_on(QPointF(32, 32))
+    document = view.document
+    document.set_selection(Selection.rect(document.image.size, (16, 16, 16, 16)), "Rectangle")
+    bench.panel.select_method("fake-paste")
+    assert not bench.place_action.isEnabled()  # no donor yet
+
+    bench.panel.set_param_values({"donor": ImageInput(np.ones((8, 8, 3), np.float32), source="donor.png")})
+    assert bench.place_action.isEnabled() and window.tool_name == "place"
+    assert bench.panel.param_widgets["donor"].value().placement == (16, 16, 16, 16)  # covers the selection
+
+    drag_on(qtbot, view.canvas, (24, 24), (34, 28))  # inside: move by (10, 4)
+    assert bench.panel.param_widgets["donor"].value().placement == pytest.approx((26, 20, 16, 16))
+    drag_on(qtbot, view.canvas, (42, 36), (50, 40))  # the south-east corner: scale, aspect kept
+    x, y, w, h = bench.panel.param_widgets["donor"].value().placement
+    assert (x, y) == pytest.approx((26, 20)) and w == pytest.approx(h) and w == pytest.approx(24, abs=0.6)
+
+    with qtbot.waitSignal(bench.controller.finished, timeout=30000):
+        bench.panel.request_run()
+    assert placed_donors[-1] == pytest.approx((x, y, w, h))
+    rgb = document.image.rgb
+    assert rgb[30, 40, 0] == pytest.approx(1.0) and rgb[10, 10, 0] == 0.0
+    assert window.tool_name == "rect"  # back to the tool used before placing: the result shows
+
+    bench.panel.select_method("fake-x2")
+    assert not bench.place_action.isEnabled() and not bench.placement.active
+
+
+def test_an_untouched_donor_follows_the_selection(window, bench, make_png, qtbot):
+    view = window.open_paths([make_png("a.png", size=(64, 64))])[0]
+    document = view.document
+    bench.panel.select_method("fake-paste")
+    bench.panel.set_param_values({"donor": ImageInput(np.ones((8, 4, 3), np.float32))})
+    assert bench.placement.as_tuple() == (0, -32, 64, 128)  # no selection yet: covers the image
+    document.set_selection(Selection.rect(document.image.size, (10, 10, 20, 20)), "Rectangle")
+    assert bench.placement.as_tuple() == (10, 0, 20, 40)
+    assert bench.panel.param_widgets["donor"].value().placement == (10, 0, 20, 40)
