@@ -40,6 +40,8 @@ from sr_desk.engine.plugins import PluginHost, PluginRecord
 
 __all__ = ["PluginColumn", "PreferencesDialog"]
 
+_SHOWN_OFF_ROLE = Qt.ItemDataRole.UserRole + 1  # whether a plugin's box was unticked when the dialog opened
+
 _DEVICE_LABELS = {
     "auto": "Automatic (CUDA, then Apple MPS, then CPU)",
     "cuda": "CUDA GPU",
@@ -197,6 +199,7 @@ class PreferencesDialog(QDialog):
                 [record.name, record.version or "", record.author or "", methods, status]
             )
             item.setData(PluginColumn.NAME, Qt.ItemDataRole.UserRole, record.name)
+            item.setData(PluginColumn.NAME, _SHOWN_OFF_ROLE, off)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(PluginColumn.NAME, Qt.CheckState.Unchecked if off else Qt.CheckState.Checked)
             tip = f"{record.name} ({record.source})"
@@ -234,17 +237,20 @@ class PreferencesDialog(QDialog):
             item.setCheckState(PluginColumn.NAME, Qt.CheckState.Checked if enabled else Qt.CheckState.Unchecked)
 
     def _disabled_from_tree(self) -> list[str]:
-        listed = set()
-        disabled = []
+        """The disabled plugins after the switches the user flipped *here*.
+
+        Only flipped boxes count, applied to the settings as they are now: the
+        Plugins dialog may have switched other plugins on or off while this
+        dialog stood open, and its choices must survive this one's OK.
+        """
+        disabled = set(self._settings.disabled_plugins)
         for index in range(self.plugin_tree.topLevelItemCount()):
             item = self.plugin_tree.topLevelItem(index)
             name = item.data(PluginColumn.NAME, Qt.ItemDataRole.UserRole)
-            listed.add(name)
-            if item.checkState(PluginColumn.NAME) != Qt.CheckState.Checked:
-                disabled.append(name)
-        # Plugins switched off that are no longer installed stay off if they come back.
-        kept = [name for name in self._settings.disabled_plugins if name not in listed]
-        return sorted({*kept, *disabled})
+            off = item.checkState(PluginColumn.NAME) != Qt.CheckState.Checked
+            if off != bool(item.data(PluginColumn.NAME, _SHOWN_OFF_ROLE)):
+                (disabled.add if off else disabled.discard)(name)
+        return sorted(disabled)
 
     # ------------------------------------------------------------- result
 

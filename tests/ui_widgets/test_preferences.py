@@ -63,6 +63,19 @@ def test_ok_saves_every_field_and_they_load_back(qtbot, private_home, tmp_path):
     assert again.plugin_item("good").checkState(PluginColumn.NAME) == Qt.CheckState.Unchecked
 
 
+def test_ok_keeps_plugin_switches_made_elsewhere_while_it_was_open(qtbot, private_home):
+    settings = Settings()
+    host = host_with_plugins()
+    host.register(GoodPlugin(), "other", version="0.1")
+    dialog = PreferencesDialog(settings, host)
+    qtbot.addWidget(dialog)
+    settings.disabled_plugins = ["other"]  # the Plugins dialog switched "other" off meanwhile
+    dialog.set_plugin_enabled("good", False)  # and here the user switched "good" off
+    dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+    assert settings.disabled_plugins == ["good", "other"]
+    assert Settings.load(app_paths().settings_file).disabled_plugins == ["good", "other"]
+
+
 def test_cancel_changes_nothing(qtbot):
     settings = Settings(tile_size=512)
     dialog = PreferencesDialog(settings, host_with_plugins())
