@@ -196,6 +196,20 @@ def test_interpolation_at_a_partial_noise_level(host, weights, lr_image):
     assert result.size == (40, 48) and np.isfinite(result.rgb).all()
 
 
+def test_a_draft_interpolation_takes_fewer_steps_and_a_run_all_of_them(host, weights, lr_image):
+    from sr_desk_plugins.srdiff.methods import DRAFT_STEPS, draft_params
+
+    assert draft_params({"sampler": "ancestral", "steps": 20}) == {"sampler": "dpm++2m", "steps": DRAFT_STEPS}
+    assert draft_params({"sampler": "ddim", "steps": 3, "eta": 0.5}) == {"sampler": "ddim", "steps": 3, "eta": 0.5}
+    params = {"seed_b": 4, "blend": 0.3, "steps": 20}
+    counts = {}
+    for draft in (False, True):
+        events = []
+        run(host, "srdiff-interpolate", lr_image, weights["full"], events, seed=3, params=params, draft=draft)
+        counts[draft] = sum(e.preview is not None for e in events)  # one preview per denoiser step
+    assert counts == {False: 20, True: DRAFT_STEPS}
+
+
 def test_cancel_stops_within_one_denoiser_step(host, weights, rng):
     image = document(rng.random((16, 16, 3), dtype=np.float32))
     method = host.method("srdiff")

@@ -324,6 +324,23 @@ def _cached_result(
     return _results[key]
 
 
+DRAFT_STEPS = 8  # bench/srdiff_speed.py --draft: what a live-slider preview costs at this many
+
+
+def draft_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Sampling settings for a quick look: DPM-Solver++(2M) with at most ``DRAFT_STEPS`` steps.
+
+    The live slider reruns the whole reverse process at every move, so a
+    draft trades fine detail for a preview that keeps up; Run then renders
+    with the panel's own settings.
+    """
+    sampler = params.get("sampler", "dpm++2m")
+    steps = int(params.get("steps") or DRAFT_STEPS)
+    if sampler == "ancestral":
+        sampler, steps = "dpm++2m", DRAFT_STEPS
+    return {**params, "sampler": sampler, "steps": min(steps, DRAFT_STEPS)}
+
+
 def interpolate(request: Request, context: Context) -> np.ndarray:
     """Algorithm I (spec 5.3), with seeded per-step noise so the slider moves smoothly.
 
@@ -335,6 +352,7 @@ def interpolate(request: Request, context: Context) -> np.ndarray:
     """
     loaded = loaded_model(context)
     params = request.params
+    sampling = draft_params(params) if request.draft else params  # the ends stay full quality: they are cached
     seed_a = request.seed
     seed_b = params.get("seed_b")
     seed_b = (seed_a + 1) % 2**32 if seed_b is None else seed_b
@@ -358,5 +376,5 @@ def interpolate(request: Request, context: Context) -> np.ndarray:
             residual = ((padded - cond.up) * 2).clamp(-1, 1)
             latents.append(loaded.schedule.q_sample(residual, start, stream(shape, device=device, dtype=torch.float32)))
         x = blend(latents[0], latents[1], weight, mode)
-    out = denoise(loaded, cond, x, params, BlendedNoise(noise_a, noise_b, weight), context, start=start)
+    out = denoise(loaded, cond, x, sampling, BlendedNoise(noise_a, noise_b, weight), context, start=start)
     return _at_requested_size(to_image(_crop(out.clamp(-1, 1) / 2 + cond.up, cond.hr_size)), request)

@@ -6,7 +6,7 @@ API versions follow ``MAJOR.MINOR``: a plugin built for ``1.x`` runs on any
 host ``1.y`` with ``y >= x``; a different major is refused with a message
 that names both versions.
 
-1.1 added ``ImageParam(placeable=True)`` and ``ImageInput.placement``.
+1.1 added ``ImageParam(placeable=True)``, ``ImageInput.placement`` and ``Request.draft``.
 """
 
 from sr_desk.api.hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl

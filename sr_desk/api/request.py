@@ -52,6 +52,9 @@ class Request:
     ``params``: every declared parameter, validated and defaulted.
     ``seed``: always set (the host draws one when the user asked for "random"),
     so every result can be reproduced.
+    ``draft`` (API 1.1): the host wants a quick look, not the result (the
+    editor's live slider runs again at every move); a method may trade
+    quality for speed, fewer steps say. A run the user applies is never a draft.
     """
 
     image: np.ndarray
@@ -60,6 +63,7 @@ class Request:
     params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     mask: np.ndarray | None = None
+    draft: bool = False
 
     @property
     def input_size(self) -> tuple[int, int]:

@@ -41,7 +41,8 @@ class JobSpec:
     float32 mask at input size (the editor's selection, any shape, already
     feathered), takes its place when given. ``seed=None``
     draws a seed when the job is prepared, so the run is reproducible from
-    the prepared spec.
+    the prepared spec. ``draft`` marks a quick look (the editor's live
+    slider), passed to the method as ``Request.draft``.
     """
 
     method_id: str
@@ -56,6 +57,7 @@ class JobSpec:
     tile_overlap: int = 32
     color_lock: bool = False
     weights: str | None = None
+    draft: bool = False
     selection: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +76,7 @@ class JobSpec:
             "tile_overlap": self.tile_overlap,
             "color_lock": self.color_lock,
             "weights": self.weights,
+            "draft": self.draft,
         }
 
 
@@ -169,6 +172,7 @@ def _call_method(
         params=dict(spec.params) if tile_index is None else tile_params(method, spec, tile_index),
         seed=int(spec.seed or 0) if tile_index is None else tile_seed(int(spec.seed or 0), tile_index),
         mask=mask,
+        draft=spec.draft,
     )
     result = method.run(request, context)
     if not isinstance(result, np.ndarray) or result.ndim != 3 or result.shape[2] != 3:

@@ -13,6 +13,7 @@ fills it from the selection when :meth:`MethodPanel.selection_only` is on).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -518,12 +519,17 @@ class MethodPanel(QWidget):
             color_lock=self.color_lock_check.isChecked(),
         )
 
-    def request_run(self) -> bool:
-        """Validate the form and emit ``run_requested``; a bad value is reported through ``message``."""
+    def request_run(self, *, draft: bool = False) -> bool:
+        """Validate the form and emit ``run_requested``; a bad value is reported through ``message``.
+
+        ``draft``: a live-slider run, which the method may do faster and coarser.
+        """
         method = self._method
         spec = self.current_spec()
         if method is None or spec is None:
             return False
+        if draft:
+            spec = dataclasses.replace(spec, draft=True)
         try:
             method.param_set.resolve(dict(spec.params))
         except ParamError as exc:
@@ -536,7 +542,7 @@ class MethodPanel(QWidget):
         if self.live() and self._method is not None:
             if self._method.capabilities.seeds and self.seed_widget.is_random():
                 self.seed_widget.roll()
-            self.request_run()
+            self.request_run(draft=True)
 
     # ------------------------------------------------------ job feedback
 

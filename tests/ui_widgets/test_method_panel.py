@@ -204,10 +204,13 @@ def test_live_slider_reruns_debounced_with_a_fixed_seed(panel, qtbot):
     assert len(runs) == 1  # debounced: one run for the whole drag
     assert runs[0].params["blend"] == pytest.approx(0.4)
     assert runs[0].seed == seed
+    assert runs[0].draft  # a quick look; Run renders in full
+    panel.request_run()
+    assert not runs[-1].draft
     panel.live_check.setChecked(False)
     slider.setValue(slider.maximum())
     qtbot.wait(250)
-    assert len(runs) == 1
+    assert len(runs) == 2
 
 
 def test_no_methods_at_all(qtbot):
