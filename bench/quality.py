@@ -37,6 +37,10 @@ What is measured, and how:
 Perceptual metrics (LPIPS and the like) need pretrained network weights to be
 downloaded, which this machine cannot do, so they are out of reach here.
 
+``bench-bicubic-bp`` (a row to ask for in ``--methods``) is a reference
+registered by this script, not a plugin: bicubic followed by three passes of
+iterative back-projection, i.e. what LR consistency does with no model at all.
+
 ``--steps-sweep`` adds rows for the default sampler at those step counts and,
 when the paper's 100-step ancestral sampler is in the run, prints the fewest
 steps whose PSNR is within 0.2 dB and LR-PSNR within 1 dB of it. ``--color-lock
@@ -61,6 +65,7 @@ import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from sr_desk.api import hookimpl
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import ImageData
 from sr_desk.diffusion.data import centre_crops, degrade, list_images, load_photo, split_holdout
@@ -329,6 +334,42 @@ class RowResult:
         return float(np.mean(values)) if values else math.nan
 
 
+BACK_PROJECTED_BICUBIC = "bench-bicubic-bp"
+
+
+def _back_projected_bicubic(request, context):  # type: ignore[no-untyped-def]
+    """MATLAB bicubic then three back-projection passes: what LR consistency alone gives, with no model."""
+    from sr_desk.diffusion.consistency import back_project
+
+    scale = int(request.scale)
+    lr = torch.from_numpy(np.ascontiguousarray(request.image)).permute(2, 0, 1)[None]
+    out = back_project(imresize(lr, scale=float(scale)), lr, scale, iterations=3)
+    context.report(1, 1)
+    return np.ascontiguousarray(out[0].permute(1, 2, 0).numpy(), dtype=np.float32)
+
+
+class BenchReferences:
+    """Reference rows that are not plugins, registered in-process so they run through the same engine path."""
+
+    SR_DESK_API_VERSION = "1.1"
+
+    @staticmethod
+    @hookimpl
+    def sr_desk_methods():  # type: ignore[no-untyped-def]
+        from sr_desk.api import Capabilities, Method, Task
+
+        return [
+            Method(
+                id=BACK_PROJECTED_BICUBIC,
+                name="Bicubic + back-projection",
+                task=Task.UPSCALE,
+                run=_back_projected_bicubic,
+                capabilities=Capabilities(scales=(SCALE,), default_scale=SCALE, tiles=False),
+                description="bench reference: bicubic, then 3 passes of iterative back-projection",
+            )
+        ]
+
+
 class Runner:
     """Runs method specs on LR images through the engine, as the app and the CLI do."""
 
@@ -341,6 +382,7 @@ class Runner:
         settings = Settings.load()
         self.host = PluginHost(disabled=settings.disabled_plugins)
         self.host.discover()
+        self.host.register(BenchReferences(), "bench-references")
         self.weights = str(weights) if weights else None
         self.worker = Worker(
             device=device, weights=default_weights(settings.resolved_models_dir()), precision=precision

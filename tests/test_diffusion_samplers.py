@@ -333,3 +333,31 @@ def test_dpm_solver_converges_at_second_order_and_ddim_at_first(schedule, start)
     assert 1.5 < ddim_ratio < 2.6  # halving the step halves the error
     assert dpm_ratio > 2.8  # ... and quarters it
     assert error("dpm++2m", 40) < 0.5 * error("ddim", 40)
+
+
+# -- x0 corrections (LR consistency) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ALL_SAMPLERS, ids=sampler_id)
+def test_a_correction_that_knows_x0_lands_every_sampler_on_it(schedule, case):
+    """A correction replacing every x0 prediction by the truth turns any predictor into the oracle."""
+    name, steps, options = case
+    x0 = torch.rand(SHAPE, generator=seeded(31)) * 1.8 - 0.9
+    seen = []
+    result = make_sampler(name, schedule, steps, **options).sample(
+        toy_predictor,
+        torch.randn(SHAPE, generator=seeded(32)),
+        generator=seeded(33),
+        correct_x0=lambda x0_hat: x0,
+        callback=lambda step, total, x0_hat: seen.append(x0_hat),
+    )
+    assert torch.allclose(result, x0, atol=1e-4, rtol=0)
+    assert all(torch.equal(shown, x0) for shown in seen)  # previews show the corrected prediction
+
+
+def test_the_correction_sees_the_clamped_prediction(schedule):
+    received = []
+    make_sampler("ddim", schedule, 3).sample(
+        lambda x, i: -50 * x, torch.randn(SHAPE, generator=seeded(34)), correct_x0=lambda x0: received.append(x0) or x0
+    )
+    assert len(received) == 3 and all(float(x0.abs().max()) <= 1.0 for x0 in received)

@@ -232,7 +232,7 @@ def one_thread():
 
 def test_tiny_end_to_end_run(photos, tiny_weights, tmp_path, capsys, one_thread):
     grid = tmp_path / "grid.png"
-    methods = ["bicubic", "lanczos", "srdiff-encoder", "srdiff:dpm++2m:2"]
+    methods = ["bicubic", "lanczos", "bench-bicubic-bp", "srdiff-encoder", "srdiff:dpm++2m:2"]
     argv = [
         "--data", str(photos), "--split", "all", "--crop", "32", "--methods", ",".join(methods),
         "--seeds", "2", "--weights", str(tiny_weights), "--device", "cpu", "--grid", str(grid),
@@ -254,6 +254,7 @@ def test_tiny_end_to_end_run(photos, tiny_weights, tmp_path, capsys, one_thread)
         assert count == 3 and seconds >= 0 and -1 <= ssim <= 1 and psnr > 0 and lr_psnr > 0, label
     assert table["bicubic"][2] > 40  # bicubic down of bicubic up comes back close
     assert table["bicubic"][3] == table["lanczos"][3] == table["srdiff-encoder"][3] == 0
+    assert table["bench-bicubic-bp"][2] > table["bicubic"][2] + 3  # back-projection: far closer to the input
     assert table["srdiff:dpm++2m:2"][3] > 0  # two seeds, two different results
 
     from PIL import Image

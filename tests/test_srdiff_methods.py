@@ -210,6 +210,21 @@ def test_a_draft_interpolation_takes_fewer_steps_and_a_run_all_of_them(host, wei
     assert counts == {False: 20, True: DRAFT_STEPS}
 
 
+@pytest.mark.parametrize("method_id", ["srdiff", "srdiff-encoder"])
+def test_lr_consistency_makes_the_result_downscale_to_the_input(host, weights, rng, method_id):
+    from sr_desk.diffusion.imresize import imresize
+
+    ramp = np.linspace(0.2, 0.8, 16, dtype=np.float32)
+    image = document((ramp[:, None, None] * ramp[None, :, None] + 0.1 * rng.random((16, 16, 3))).astype(np.float32))
+    errors = {}
+    for on in (False, True):
+        params = {"lr_consistency": on} | ({"steps": 4} if method_id == "srdiff" else {})
+        result = run(host, method_id, image, weights["full"], seed=2, params=params)
+        down = imresize(torch.from_numpy(result.rgb).permute(2, 0, 1)[None], scale=0.25)
+        errors[on] = float(np.abs(down[0].permute(1, 2, 0).numpy() - image.rgb).mean())
+    assert errors[True] < 0.5 * errors[False], errors
+
+
 def test_cancel_stops_within_one_denoiser_step(host, weights, rng):
     image = document(rng.random((16, 16, 3), dtype=np.float32))
     method = host.method("srdiff")

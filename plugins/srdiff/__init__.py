@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from sr_desk.api import (
+    BoolParam,
     Capabilities,
     ChoiceParam,
     Context,
@@ -64,6 +65,16 @@ def _sampling_params() -> list[Any]:
     ]
 
 
+def _lr_consistency_param() -> BoolParam:
+    return BoolParam(
+        name="lr_consistency",
+        label="LR consistency",
+        default=True,
+        help="Back-project onto the input at every step, so the result downscales to the input "
+        "(higher PSNR and LR-PSNR); off runs the paper's sampler as published",
+    )
+
+
 def _lazy(name: str):  # type: ignore[no-untyped-def]
     """A run function that imports the heavy module on first use."""
 
@@ -89,7 +100,7 @@ def sr_desk_methods() -> list[Method]:
             name="SRDiff",
             task=Task.UPSCALE,
             run=_lazy("upscale"),
-            params=_sampling_params(),
+            params=[*_sampling_params(), _lr_consistency_param()],
             capabilities=_MODEL,
             description="Diffusion 4x super-resolution (SRDiff): sharp, plausible detail; each seed gives a variant.",
         ),
@@ -98,6 +109,7 @@ def sr_desk_methods() -> list[Method]:
             name="SRDiff encoder (fast)",
             task=Task.UPSCALE,
             run=_lazy("encoder_upscale"),
+            params=[_lr_consistency_param()],
             capabilities=Capabilities(scales=(4, 8), default_scale=4, weights=(BUILTIN_WEIGHTS,)),
             description="SRDiff's RRDB encoder alone: a fast deterministic 4x upscaler, no diffusion.",
         ),
@@ -157,6 +169,7 @@ def sr_desk_methods() -> list[Method]:
                     help="Step t̄ at which the two latents are blended (100: from pure noise, endpoints exact)",
                 ),
                 *_sampling_params(),
+                _lr_consistency_param(),
             ],
             capabilities=_MODEL,
             description="Move between two SRDiff results of the same image with a slider.",

@@ -26,6 +26,7 @@ from sr_desk.core.masks import composite, mask_bbox
 from sr_desk.core.placement import cover_box, place_image
 from sr_desk.core.resize import Filter, resize
 from sr_desk.diffusion import NoiseSchedule, cosine_schedule, make_sampler
+from sr_desk.diffusion.consistency import back_project
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import BlendedNoise, NoiseSource, SeededNoise, blend
 from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS
@@ -120,6 +121,8 @@ class Conditioned:
     up: torch.Tensor  # bicubic-upsampled LR in [-1, 1]
     projected: torch.Tensor  # the U-Net's condition, after cond_proj
     hr_size: tuple[int, int]  # (height, width) before padding
+    lr: torch.Tensor  # the padded LR in [-1, 1], what LR consistency projects onto
+    scale: int
 
 
 @torch.no_grad()
@@ -128,7 +131,9 @@ def condition(loaded: LoadedModel, lr01: torch.Tensor) -> Conditioned:
     up = up_sample_lr(lr, loaded.config.scale, official_quirk=loaded.official_quirk)
     cond = loaded.encoder.encode(lr * 2 - 1)
     assert loaded.unet is not None
-    return Conditioned(up=up, projected=loaded.unet.project_condition(cond), hr_size=hr_size)
+    return Conditioned(
+        up=up, projected=loaded.unet.project_condition(cond), hr_size=hr_size, lr=lr * 2 - 1, scale=loaded.config.scale
+    )
 
 
 def _crop(x: torch.Tensor, hr_size: tuple[int, int]) -> torch.Tensor:
@@ -172,7 +177,18 @@ def denoise(
         shown = preview(sr) if preview is not None else _crop(sr, cond.hr_size)
         context.report(step, total, preview=to_image(shown), box=preview_box)
 
-    return sampler.sample(predict_noise, x, start=start, generator=noise, callback=on_step)
+    correct = _lr_consistency(cond) if params.get("lr_consistency") else None
+    return sampler.sample(predict_noise, x, start=start, generator=noise, callback=on_step, correct_x0=correct)
+
+
+def _lr_consistency(cond: Conditioned) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Back-project each x0 (a residual: image = x0 / 2 + up) onto the LR input; see sr_desk.diffusion.consistency."""
+
+    def correct(x0: torch.Tensor) -> torch.Tensor:
+        image = back_project(x0 / 2 + cond.up, cond.lr, cond.scale)
+        return (image - cond.up) * 2
+
+    return correct
 
 
 def _autocast(context: Context) -> contextlib.AbstractContextManager[Any]:
@@ -214,12 +230,17 @@ def upscale(request: Request, context: Context) -> np.ndarray:
     return _at_requested_size(sr, request)
 
 
+ENCODER_BACK_PROJECTIONS = 3  # one pass per sampler step for diffusion; the encoder gets them all at once
+
+
 @torch.no_grad()
 def encoder_upscale(request: Request, context: Context) -> np.ndarray:
     loaded = loaded_model(context, need_unet=False)
     lr, hr_size = pad_lr(to_tensor(request.image, context.device), loaded.config)
     context.report(0, 1)
     out = loaded.encoder.upscale(lr * 2 - 1)
+    if request.params.get("lr_consistency"):
+        out = back_project(out, lr * 2 - 1, loaded.config.scale, ENCODER_BACK_PROJECTIONS)
     context.report(1, 1)
     return _at_requested_size(to_image(_crop(out, hr_size)), request)
 

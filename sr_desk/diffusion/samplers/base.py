@@ -22,6 +22,7 @@ __all__ = [
     "NoisePredictor",
     "Sampler",
     "StepCallback",
+    "X0Correction",
     "make_sampler",
     "sampler_class",
     "sampler_names",
@@ -33,6 +34,9 @@ NoisePredictor = Callable[[torch.Tensor, int], torch.Tensor]
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
 """``(step_number, total_steps, x0_hat)`` after each network call (1-based step); raising cancels the run."""
+
+X0Correction = Callable[[torch.Tensor], torch.Tensor]
+"""``x0_hat -> x0_hat'``: applied to every (clamped) x0 prediction, e.g. back-projection onto a known LR image."""
 
 
 class NoiseFn(Protocol):
@@ -114,18 +118,21 @@ class Sampler(ABC):
         start: int | None = None,
         generator: Randomness = None,
         callback: StepCallback | None = None,
+        correct_x0: X0Correction | None = None,
     ) -> torch.Tensor:
         """The clean sample reached from ``x``, which must be at noise level ``start`` (default T - 1).
 
         For a full run ``x`` is pure noise; for content fusion or interpolation it is a
         noised residual at ``start = t_bar - 1``. All randomness comes from ``generator``
         in a fixed order (one draw of x's shape per stochastic step), so one seed gives
-        the same per-step noise whatever ``x`` is.
+        the same per-step noise whatever ``x`` is. ``correct_x0`` edits every x0
+        prediction before the step uses it (every sampler here steps through x0, so
+        the correction steers all of them alike).
         """
         if not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
         indices = self.timesteps(start)
-        model = Evaluator(predict_noise, self, len(indices), callback)
+        model = Evaluator(predict_noise, self, len(indices), callback, correct_x0)
         return self._run(model, x, indices, generator)
 
     @abstractmethod
@@ -154,10 +161,18 @@ class Sampler(ABC):
 
 
 class Evaluator:
-    """What every sampler does at a step: ask the network, clamp x0, report progress."""
+    """What every sampler does at a step: ask the network, clamp x0, correct it if asked, report progress."""
 
-    def __init__(self, predict_noise: NoisePredictor, sampler: Sampler, total: int, callback: StepCallback | None):
+    def __init__(
+        self,
+        predict_noise: NoisePredictor,
+        sampler: Sampler,
+        total: int,
+        callback: StepCallback | None,
+        correct_x0: X0Correction | None = None,
+    ) -> None:
         self._predict_noise = predict_noise
+        self._correct = correct_x0
         self._schedule = sampler.schedule
         self._clip = sampler.clip_x0
         self._total = total
@@ -172,6 +187,8 @@ class Evaluator:
         x0_hat = self._schedule.predict_x0(x, i, eps.to(x.dtype))
         if self._clip:
             x0_hat = x0_hat.clamp(-1.0, 1.0)
+        if self._correct is not None:
+            x0_hat = self._correct(x0_hat)
         self._done += 1
         if self._callback is not None:
             self._callback(self._done, self._total, x0_hat)
