@@ -375,13 +375,12 @@ class Runner:
 
     def __init__(self, weights: str | None = None, device: str = "auto", precision: str = "float32"):
         from sr_desk.core.settings import Settings
-        from sr_desk.engine.plugins import PluginHost
+        from sr_desk.engine.plugins import discover_plugins
         from sr_desk.engine.weights import default_weights
         from sr_desk.engine.worker import Worker
 
         settings = Settings.load()
-        self.host = PluginHost(disabled=settings.disabled_plugins)
-        self.host.discover()
+        self.host = discover_plugins(settings)  # as the app finds them, the user plugin folder included
         self.host.register(BenchReferences(), "bench-references")
         self.weights = str(weights) if weights else None
         self.worker = Worker(
