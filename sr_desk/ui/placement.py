@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QCursor, QImage, QMouseEvent, QPainter, QPen
+from PySide6.QtGui import QCursor, QImage, QMouseEvent, QPainter
 
-from sr_desk.ui.tools import HANDLE_SIZE, Tool
+from sr_desk.ui.tools import HANDLE_SIZE, Tool, drag_cursor, paint_frame_and_handles
 
 if TYPE_CHECKING:
     from sr_desk.ui.canvas import Canvas
@@ -182,12 +182,7 @@ class PlaceImageTool(Tool):
         self._hover = self._hit(canvas, event.position())
 
     def cursor(self, canvas: Canvas) -> QCursor:
-        kind = self._drag.kind if self._drag is not None else self._hover
-        if kind == "move":
-            return QCursor(Qt.CursorShape.SizeAllCursor)
-        if kind in _CORNER_CURSORS:
-            return QCursor(_CORNER_CURSORS[kind])
-        return QCursor(Qt.CursorShape.ArrowCursor)
+        return drag_cursor(self._drag.kind if self._drag is not None else self._hover, _CORNER_CURSORS)
 
     def paint(self, canvas: Canvas, painter: QPainter) -> None:
         image, box = self.placement.image, self._shown_box()
@@ -201,16 +196,4 @@ class PlaceImageTool(Tool):
             painter.drawImage(box, image, QRectF(image.rect()))
             painter.restore()
         on_screen = canvas.image_transform().mapRect(box)
-        frame = QPen(QColor(255, 255, 255, 200))
-        frame.setCosmetic(True)
-        frame.setStyle(Qt.PenStyle.DashLine)
-        painter.setPen(frame)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRect(on_screen)
-        outline = QPen(QColor(30, 30, 30))
-        outline.setCosmetic(True)
-        painter.setPen(outline)
-        painter.setBrush(QColor(255, 255, 255))
-        half = HANDLE_SIZE / 2
-        for centre in self._corners(canvas, box).values():
-            painter.drawRect(QRectF(centre.x() - half, centre.y() - half, HANDLE_SIZE, HANDLE_SIZE))
+        paint_frame_and_handles(painter, on_screen, self._corners(canvas, box).values(), Qt.PenStyle.DashLine)

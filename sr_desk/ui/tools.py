@@ -14,6 +14,7 @@ one undo step.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,8 +38,10 @@ __all__ = [
     "Tool",
     "combine_op",
     "deselect",
+    "drag_cursor",
     "feather_selection",
     "invert_selection",
+    "paint_frame_and_handles",
     "select_all",
 ]
 
@@ -488,12 +491,7 @@ class MoveSelectionTool(Tool):
             self._hover = hit
 
     def cursor(self, canvas: Canvas) -> QCursor:
-        kind = self._drag.kind if self._drag is not None else self._hover
-        if kind == "move":
-            return QCursor(Qt.CursorShape.SizeAllCursor)
-        if kind in _HANDLE_CURSORS:
-            return QCursor(_HANDLE_CURSORS[kind])
-        return QCursor(Qt.CursorShape.ArrowCursor)
+        return drag_cursor(self._drag.kind if self._drag is not None else self._hover, _HANDLE_CURSORS)
 
     def paint(self, canvas: Canvas, painter: QPainter) -> None:
         box = self._bbox(canvas)
@@ -502,20 +500,37 @@ class MoveSelectionTool(Tool):
         if self._drag is not None and self._current is not None:
             box = self._new_box(self._drag, self._current)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        frame = QPen(QColor(255, 255, 255, 160))
-        frame.setCosmetic(True)
-        frame.setStyle(Qt.PenStyle.DotLine)
-        painter.setPen(frame)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
         x, y, w, h = box
-        painter.drawRect(canvas.image_transform().mapRect(QRectF(x, y, w, h)))
-        outline = QPen(QColor(30, 30, 30))
-        outline.setCosmetic(True)
-        painter.setPen(outline)
-        painter.setBrush(QColor(255, 255, 255))
-        half = HANDLE_SIZE / 2
-        for centre in self.handle_positions(canvas, box).values():
-            painter.drawRect(QRectF(centre.x() - half, centre.y() - half, HANDLE_SIZE, HANDLE_SIZE))
+        on_screen = canvas.image_transform().mapRect(QRectF(x, y, w, h))
+        paint_frame_and_handles(painter, on_screen, self.handle_positions(canvas, box).values(), Qt.PenStyle.DotLine)
+
+
+def drag_cursor(kind: str | None, handle_cursors: dict[str, Qt.CursorShape]) -> QCursor:
+    """The cursor over (or dragging) ``kind``: "move", a handle of ``handle_cursors``, or nothing."""
+    if kind == "move":
+        return QCursor(Qt.CursorShape.SizeAllCursor)
+    if kind in handle_cursors:
+        return QCursor(handle_cursors[kind])
+    return QCursor(Qt.CursorShape.ArrowCursor)
+
+
+def paint_frame_and_handles(
+    painter: QPainter, frame: QRectF, handles: Iterable[QPointF], style: Qt.PenStyle = Qt.PenStyle.DotLine
+) -> None:
+    """A light broken frame (widget coordinates) and square handles centred on ``handles``: reads on any image."""
+    pen = QPen(QColor(255, 255, 255, 180))
+    pen.setCosmetic(True)
+    pen.setStyle(style)
+    painter.setPen(pen)
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    painter.drawRect(frame)
+    outline = QPen(QColor(30, 30, 30))
+    outline.setCosmetic(True)
+    painter.setPen(outline)
+    painter.setBrush(QColor(255, 255, 255))
+    half = HANDLE_SIZE / 2
+    for centre in handles:
+        painter.drawRect(QRectF(centre.x() - half, centre.y() - half, HANDLE_SIZE, HANDLE_SIZE))
 
 
 #: Tool classes in toolbar order.
