@@ -25,7 +25,6 @@ from sr_desk.api import ImageInput, Method, Task
 from sr_desk.core.imageio import ImageData
 from sr_desk.core.placement import cover_box
 from sr_desk.core.resize import Filter, resize
-from sr_desk.core.settings import Settings
 from sr_desk.engine.pipeline import JobSpec, target_size
 from sr_desk.engine.plugins import PluginHost, discover_plugins
 from sr_desk.ui.compare import CompareView

@@ -94,7 +94,6 @@ def test_void_qt_calls_do_not_use_up_none(qapp):
     from PySide6.QtCore import QPoint
 
     point = QPoint()
-    before = sys.getrefcount(None)
     for _ in range(20_000):  # more than None's references in an unguarded process
         point.setX(1)
     assert sys.getrefcount(None) > 0
