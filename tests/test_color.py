@@ -19,3 +19,18 @@ def test_color_lock_removes_a_colour_cast_and_keeps_detail(rng):
 def test_color_lock_leaves_a_consistent_result_alone(rng):
     source = np.full((16, 16, 3), 0.4, np.float32)
     assert np.allclose(color_lock(np.full((64, 64, 3), 0.4, np.float32), source), 0.4, atol=1e-6)
+
+
+def test_match_colors_moves_mean_and_spread_inside_the_mask():
+    from sr_desk.core.color import match_colors
+
+    rng = np.random.default_rng(3)
+    content = (0.6 + 0.2 * rng.random((20, 20, 3))).astype(np.float32)
+    reference = (0.2 + 0.1 * rng.random((20, 20, 3))).astype(np.float32)
+    mask = np.zeros((20, 20), np.float32)
+    mask[5:15, 5:15] = 1.0
+    matched = match_colors(content, reference, mask)
+    inside = mask > 0
+    assert np.allclose(matched[inside].mean(axis=0), reference[inside].mean(axis=0), atol=1e-4)
+    assert np.allclose(matched[inside].std(axis=0), reference[inside].std(axis=0), atol=1e-4)
+    assert np.array_equal(match_colors(content, reference, np.zeros_like(mask)), content)  # nothing selected

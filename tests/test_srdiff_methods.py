@@ -127,10 +127,11 @@ def test_fusion_changes_only_the_feathered_selection(host, weights, rng):
     base = document((0.45 + 0.1 * rng.random((64, 64, 3))).astype(np.float32))
     donor = ImageInput(np.zeros((20, 20, 3), np.float32) + np.array([0.7, 0.45, 0.4], np.float32))
     region = (24, 24, 16, 16)
+    common = {"donor": donor, "steps": 2, "match_colors": False}
     low = run(host, "srdiff-fusion", base, weights["full"], seed=1, region=region, feather=2,
-              params={"donor": donor, "strength": 2, "steps": 2})
+              params={**common, "strength": 2})
     high = run(host, "srdiff-fusion", base, weights["full"], seed=1, region=region, feather=2,
-               params={"donor": donor, "strength": 100, "steps": 2})
+               params={**common, "strength": 100})
     assert low.size == (64, 64)
     outside = np.ones((64, 64), bool)
     outside[24 - 3 : 40 + 3, 24 - 3 : 40 + 3] = False
@@ -149,11 +150,11 @@ def test_fusion_takes_the_donor_where_the_user_placed_it(host, weights, rng):
     region = (16, 16, 32, 32)
     common = dict(seed=1, region=region, feather=0)
     fitted = run(host, "srdiff-fusion", base, weights["full"], **common,
-                 params={"donor": ImageInput(half), "strength": 2, "steps": 2})
+                 params={"donor": ImageInput(half), "strength": 2, "steps": 2, "match_colors": False})
     # Placed so that only its grey left half covers the selection: no red inside.
     shifted = ImageInput(half, placement=(16.0, 16.0, 64.0, 64.0))
     moved = run(host, "srdiff-fusion", base, weights["full"], **common,
-                params={"donor": shifted, "strength": 2, "steps": 2})
+                params={"donor": shifted, "strength": 2, "steps": 2, "match_colors": False})
     red = np.array([0.8, 0.4, 0.3])
     right = (slice(24, 40), slice(36, 46))
     assert np.abs(fitted.rgb[right] - red).mean() < 0.06
@@ -166,6 +167,16 @@ def test_fusion_refuses_a_donor_placed_off_the_image(host, weights, rng):
     with pytest.raises(SrDeskError, match="move the donor"):
         run(host, "srdiff-fusion", base, weights["full"], seed=1, region=(4, 4, 8, 8),
             params={"donor": donor, "steps": 2})
+
+
+def test_fusion_can_move_the_donors_colours_to_the_base(host, weights, rng):
+    base = document((0.45 + 0.1 * rng.random((64, 64, 3))).astype(np.float32))
+    donor = ImageInput(np.zeros((20, 20, 3), np.float32) + np.array([0.7, 0.45, 0.4], np.float32))
+    params = {"donor": donor, "strength": 2, "steps": 2}
+    matched = run(host, "srdiff-fusion", base, weights["full"], seed=1, region=(24, 24, 16, 16), feather=0,
+                  params={**params, "match_colors": True})
+    inside = (slice(28, 36), slice(28, 36))
+    assert np.abs(matched.rgb[inside].mean(axis=(0, 1)) - base.rgb[inside].mean(axis=(0, 1))).max() < 0.05
 
 
 def test_fusion_needs_a_selection(host, weights, rng):

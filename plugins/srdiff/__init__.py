@@ -132,6 +132,13 @@ def sr_desk_methods() -> list[Method]:
                     maximum=100,
                     help="Noise level t̄: low keeps the donor as it is, high follows the base image more",
                 ),
+                BoolParam(
+                    name="match_colors",
+                    label="Match colours",
+                    default=True,
+                    help="Move the donor's colours to the base's inside the selection before fusing, so a face "
+                    "from another photo takes this photo's light; off keeps the donor's own colours",
+                ),
                 *_sampling_params(),
             ],
             capabilities=Capabilities(

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from sr_desk.api import Context, ImageInput, Request
 from sr_desk.core.errors import SrDeskError
+from sr_desk.core.color import match_colors
 from sr_desk.core.masks import composite, mask_bbox
 from sr_desk.core.placement import cover_box, place_image
 from sr_desk.core.resize import Filter, resize
@@ -296,6 +297,8 @@ def fuse(request: Request, context: Context) -> np.ndarray:
     base, mask = request.image, request.mask
     donor = request.params["donor"]
     placed = _place_donor(donor, base, mask)
+    if request.params.get("match_colors"):
+        placed = match_colors(placed, base, mask)
     multiple = math.lcm(loaded.config.size_multiple, scale)
     x0, y0, x1, y1 = _fusion_window(mask, multiple)
     window = (slice(y0, y1), slice(x0, x1))
