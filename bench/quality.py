@@ -555,8 +555,18 @@ def format_table(rows: Sequence[RowResult], markdown: bool = False) -> str:
     return "\n".join([line(COLUMNS), "  ".join("-" * w for w in widths), *(line(r) for r in cells)])
 
 
+def _plain_srdiff(row: RowResult) -> bool:
+    """An SRDiff row that sets only the sampler and the steps: every other parameter at its default."""
+    return (
+        row.spec.method_id == SRDIFF
+        and not row.spec.color_lock
+        and not row.error
+        and set(row.spec.param_dict) <= set(POSITIONAL_PARAMS)
+    )
+
+
 def _is_reference(row: RowResult) -> bool:
-    return row.spec.method_id == SRDIFF and not row.spec.color_lock and row.resolved.get("sampler") == "ancestral"
+    return _plain_srdiff(row) and row.resolved.get("sampler") == "ancestral"
 
 
 def recommend_steps(rows: Sequence[RowResult]) -> str | None:
@@ -567,8 +577,7 @@ def recommend_steps(rows: Sequence[RowResult]) -> str | None:
     sampler = default_srdiff().param_dict["sampler"]
     ref_psnr, ref_lr = reference.mean("psnr"), reference.mean("lr_psnr")
     candidates = sorted(
-        (r for r in rows if r.spec.method_id == SRDIFF and not r.spec.color_lock and not r.error
-         and r.resolved.get("sampler") == sampler),
+        (r for r in rows if _plain_srdiff(r) and r.resolved.get("sampler") == sampler),
         key=lambda r: int(r.resolved.get("steps", 0)),
     )
     rule = (

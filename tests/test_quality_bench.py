@@ -171,6 +171,10 @@ def test_recommendation_takes_the_fewest_steps_within_tolerance():
     ]
     assert "dpm++2m with 10 steps" in q.recommend_steps(rows)
     assert "none of" in q.recommend_steps(rows[:2])
+    # Rows that change another parameter neither serve as the reference nor compete.
+    variant = fake_row("srdiff:dpm++2m:6:lr_consistency=false", 25.0, 45.0, 6)
+    off_reference = fake_row("srdiff:ancestral:100:lr_consistency=false", 30.0, 50.0, 100, "ancestral")
+    assert "dpm++2m with 10 steps" in q.recommend_steps([off_reference, *rows, variant])
     assert q.recommend_steps(rows[1:]) is None
 
 
