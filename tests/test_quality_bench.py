@@ -141,22 +141,27 @@ def test_method_spec_parser():
 
 
 def test_sweep_and_color_lock_rows_without_duplicates():
-    specs = q.parse_method_list("bicubic,srdiff:dpm++2m:20,srdiff:ancestral:100")
+    from sr_desk_plugins.srdiff import DEFAULT_SAMPLER as d
+
+    specs = q.parse_method_list(f"bicubic,srdiff:{d}:20,srdiff:ancestral:100")
     rows = [s.label for s in q.expand_specs(specs, [5, 20], "both")]
     assert rows == [
         "bicubic",
-        "srdiff:dpm++2m:20", "srdiff:dpm++2m:20 +color-lock",
+        f"srdiff:{d}:20", f"srdiff:{d}:20 +color-lock",
         "srdiff:ancestral:100", "srdiff:ancestral:100 +color-lock",
-        "srdiff:dpm++2m:5", "srdiff:dpm++2m:5 +color-lock",
+        f"srdiff:{d}:5", f"srdiff:{d}:5 +color-lock",
     ]
-    assert [s.label for s in q.expand_specs(specs, [], "on")][1] == "srdiff:dpm++2m:20 +color-lock"
+    assert [s.label for s in q.expand_specs(specs, [], "on")][1] == f"srdiff:{d}:20 +color-lock"
     assert q.parse_method_list(q.default_methods())[-1].label == "srdiff:ancestral:100"
 
 
 # -- reporting -----------------------------------------------------------------------
 
 
-def fake_row(label: str, psnr: float, lr: float, steps: int | None = None, sampler: str = "dpm++2m"):
+def fake_row(label: str, psnr: float, lr: float, steps: int | None = None, sampler: str | None = None):
+    from sr_desk_plugins.srdiff import DEFAULT_SAMPLER
+
+    sampler = sampler or DEFAULT_SAMPLER
     spec = q.parse_method_spec(label)
     resolved = {"sampler": sampler, "steps": steps} if steps is not None else {}
     return q.RowResult(spec, resolved, spec.method_id == "srdiff", [psnr], [0.5], [lr], [1.0], [2.0])
@@ -165,21 +170,21 @@ def fake_row(label: str, psnr: float, lr: float, steps: int | None = None, sampl
 def test_recommendation_takes_the_fewest_steps_within_tolerance():
     rows = [
         fake_row("srdiff:ancestral:100", 25.0, 45.0, 100, "ancestral"),
-        fake_row("srdiff:dpm++2m:5", 25.5, 45.0, 5),  # PSNR too far (blurrier)
-        fake_row("srdiff:dpm++2m:10", 24.85, 44.2, 10),
-        fake_row("srdiff:dpm++2m:20", 25.0, 45.0, 20),
+        fake_row("srdiff:ddim:5", 25.5, 45.0, 5),  # PSNR too far (blurrier)
+        fake_row("srdiff:ddim:10", 24.85, 44.2, 10),
+        fake_row("srdiff:ddim:20", 25.0, 45.0, 20),
     ]
-    assert "dpm++2m with 10 steps" in q.recommend_steps(rows)
+    assert "with 10 steps" in q.recommend_steps(rows)
     assert "none of" in q.recommend_steps(rows[:2])
     # Rows that change another parameter neither serve as the reference nor compete.
-    variant = fake_row("srdiff:dpm++2m:6:lr_consistency=false", 25.0, 45.0, 6)
+    variant = fake_row("srdiff:ddim:6:lr_consistency=false", 25.0, 45.0, 6)
     off_reference = fake_row("srdiff:ancestral:100:lr_consistency=false", 30.0, 50.0, 100, "ancestral")
-    assert "dpm++2m with 10 steps" in q.recommend_steps([off_reference, *rows, variant])
+    assert "with 10 steps" in q.recommend_steps([off_reference, *rows, variant])
     assert q.recommend_steps(rows[1:]) is None
 
 
 def test_tables_plain_and_markdown():
-    rows = [fake_row("bicubic", 24.123, 47.5), fake_row("srdiff:dpm++2m:20", 25.0, 45.0, 20)]
+    rows = [fake_row("bicubic", 24.123, 47.5), fake_row("srdiff:ddim:20", 25.0, 45.0, 20)]
     failed = q.RowResult(q.parse_method_spec("srdiff:ancestral:100"), error="no weights")
     plain = q.format_table([*rows, failed]).splitlines()
     assert plain[0].split()[:2] == ["method", "PSNR"]
@@ -188,7 +193,7 @@ def test_tables_plain_and_markdown():
     md = q.format_table(rows, markdown=True).splitlines()
     assert md[0] == "| method | PSNR (dB) | SSIM | LR-PSNR (dB) | σ | s/image | images |"
     assert md[1].startswith("|---|")
-    assert md[3] == "| `srdiff:dpm++2m:20` | 25.00 | 0.5000 | 45.00 | 1.00 | 2.000 | 1 |"
+    assert md[3] == "| `srdiff:ddim:20` | 25.00 | 0.5000 | 45.00 | 1.00 | 2.000 | 1 |"
 
 
 # -- end to end ----------------------------------------------------------------------

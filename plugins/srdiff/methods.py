@@ -30,7 +30,7 @@ from sr_desk.diffusion import NoiseSchedule, cosine_schedule, make_sampler
 from sr_desk.diffusion.consistency import back_project
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import BlendedNoise, NoiseSource, SeededNoise, blend
-from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS
+from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS, DEFAULT_ETA, DEFAULT_SAMPLER
 from sr_desk_plugins.srdiff.checkpoints import load_encoder, load_model, read_metadata
 from sr_desk_plugins.srdiff.config import SRDiffConfig
 from sr_desk_plugins.srdiff.network import ConditionalUNet, RRDBNet, pad_to_multiple, up_sample_lr
@@ -159,8 +159,8 @@ def denoise(
     Each step's predicted image (``x0 + up(LR)``) goes to ``context.report``
     as a preview, through ``preview`` when the caller shows it differently.
     """
-    sampler_name = params.get("sampler", "dpm++2m")
-    options = {"eta": params.get("eta", 0.0)} if sampler_name == "ddim" else {}
+    sampler_name = params.get("sampler", DEFAULT_SAMPLER)
+    options = {"eta": params.get("eta", DEFAULT_ETA)} if sampler_name == "ddim" else {}
     steps = None if sampler_name == "ancestral" else params.get("steps")
     sampler = make_sampler(sampler_name, loaded.schedule, steps, **options)
     denoise_fn = loaded.unet
@@ -352,13 +352,14 @@ DRAFT_STEPS = 8  # bench/srdiff_speed.py --draft: what a live-slider preview cos
 
 
 def draft_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Sampling settings for a quick look: DPM-Solver++(2M) with at most ``DRAFT_STEPS`` steps.
+    """Sampling settings for a quick look: the same sampler with at most ``DRAFT_STEPS`` steps.
 
     The live slider reruns the whole reverse process at every move, so a
     draft trades fine detail for a preview that keeps up; Run then renders
-    with the panel's own settings.
+    with the panel's own settings. The 100-step ancestral sampler becomes
+    DPM-Solver++(2M), which needs no fresh noise to stay smooth in a few steps.
     """
-    sampler = params.get("sampler", "dpm++2m")
+    sampler = params.get("sampler", DEFAULT_SAMPLER)
     steps = int(params.get("steps") or DRAFT_STEPS)
     if sampler == "ancestral":
         sampler, steps = "dpm++2m", DRAFT_STEPS
