@@ -348,7 +348,7 @@ def _cached_result(
     return _results[key]
 
 
-DRAFT_STEPS = 8  # bench/srdiff_speed.py --draft: what a live-slider preview costs at this many
+DRAFT_STEPS = 8  # a live-slider move at LR 64: 2.9 s on 2 CPU cores (bench/srdiff_speed.py --steps 8)
 
 
 def draft_params(params: dict[str, Any]) -> dict[str, Any]:
