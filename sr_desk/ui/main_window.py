@@ -973,18 +973,19 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ #
 
     def undo(self) -> None:
-        document = self.current_document()
-        if document is not None:
-            label = document.undo()
-            if label:
-                self.statusBar().showMessage(f"Undo {label}", 3000)
+        self._history_step("Undo")
 
     def redo(self) -> None:
+        self._history_step("Redo")
+
+    def _history_step(self, verb: str) -> None:
+        """Undo or redo on the current document, saying which step in the status bar."""
         document = self.current_document()
-        if document is not None:
-            label = document.redo()
-            if label:
-                self.statusBar().showMessage(f"Redo {label}", 3000)
+        if document is None:
+            return
+        label = document.undo() if verb == "Undo" else document.redo()
+        if label:
+            self.statusBar().showMessage(f"{verb} {label}", 3000)
 
     def select_all(self) -> None:
         if (document := self.current_document()) is not None:

@@ -232,44 +232,60 @@ class _DragSelectTool(Tool):
         raise NotImplementedError
 
 
-class RectSelectTool(_DragSelectTool):
+class _BoxSelectTool(_DragSelectTool):
+    """A drag tool whose shape is drawn in the dragged box: subclasses say which shape."""
+
+    def _shape_path(self) -> QPainterPath:
+        path = QPainterPath()
+        x, y, w, h = self._box()
+        self._add_shape(path, QRectF(x, y, w, h))
+        return path
+
+    def _build(self, size: tuple[int, int]) -> Selection | None:
+        x, y, w, h = self._box()
+        if w < 1 or h < 1:
+            return None
+        return self._selection(size, (x, y, w, h))
+
+    @staticmethod
+    def _add_shape(path: QPainterPath, box: QRectF) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _selection(size: tuple[int, int], box: tuple[int, int, int, int]) -> Selection:
+        raise NotImplementedError
+
+
+class RectSelectTool(_BoxSelectTool):
     name = "rect"
     label = "Rectangle Select"
     icon = "mdi6.selection-drag"
     shortcut = "M"
     tip = "Drag to select a rectangle. Shift adds, Alt subtracts, Shift+Alt intersects; a click deselects."
 
-    def _shape_path(self) -> QPainterPath:
-        path = QPainterPath()
-        x, y, w, h = self._box()
-        path.addRect(QRectF(x, y, w, h))
-        return path
+    @staticmethod
+    def _add_shape(path: QPainterPath, box: QRectF) -> None:
+        path.addRect(box)
 
-    def _build(self, size: tuple[int, int]) -> Selection | None:
-        x, y, w, h = self._box()
-        if w < 1 or h < 1:
-            return None
-        return Selection.rect(size, (x, y, w, h))
+    @staticmethod
+    def _selection(size: tuple[int, int], box: tuple[int, int, int, int]) -> Selection:
+        return Selection.rect(size, box)
 
 
-class EllipseSelectTool(_DragSelectTool):
+class EllipseSelectTool(_BoxSelectTool):
     name = "ellipse"
     label = "Ellipse Select"
     icon = "mdi6.selection-ellipse"
     shortcut = "E"
     tip = "Drag to select an ellipse. Shift adds, Alt subtracts, Shift+Alt intersects."
 
-    def _shape_path(self) -> QPainterPath:
-        path = QPainterPath()
-        x, y, w, h = self._box()
-        path.addEllipse(QRectF(x, y, w, h))
-        return path
+    @staticmethod
+    def _add_shape(path: QPainterPath, box: QRectF) -> None:
+        path.addEllipse(box)
 
-    def _build(self, size: tuple[int, int]) -> Selection | None:
-        x, y, w, h = self._box()
-        if w < 1 or h < 1:
-            return None
-        return Selection.ellipse(size, (x, y, w, h))
+    @staticmethod
+    def _selection(size: tuple[int, int], box: tuple[int, int, int, int]) -> Selection:
+        return Selection.ellipse(size, box)
 
 
 class LassoTool(_DragSelectTool):
