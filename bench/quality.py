@@ -1,4 +1,4 @@
-"""Quality of the 4x upscalers on held-out photos: PSNR, SSIM, LR-PSNR, diversity and speed.
+"""Quality of the 4x upscalers on held-out photos: PSNR, SSIM, LR-PSNR, detail, diversity and speed.
 
     python bench/quality.py --data ../shared/data/train [--split validation|all] [--limit N]
         [--crop 256] [--weights FILE] [--methods bicubic,lanczos,srdiff-encoder,srdiff:dpm++2m:20,...]
@@ -26,6 +26,11 @@ What is measured, and how:
   sigma 1.5, as Wang et al. and the MATLAB code SR papers use).
 * LR-PSNR: the output taken back down with the same MATLAB-style bicubic, against
   the LR input, RGB, in dB: how consistent the result is with what it was given.
+* detail: the mean gradient magnitude of the result's Y channel (central
+  differences, border cropped) over that of the ground truth. PSNR rewards
+  blur; this says how much of the photo's fine structure a result has:
+  bicubic is about 0.5, the ground truth 1.0, above 1 is noise or invented
+  texture. A diffusion model exists to restore detail, so both are shown.
 * sigma (diversity, as in the SRDiff paper): for seeded methods, each image is
   upscaled with seeds 0..S-1; the per-pixel standard deviation over the S
   outputs (0-255 units), averaged over pixels and images. Their PSNR, SSIM and
@@ -151,6 +156,24 @@ def ssim_y(sr: np.ndarray, hr: np.ndarray, border: int = SCALE) -> float:
             use_sample_covariance=False,
         )
     )
+
+
+def gradient_magnitude(y: np.ndarray) -> float:
+    """Mean length of the central-difference gradient of a 2-D image (pixels without both neighbours skipped)."""
+    if y.ndim != 2 or min(y.shape) < 3:
+        raise ValueError(f"expected a 2-D image of at least 3x3, got shape {y.shape}")
+    gy = (y[2:, 1:-1] - y[:-2, 1:-1]) / 2
+    gx = (y[1:-1, 2:] - y[1:-1, :-2]) / 2
+    return float(np.mean(np.hypot(gx, gy)))
+
+
+def detail_ratio(sr: np.ndarray, hr: np.ndarray, border: int = SCALE) -> float:
+    """Mean gradient magnitude on Y of ``sr`` over that of ``hr`` (``nan`` for a flat ``hr``)."""
+    _check_pair(sr, hr)
+    reference = gradient_magnitude(crop_border(rgb_to_y(hr), border))
+    if reference == 0:
+        return math.nan
+    return gradient_magnitude(crop_border(rgb_to_y(sr), border)) / reference
 
 
 def downscale(image: np.ndarray, scale: int = SCALE) -> np.ndarray:
@@ -317,6 +340,7 @@ class RowResult:
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
     lr_psnr: list[float] = field(default_factory=list)
+    detail: list[float] = field(default_factory=list)
     sigma: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)  # one entry per run (image x seed)
     error: str | None = None
@@ -496,19 +520,20 @@ def evaluate(
             row.psnr.append(float(np.mean([psnr_y(o, hr) for o in outputs])))
             row.ssim.append(float(np.mean([ssim_y(o, hr) for o in outputs])))
             row.lr_psnr.append(float(np.mean([lr_psnr(o, lr) for o in outputs])))
+            row.detail.append(float(np.mean([detail_ratio(o, hr) for o in outputs])))
             row.sigma.append(diversity(outputs))
             if index < keep:
                 kept.setdefault(spec.label, []).append(outputs[0])
             if log is not None:
                 log(f"{spec.label}: {name} PSNR {row.psnr[-1]:.2f} dB, {np.mean(row.seconds[-len(outputs):]):.2f} s")
         if row.error:
-            row.psnr, row.ssim, row.lr_psnr, row.sigma = [], [], [], []
+            row.psnr, row.ssim, row.lr_psnr, row.detail, row.sigma = [], [], [], [], []
     return rows, kept
 
 
 # -- reporting -------------------------------------------------------------------
 
-COLUMNS = ("method", "PSNR (dB)", "SSIM", "LR-PSNR (dB)", "sigma", "s/image", "images")
+COLUMNS = ("method", "PSNR (dB)", "SSIM", "LR-PSNR (dB)", "detail", "sigma", "s/image", "images")
 
 
 def _number(value: float, digits: int) -> str:
@@ -523,13 +548,14 @@ def table_rows(rows: Sequence[RowResult]) -> list[list[str]]:
     out = []
     for row in rows:
         if row.error:
-            out.append([row.label, "failed", "", "", "", "", "0"])
+            out.append([row.label, "failed", "", "", "", "", "", "0"])
             continue
         out.append([
             row.label,
             _number(row.mean("psnr"), 2),
             _number(row.mean("ssim"), 4),
             _number(row.mean("lr_psnr"), 2),
+            _number(row.mean("detail"), 2),
             _number(row.mean("sigma"), 2),
             _number(row.mean("seconds"), 3),
             str(row.count),
@@ -541,7 +567,7 @@ def format_table(rows: Sequence[RowResult], markdown: bool = False) -> str:
     """The results as an aligned plain-text table, or as a Markdown table for the README."""
     cells = table_rows(rows)
     if markdown:
-        header = ["method", "PSNR (dB)", "SSIM", "LR-PSNR (dB)", "σ", "s/image", "images"]
+        header = ["method", "PSNR (dB)", "SSIM", "LR-PSNR (dB)", "detail", "σ", "s/image", "images"]
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
         lines += ["| " + " | ".join([f"`{r[0]}`", *r[1:]]) + " |" for r in cells]
         return "\n".join(lines)
@@ -732,6 +758,7 @@ def header_lines(args: argparse.Namespace, argv: Sequence[str], paths: Sequence[
         "SSIM Gaussian sigma 1.5); LR-PSNR: output bicubic-downscaled (MATLAB-style) vs LR input, RGB",
         f"seeded methods: seeds 0..{args.seeds - 1}; their PSNR/SSIM/LR-PSNR are the mean over the seeds; "
         f"sigma = per-pixel std over the seeds (0-255), averaged (0 for deterministic methods)",
+        "detail: mean gradient magnitude of the output's Y over the ground truth's (border cropped; 1 = as detailed)",
         "s/image: seconds per run (one seed) through the engine, after an untimed warm-up",
         LPIPS_NOTE,
     ]

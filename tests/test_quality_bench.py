@@ -112,6 +112,20 @@ def test_diversity_is_the_mean_per_pixel_std_in_8_bit_units():
     assert q.diversity([a, c]) == pytest.approx(1 / 16)
 
 
+def test_detail_ratio_closed_forms(rng):
+    yy, xx = np.mgrid[0:40, 0:40].astype(np.float64)
+    ramp = np.repeat((xx / 100)[..., None], 3, axis=2)  # grey ramp: R = G = B, so Y = (16 + 219 v) / 255
+    assert q.gradient_magnitude(q.rgb_to_y(ramp)) == pytest.approx(0.01 * 219 / 255)
+    steeper = np.repeat((xx / 50)[..., None], 3, axis=2)
+    assert q.detail_ratio(steeper * 0.5, ramp) == pytest.approx(1.0)
+    assert q.detail_ratio(steeper, ramp) == pytest.approx(2.0)
+    texture = rng.random((40, 40, 3))
+    blurred = (texture + np.roll(texture, 1, 0) + np.roll(texture, 1, 1) + np.roll(texture, 1, (0, 1))) / 4
+    assert q.detail_ratio(texture, texture) == 1.0
+    assert q.detail_ratio(blurred, texture) < 0.7  # blur loses detail, which PSNR alone does not show
+    assert math.isnan(q.detail_ratio(texture, grey(0.5, 40)))
+
+
 def test_quantize8_rounds_and_clips():
     out = q.quantize8(np.array([[[-0.2, 0.5, 1.3]]], dtype=np.float32))
     assert out.dtype == np.float32
@@ -164,7 +178,8 @@ def fake_row(label: str, psnr: float, lr: float, steps: int | None = None, sampl
     sampler = sampler or DEFAULT_SAMPLER
     spec = q.parse_method_spec(label)
     resolved = {"sampler": sampler, "steps": steps} if steps is not None else {}
-    return q.RowResult(spec, resolved, spec.method_id == "srdiff", [psnr], [0.5], [lr], [1.0], [2.0])
+    return q.RowResult(spec, resolved, spec.method_id == "srdiff", psnr=[psnr], ssim=[0.5], lr_psnr=[lr],
+                       detail=[0.75], sigma=[1.0], seconds=[2.0])
 
 
 def test_recommendation_takes_the_fewest_steps_within_tolerance():
@@ -188,12 +203,12 @@ def test_tables_plain_and_markdown():
     failed = q.RowResult(q.parse_method_spec("srdiff:ancestral:100"), error="no weights")
     plain = q.format_table([*rows, failed]).splitlines()
     assert plain[0].split()[:2] == ["method", "PSNR"]
-    assert plain[2].split() == ["bicubic", "24.12", "0.5000", "47.50", "1.00", "2.000", "1"]
+    assert plain[2].split() == ["bicubic", "24.12", "0.5000", "47.50", "0.75", "1.00", "2.000", "1"]
     assert "failed" in plain[4]
     md = q.format_table(rows, markdown=True).splitlines()
-    assert md[0] == "| method | PSNR (dB) | SSIM | LR-PSNR (dB) | σ | s/image | images |"
+    assert md[0] == "| method | PSNR (dB) | SSIM | LR-PSNR (dB) | detail | σ | s/image | images |"
     assert md[1].startswith("|---|")
-    assert md[3] == "| `srdiff:ddim:20` | 25.00 | 0.5000 | 45.00 | 1.00 | 2.000 | 1 |"
+    assert md[3] == "| `srdiff:ddim:20` | 25.00 | 0.5000 | 45.00 | 0.75 | 1.00 | 2.000 | 1 |"
 
 
 # -- end to end ----------------------------------------------------------------------
@@ -259,12 +274,12 @@ def test_tiny_end_to_end_run(photos, tiny_weights, tmp_path, capsys, one_thread)
         if cells[0] in methods:
             table[cells[0]] = [float(c) for c in cells[1:]]
     assert set(table) == set(methods)
-    for label, (psnr, ssim, lr_psnr, sigma, seconds, count) in table.items():
-        assert count == 3 and seconds >= 0 and -1 <= ssim <= 1 and psnr > 0 and lr_psnr > 0, label
+    for label, (psnr, ssim, lr_psnr, detail, sigma, seconds, count) in table.items():
+        assert count == 3 and seconds >= 0 and -1 <= ssim <= 1 and psnr > 0 and lr_psnr > 0 and detail > 0, label
     assert table["bicubic"][2] > 40  # bicubic down of bicubic up comes back close
-    assert table["bicubic"][3] == table["lanczos"][3] == table["srdiff-encoder"][3] == 0
+    assert table["bicubic"][4] == table["lanczos"][4] == table["srdiff-encoder"][4] == 0
     assert table["bench-bicubic-bp"][2] > table["bicubic"][2] + 3  # back-projection: far closer to the input
-    assert table["srdiff:dpm++2m:2"][3] > 0  # two seeds, two different results
+    assert table["srdiff:dpm++2m:2"][4] > 0  # two seeds, two different results
 
     from PIL import Image
 

@@ -1,9 +1,11 @@
 """`sr-desk train srdiff` on a tiny model and a folder of small synthetic photos: stages, resume, export, use."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from sr_desk.cli import main
@@ -59,3 +61,75 @@ def test_train_both_stages_resume_export_and_upscale(photos, tmp_path, capsys):
     assert main(["upscale", str(image), "-o", str(result), "--method", "srdiff", "--weights", str(weights),
                  "--param", "steps=2", "--seed", "1"]) == 0
     assert Image.open(result).size == (64, 48)
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "weights" / "srdiff-x4.safetensors"
+
+
+def test_init_starts_both_stages_from_shipped_weights(tmp_path):
+    from sr_desk_plugins.srdiff import train
+
+    shipped, _, _ = load_model(SHIPPED)
+    args = train.build_parser().parse_args(["--out", str(tmp_path), "--init", str(SHIPPED), "--stage", "encoder"])
+    task = train.build_task(args)
+    assert task.config.encoder_skip  # the project's own runs use the global skip
+    for key, value in shipped.rrdb.state_dict().items():
+        if key.startswith("conv_last"):
+            assert not task.module.state_dict()[key].any()  # the skip starts exactly at bicubic
+        else:
+            assert torch.equal(task.module.state_dict()[key], value)
+
+    args = train.build_parser().parse_args(
+        ["--out", str(tmp_path), "--init", str(SHIPPED), "--stage", "diffusion", "--no-encoder-skip"]
+    )
+    task = train.build_task(args)
+    for key, value in shipped.denoise_fn.state_dict().items():
+        assert torch.equal(task.module.state_dict()[key], value)
+    assert (tmp_path / train.FROZEN_ENCODER).exists()  # so that --export finds the encoder the U-Net learnt with
+
+
+def test_skip_encoder_with_a_zero_tail_is_bicubic():
+    from sr_desk.diffusion.imresize import imresize
+    from sr_desk_plugins.srdiff.config import SRDiffConfig
+    from sr_desk_plugins.srdiff.network import RRDBNet
+
+    encoder = RRDBNet(SRDiffConfig(rrdb_nf=8, rrdb_nb=2, rrdb_gc=4, encoder_skip=True))
+    torch.nn.init.zeros_(encoder.conv_last.weight)
+    torch.nn.init.zeros_(encoder.conv_last.bias)
+    lr = torch.rand(1, 3, 10, 12)
+    expected = imresize(lr, scale=4.0).clamp(0, 1) * 2 - 1
+    torch.testing.assert_close(encoder.upscale(lr * 2 - 1), expected)
+
+
+def test_residual_measured_from_the_encoder(tmp_path, rng):
+    from sr_desk_plugins.srdiff import methods
+    from sr_desk_plugins.srdiff.config import SRDiffConfig
+    from sr_desk_plugins.srdiff.network import SRDiffModel
+
+    config = SRDiffConfig(rrdb_nf=8, rrdb_nb=2, rrdb_gc=4, unet_dim=8, dim_mults=(1, 2), encoder_skip=True,
+                          residual_base="encoder")
+    model = SRDiffModel(config).eval()
+    loaded = methods.LoadedModel(encoder=model.rrdb, unet=model.denoise_fn, config=config,
+                                 schedule=methods.cosine_schedule(100, 0.008), official_quirk=False, source="test")
+    lr = torch.from_numpy(rng.random((1, 3, 8, 8), dtype=np.float32))
+    cond = methods.condition(loaded, lr)
+    torch.testing.assert_close(cond.up, model.rrdb.upscale(lr * 2 - 1))
+    assert SRDiffConfig.from_json(config.to_json()) == config
+
+
+@pytest.mark.slow
+def test_trainer_runs_from_a_plain_checkout_without_qt_or_platformdirs(photos, tmp_path):
+    """As on the GPU machine: torch and numpy, but no PySide6, no platformdirs, the project not installed."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import sys; sys.modules.update(PySide6=None, platformdirs=None, sr_desk_plugins=None); "
+        "from sr_desk.training.__main__ import main; "
+        f"sys.exit(main(['srdiff', '--data', {str(photos)!r}, '--out', {str(tmp_path / 'run')!r}, "
+        "'--preset', 'tiny-4x', '--batch', '2', '--patch', '32', '--steps', '2', '--no-progress']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "encoder.pt").exists() and "step=2" in result.stderr

@@ -35,6 +35,10 @@ _ENCODER_FIELDS = ("scale", "rrdb_nf", "rrdb_nb", "rrdb_gc")
 _ARCH_FIELDS = (*_ENCODER_FIELDS, "unet_dim", "dim_mults")
 
 
+#: What the U-Net's residual can be measured from (see ``SRDiffConfig.residual_base``).
+RESIDUAL_BASES = ("bicubic", "encoder")
+
+
 def _is_power_of_two(n: int) -> bool:
     return n >= 2 and (n & (n - 1)) == 0
 
@@ -56,6 +60,12 @@ class SRDiffConfig:
     dim_mults: tuple[int, ...] = (1, 2, 3, 4)
     timesteps: int = 100
     beta_s: float = 0.008
+    #: sr-desk's own weights: the encoder predicts a residual over the bicubic enlargement
+    #: (a global skip). Official checkpoints predict the image itself.
+    encoder_skip: bool = False
+    #: What the diffusion residual is measured from: ``bicubic`` (the paper) or ``encoder``, the
+    #: encoder's own upscale ("predict, then refine": the U-Net only learns the detail it missed).
+    residual_base: str = "bicubic"
 
     def __post_init__(self) -> None:
         # Accept lists (e.g. straight from JSON) but store a hashable tuple.
@@ -75,6 +85,10 @@ class SRDiffConfig:
             raise ValueError(f"timesteps must be positive, got {self.timesteps}")
         if not 0.0 <= self.beta_s < 1.0:
             raise ValueError(f"beta_s must lie in [0, 1), got {self.beta_s}")
+        if not isinstance(self.encoder_skip, bool):
+            raise ValueError(f"encoder_skip must be true or false, got {self.encoder_skip!r}")
+        if self.residual_base not in RESIDUAL_BASES:
+            raise ValueError(f"residual_base must be one of {', '.join(RESIDUAL_BASES)}, got {self.residual_base!r}")
 
     # ----------------------------------------------------------------- derived
     @property
@@ -151,6 +165,8 @@ class SRDiffConfig:
                     kwargs[key] = int(kwargs[key])
             if "beta_s" in kwargs:
                 kwargs["beta_s"] = float(kwargs["beta_s"])
+            if "residual_base" in kwargs:
+                kwargs["residual_base"] = str(kwargs["residual_base"])
             if "dim_mults" in kwargs:
                 kwargs["dim_mults"] = tuple(int(m) for m in kwargs["dim_mults"])
         except (TypeError, ValueError) as exc:

@@ -119,7 +119,7 @@ def pad_lr(lr: torch.Tensor, config: SRDiffConfig) -> tuple[torch.Tensor, tuple[
 class Conditioned:
     """Everything that depends only on the LR image: computed once per image (or tile)."""
 
-    up: torch.Tensor  # bicubic-upsampled LR in [-1, 1]
+    up: torch.Tensor  # what the residual is measured from, in [-1, 1]: bicubic LR, or the encoder's upscale
     projected: torch.Tensor  # the U-Net's condition, after cond_proj
     hr_size: tuple[int, int]  # (height, width) before padding
     lr: torch.Tensor  # the padded LR in [-1, 1], what LR consistency projects onto
@@ -129,8 +129,12 @@ class Conditioned:
 @torch.no_grad()
 def condition(loaded: LoadedModel, lr01: torch.Tensor) -> Conditioned:
     lr, hr_size = pad_lr(lr01, loaded.config)
-    up = up_sample_lr(lr, loaded.config.scale, official_quirk=loaded.official_quirk)
-    cond = loaded.encoder.encode(lr * 2 - 1)
+    if loaded.config.residual_base == "encoder":
+        # "Predict, then refine": the U-Net's residual is measured from the encoder's own upscale.
+        cond, up = loaded.encoder.encode_and_upscale(lr * 2 - 1)
+    else:
+        up = up_sample_lr(lr, loaded.config.scale, official_quirk=loaded.official_quirk)
+        cond = loaded.encoder.encode(lr * 2 - 1)
     assert loaded.unet is not None
     return Conditioned(
         up=up, projected=loaded.unet.project_condition(cond), hr_size=hr_size, lr=lr * 2 - 1, scale=loaded.config.scale

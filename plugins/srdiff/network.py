@@ -115,17 +115,20 @@ class RRDBNet(nn.Module):
         assert len(feats) == nb + 1
         return feats
 
-    def _tail(self, fea: torch.Tensor) -> torch.Tensor:
+    def _tail(self, fea: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
         for k in range(1, self.config.num_upconvs + 1):
             conv = getattr(self, f"upconv{k}")
             fea = self.lrelu(conv(F.interpolate(fea, scale_factor=2, mode="nearest")))
         out = self.conv_last(self.lrelu(self.HRconv(fea)))
+        if self.config.encoder_skip:
+            # Global skip: the trunk only learns what bicubic misses, which it learns far sooner.
+            out = out.float() + imresize((lr.float() + 1) / 2, scale=float(self.config.scale))
         return out.clamp(0, 1) * 2 - 1
 
     def forward(self, lr: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``(hr, features)``: ``lr`` in [-1, 1], ``hr`` in [-1, 1] at ``scale`` x, features the ``nb + 1`` list."""
         feats = self._features(lr)
-        return self._tail(feats[-1]), feats
+        return self._tail(feats[-1], lr), feats
 
     def encode(self, lr: torch.Tensor) -> torch.Tensor:
         """The condition: channel concat of features 2, 5, 8, ... (``cond_channels``, LR size). Skips the tail."""
@@ -133,9 +136,14 @@ class RRDBNet(nn.Module):
         feats = self._features(lr, upto=idx[-1])
         return torch.cat([feats[i] for i in idx], dim=1)
 
+    def encode_and_upscale(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`encode` and :meth:`upscale` from one pass through the trunk."""
+        feats = self._features(lr)
+        return torch.cat([feats[i] for i in self.config.cond_indices], dim=1), self._tail(feats[-1], lr)
+
     def upscale(self, lr: torch.Tensor) -> torch.Tensor:
         """The tail image alone, in [-1, 1]: the encoder as a deterministic upscaler."""
-        return self._tail(self._features(lr)[-1])
+        return self._tail(self._features(lr)[-1], lr)
 
 
 # ---------------------------------------------------------------------------

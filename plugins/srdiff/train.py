@@ -1,41 +1,44 @@
-"""Training SRDiff: the LR encoder first (L1 to HR), then the noise predictor with the encoder frozen.
+"""Training SRDiff on the shared trainer: the LR encoder first (L1 to HR), then the noise predictor.
 
     sr-desk train srdiff --data ../shared/data/train --out runs/srdiff --stage encoder --steps 20000
     sr-desk train srdiff --data ../shared/data/train --out runs/srdiff --stage diffusion --steps 100000
     sr-desk train srdiff --out runs/srdiff --export resources/weights/srdiff-x4.safetensors
     sr-desk train srdiff --convert model_ckpt_steps_400000.ckpt --export srdiff-div2k.safetensors
 
-``python -m sr_desk_plugins.srdiff.train`` is the same program.
-
-Every stage checkpoints to ``OUT/<stage>.pt`` and appends to ``OUT/log.csv``;
-``--resume`` continues where a run stopped, and ``--minutes`` ends a run
-cleanly (checkpoint written) inside a time budget. The paper's recipe (spec
-section 4): Adam 2e-4, step decay, L1 losses, frozen encoder in stage 2,
-eps-prediction, T = 100 cosine schedule. Our additions: an EMA of the weights
-(the exported weights), flips and rotations, bf16 autocast.
+From a plain checkout (a GPU machine without the project installed):
+``python -m sr_desk.training srdiff ...``. ``--init FILE.safetensors`` starts
+from shipped weights instead of random ones; ``--resume`` continues
+``OUT/<stage>.pt``. The loop, the data on the device, the EMA, the schedule
+and the logs are ``sr_desk.training``'s; this module supplies the model, the
+two losses and the export. The paper's recipe (spec section 4): Adam 2e-4,
+L1 losses, frozen encoder in stage 2, eps-prediction, T = 100 cosine schedule.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
-import json
-import math
+import dataclasses
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from sr_desk.diffusion.data import PatchSampler, centre_crops, list_images, load_photo, split_holdout
-from sr_desk.diffusion.schedule import cosine_schedule
-from sr_desk.diffusion.training_log import TrainingLog, plot_log
-from sr_desk_plugins.srdiff.checkpoints import convert_official, save_safetensors
-from sr_desk_plugins.srdiff.config import SRDiffConfig
-from sr_desk_plugins.srdiff.network import SRDiffModel, up_sample_lr
+from sr_desk.diffusion import cosine_schedule, make_sampler
+from sr_desk.diffusion.consistency import back_project
+from sr_desk.diffusion.noise import SeededNoise
+from sr_desk.training import fit
+from sr_desk.training.cli import add_training_arguments, load_data, options_from
+from sr_desk_plugins.srdiff.checkpoints import (
+    convert_official,
+    load_encoder,
+    load_model,
+    read_metadata,
+    save_safetensors,
+)
+from sr_desk_plugins.srdiff.config import RESIDUAL_BASES, SRDiffConfig
+from sr_desk_plugins.srdiff.network import ConditionalUNet, RRDBNet, up_sample_lr
 
 PRESETS = {
     # The paper's released 4x configuration (DF2K): 1.48 M + 11.76 M parameters.
@@ -46,217 +49,218 @@ PRESETS = {
     "tiny-4x": dict(rrdb_nf=8, rrdb_nb=2, rrdb_gc=4, unet_dim=8, dim_mults=(1, 2, 2, 2)),
 }
 
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sr-desk train srdiff", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, help="folder of HR photos (10%% held out by name for validation)")
-    p.add_argument("--out", type=Path, default=Path("runs/srdiff"), help="run folder: checkpoints, log.csv, loss.png")
-    p.add_argument("--stage", choices=("encoder", "diffusion"), default="encoder")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="official-4x")
-    p.add_argument("--scale", type=int, default=4)
-    p.add_argument("--steps", type=int, default=1000, help="total optimiser steps of this stage")
-    p.add_argument("--minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--patch", type=int, default=128, help="HR patch side (a multiple of 8 and of the scale)")
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--decay-every", type=int, default=200_000, help="halve the learning rate every N steps")
-    p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported weights")
-    p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default=None, help="default: bf16 on CUDA")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--ckpt-every", type=int, default=500)
-    p.add_argument("--val-every", type=int, default=1000, help="encoder stage: PSNR on held-out crops")
-    p.add_argument("--max-side", type=int, default=1536, help="shrink photos to this longer side on load")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/<stage>.pt")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--export", type=Path, help="write the EMA weights of OUT as safetensors and stop")
-    p.add_argument("--convert", type=Path, metavar="CKPT",
-                   help="with --export: convert an official SRDiff checkpoint to safetensors instead")
-    p.add_argument("--fp16", action="store_true", help="with --export: store float16 (half the size)")
-    return p
+FROZEN_ENCODER = "frozen-encoder.safetensors"
+VALIDATION_STEPS = 10  # DDIM eta 1 with LR consistency, as the app samples, but half the steps
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
+# -- the two stages ------------------------------------------------------------------
 
 
-class EMA:
-    """Exponential moving average of a module's parameters (the weights we export)."""
+class EncoderTask:
+    """Stage 1: the RRDB encoder with its HR tail, L1 against HR (the paper's pre-training)."""
 
-    def __init__(self, module: nn.Module, decay: float):
-        self.decay = decay
-        self.shadow = copy.deepcopy(module).eval().requires_grad_(False)
+    stage = "encoder"
+
+    def __init__(self, config: SRDiffConfig, encoder: RRDBNet):
+        self.config, self.module, self.scale = config, encoder, config.scale
+
+    def config_json(self) -> str:
+        return self.config.to_json()
+
+    def loss(self, module: nn.Module, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        out, _ = module(lr * 2 - 1)
+        return (out.float() - (hr * 2 - 1)).abs().mean()
+
+    def predict(self, module: nn.Module, lr: torch.Tensor) -> torch.Tensor:
+        return (module.upscale(lr * 2 - 1).float() + 1) / 2
+
+    def flops_per_sample(self, patch: int) -> float | None:
+        return _flops(self.module, torch.zeros(1, 3, patch // self.scale, patch // self.scale), upscale=True)
+
+
+class DiffusionTask:
+    """Stage 2: the conditional U-Net, L1 on the noise, with the encoder frozen (spec 4)."""
+
+    stage = "diffusion"
+
+    def __init__(self, config: SRDiffConfig, encoder: RRDBNet, unet: ConditionalUNet, validation_steps: int):
+        self.config, self.module, self.scale = config, unet, config.scale
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.schedule = cosine_schedule(config.timesteps, config.beta_s)
+        self.validation_steps = validation_steps
+        self._abar: torch.Tensor | None = None
+
+    def config_json(self) -> str:
+        return self.config.to_json()
 
     @torch.no_grad()
-    def update(self, module: nn.Module, step: int) -> None:
-        decay = min(self.decay, (1 + step) / (10 + step))  # warm up: early averages follow the model
-        for s, p in zip(self.shadow.parameters(), module.parameters()):
-            s.lerp_(p.detach(), 1 - decay)
-        for s, b in zip(self.shadow.buffers(), module.buffers()):
-            s.copy_(b)
+    def base_and_condition(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The image the residual is measured from, and the encoder's condition, for LR in ``[0, 1]``."""
+        self.encoder.to(lr.device, memory_format=torch.channels_last)
+        cond, upscaled = self.encoder.encode_and_upscale(lr * 2 - 1)
+        if self.config.residual_base == "encoder":
+            return upscaled.float(), cond
+        return up_sample_lr(lr, self.scale, official_quirk=False), cond
 
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = torch.mean((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).item()
-    return 10 * math.log10(1 / max(mse, 1e-12))
-
-
-class Run:
-    """One stage of training: model, optimiser, EMA, data, checkpoint and log."""
-
-    def __init__(self, args: argparse.Namespace):
-        self.args = args
-        self.device = pick_device(args.device)
-        precision = args.precision or ("bf16" if self.device.type == "cuda" else "fp32")
-        self.autocast = (
-            torch.autocast(self.device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
-        )
-        self.precision = precision
-        self.config = SRDiffConfig(scale=args.scale, **PRESETS[args.preset])
-        self.model = SRDiffModel(self.config).to(self.device)
-        self.schedule = cosine_schedule(self.config.timesteps, self.config.beta_s)
-        self.abar = self.schedule.alphas_cumprod.to(self.device, torch.float32)
-        self.stage = args.stage
-        self.step = 0
-        if self.stage == "diffusion":
-            self._load_encoder()
-        self.trained = self.model.rrdb if self.stage == "encoder" else self.model.denoise_fn
-        self.optimizer = torch.optim.Adam(self.trained.parameters(), lr=args.lr)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, args.decay_every, gamma=0.5)
-        self.ema = EMA(self.trained, args.ema)
-        self.log = TrainingLog(args.out / "log.csv")
-        if args.resume and self.checkpoint_path.exists():
-            self._resume()
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.args.out / f"{self.stage}.pt"
-
-    def _load_encoder(self) -> None:
-        path = self.args.out / "encoder.pt"
-        if not path.exists():
-            raise SystemExit(f"stage 'diffusion' needs a trained encoder: {path} is missing (run --stage encoder)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.rrdb.load_state_dict(state["ema"])
-        self.model.rrdb.eval().requires_grad_(False)
-
-    def _resume(self) -> None:
-        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
-        if json.loads(state["config"]) != json.loads(self.config.to_json()):
-            raise SystemExit(f"{self.checkpoint_path} was trained with another configuration")
-        self.trained.load_state_dict(state["model"])
-        self.ema.shadow.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.step = int(state["step"])
-        print(f"resumed {self.stage} at step {self.step}", file=sys.stderr)
-
-    def save(self) -> None:
-        state = {
-            "step": self.step,
-            "config": self.config.to_json(),
-            "model": self.trained.state_dict(),
-            "ema": self.ema.shadow.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-        }
-        tmp = self.checkpoint_path.with_suffix(".pt.tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.checkpoint_path)
-
-    def loss(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        if self.stage == "encoder":
-            out, _ = self.model.rrdb(lr * 2 - 1)
-            return (out.float() - (hr * 2 - 1)).abs().mean()
-        with torch.no_grad():
-            cond = self.model.rrdb.encode(lr * 2 - 1)
-            up = up_sample_lr(lr, self.config.scale, official_quirk=False)
-            x0 = ((hr * 2 - 1 - up) * 2).clamp(-1, 1)
-        index = torch.randint(0, self.config.timesteps, (lr.shape[0],), device=self.device)
-        noise = torch.randn_like(x0)
-        abar = self.abar[index].view(-1, 1, 1, 1)
+    def loss(self, module: nn.Module, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        base, cond = self.base_and_condition(lr)
+        x0 = ((hr * 2 - 1 - base) * 2).clamp(-1, 1)
+        if self._abar is None or self._abar.device != lr.device:
+            self._abar = self.schedule.alphas_cumprod.to(lr.device, torch.float32)
+        index = torch.randint(0, self.config.timesteps, (lr.shape[0],), device=lr.device, generator=generator)
+        noise = torch.randn(x0.shape, device=lr.device, generator=generator)
+        abar = self._abar[index].view(-1, 1, 1, 1)
         x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
-        projected = self.model.denoise_fn.project_condition(cond)
-        return (self.model.denoise_fn(x_t, index, projected).float() - noise).abs().mean()
+        predicted = module(x_t, index, module.project_condition(cond))
+        return (predicted.float() - noise).abs().mean()
 
     @torch.no_grad()
-    def validate(self, val: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
-        lr, hr = (t.to(self.device) for t in val)
-        bicubic = (up_sample_lr(lr, self.config.scale, official_quirk=False) + 1) / 2
-        if self.stage != "encoder":
-            return float("nan"), psnr(bicubic, hr)
-        out, _ = self.ema.shadow(lr * 2 - 1)
-        return psnr((out.float() + 1) / 2, hr), psnr(bicubic, hr)
+    def predict(self, module: nn.Module, lr: torch.Tensor) -> torch.Tensor:
+        """DDIM (eta 1) with LR consistency, as the app samples; a fixed seed, so scores are comparable."""
+        base, cond = self.base_and_condition(lr)
+        projected = module.project_condition(cond)
+        sampler = make_sampler("ddim", self.schedule, self.validation_steps, eta=1.0)
+        noise = SeededNoise(0)
+        lr11 = lr * 2 - 1
 
-    def train(self, sampler: PatchSampler, val: tuple[torch.Tensor, torch.Tensor] | None) -> None:
-        args = self.args
-        started = time.monotonic()
-        window_start, window_samples = time.monotonic(), 0
-        self.trained.train()
-        while self.step < args.steps:
-            lr, hr = (t.to(self.device, non_blocking=True) for t in sampler.batch(args.batch))
-            with self.autocast:
-                loss = self.loss(lr, hr)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
-            self.step += 1
-            self.ema.update(self.trained, self.step)
-            window_samples += lr.shape[0]
-            elapsed = time.monotonic() - started
-            out_of_time = args.minutes is not None and elapsed > args.minutes * 60
-            if self.step % args.log_every == 0 or self.step == args.steps or out_of_time:
-                row = {
-                    "stage": self.stage,
-                    "step": self.step,
-                    "loss": loss.item(),
-                    "lr": self.scheduler.get_last_lr()[0],
-                    "samples_per_s": window_samples / max(1e-9, time.monotonic() - window_start),
-                    "elapsed_s": elapsed,
-                }
-                if val is not None and (self.step % args.val_every == 0 or self.step == args.steps or out_of_time):
-                    row["val_psnr"], row["val_psnr_bicubic"] = self.validate(val)
-                self.log.write(row)
-                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
-                      file=sys.stderr, flush=True)
-                window_start, window_samples = time.monotonic(), 0
-            if self.step % args.ckpt_every == 0 or self.step == args.steps or out_of_time:
-                self.save()
-            if out_of_time:
-                break
-        plot_log(args.out / "log.csv", args.out / "loss.png")
+        def correct(x0: torch.Tensor) -> torch.Tensor:
+            return (back_project(x0 / 2 + base, lr11, self.scale) - base) * 2
+
+        x = noise(base.shape, device=base.device, dtype=torch.float32)
+        residual = sampler.sample(lambda x_t, i: module(x_t, i, projected).float(), x, generator=noise,
+                                  correct_x0=correct)
+        return (residual.clamp(-1, 1) / 2 + base + 1) / 2
+
+    def flops_per_sample(self, patch: int) -> float | None:
+        h = patch // self.scale
+        cond = torch.zeros(1, self.config.cond_channels, h, h)
+        return _flops(self.module, torch.zeros(1, 3, patch, patch), 0, self.module.project_condition(cond))
+
+
+def _flops(module: nn.Module, *inputs: object, upscale: bool = False) -> float | None:
+    """Forward FLOPs for one sample, counted by torch's FLOP counter (None where it cannot count)."""
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            module.upscale(*inputs) if upscale else module(*inputs)  # type: ignore[operator]
+        return float(counter.get_total_flops())
+    except Exception:  # noqa: BLE001 - a throughput figure is not worth failing a run over
+        return None
+
+
+# -- building the model ----------------------------------------------------------------
+
+
+def run_config(args: argparse.Namespace) -> SRDiffConfig:
+    """The run's architecture: the preset's, or the ``--init`` file's when no preset is named."""
+    if args.preset is None and args.init is not None:
+        base = _file_config(args.init)
+    else:
+        base = SRDiffConfig(scale=args.scale, **PRESETS[args.preset or "compact-4x"])
+    return dataclasses.replace(base, encoder_skip=args.encoder_skip, residual_base=args.residual_base)
+
+
+def _file_config(path: Path) -> SRDiffConfig:
+    if read_metadata(path).get("architecture") == "srdiff-encoder":
+        return load_encoder(path)[1]
+    return load_model(path)[1]
+
+
+def _init_encoder(encoder: RRDBNet, path: Path) -> None:
+    """Copy the encoder weights of ``path``; a file without the global skip starts the skip as zero."""
+    source, source_config, _ = load_encoder(path)
+    encoder.load_state_dict(source.state_dict())
+    if encoder.config.encoder_skip and not source_config.encoder_skip:
+        # The old tail predicted the image; with the skip it must predict the residual over bicubic.
+        # Zero its last conv: the run starts exactly at bicubic, the trunk's features kept.
+        _zero_skip_tail(encoder)
+        print(f"--init {path.name}: encoder trunk loaded; conv_last zeroed for the global skip", file=sys.stderr)
+    else:
+        print(f"--init {path.name}: encoder loaded", file=sys.stderr)
+
+
+def _zero_skip_tail(encoder: RRDBNet) -> None:
+    nn.init.zeros_(encoder.conv_last.weight)
+    nn.init.zeros_(encoder.conv_last.bias)
+
+
+def _encoder_state(out: Path) -> tuple[dict[str, torch.Tensor], SRDiffConfig] | None:
+    path = out / "encoder.pt"
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state["ema"], SRDiffConfig.from_json(state["config"])
+
+
+def _frozen_encoder(args: argparse.Namespace, config: SRDiffConfig) -> RRDBNet:
+    """Stage 2's encoder: ``OUT/encoder.pt`` (EMA) when stage 1 ran here, else the ``--init`` file's."""
+    encoder = RRDBNet(config)
+    trained = _encoder_state(args.out)
+    if trained is not None:
+        state, enc_config = trained
+        if not enc_config.same_encoder(config) or enc_config.encoder_skip != config.encoder_skip:
+            raise SystemExit(f"{args.out / 'encoder.pt'} has another encoder configuration: {enc_config.to_json()}")
+        encoder.load_state_dict(state)
+        return encoder
+    if args.init is None:
+        raise SystemExit(f"stage 'diffusion' needs a trained encoder: run --stage encoder into {args.out} or give --init")
+    source, source_config, _ = load_encoder(args.init)
+    if source_config.encoder_skip != config.encoder_skip:
+        raise SystemExit(f"{args.init.name} has encoder_skip={source_config.encoder_skip}; pass the same switch")
+    encoder.load_state_dict(source.state_dict())
+    save_safetensors(encoder, config, args.out / FROZEN_ENCODER, architecture="srdiff-encoder",
+                     metadata={"trained_by": f"copied from {args.init.name}"})
+    return encoder
+
+
+def build_task(args: argparse.Namespace) -> EncoderTask | DiffusionTask:
+    config = run_config(args)
+    if args.stage == "encoder":
+        encoder = RRDBNet(config)
+        if args.init is not None and not args.resume:
+            _init_encoder(encoder, args.init)
+        elif config.encoder_skip:
+            _zero_skip_tail(encoder)  # a fresh model with the skip starts exactly at bicubic
+        return EncoderTask(config, encoder)
+    encoder = _frozen_encoder(args, config)
+    unet = ConditionalUNet(config)
+    if args.init is not None and not args.resume and read_metadata(args.init).get("architecture") != "srdiff-encoder":
+        model, init_config, _ = load_model(args.init)
+        if not init_config.same_architecture(config):
+            raise SystemExit(f"{args.init.name} holds another U-Net ({init_config.to_json()})")
+        unet.load_state_dict(model.denoise_fn.state_dict())
+        print(f"--init {args.init.name}: U-Net loaded", file=sys.stderr)
+    return DiffusionTask(config, encoder, unet, args.val_steps)
+
+
+# -- export ---------------------------------------------------------------------------
 
 
 def export(args: argparse.Namespace) -> int:
     """EMA weights of the run folder into one safetensors file (encoder, plus the U-Net once trained)."""
-    config = None
-    model = None
-    for stage in ("encoder", "diffusion"):
-        path = args.out / f"{stage}.pt"
-        if not path.exists():
-            continue
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        config = SRDiffConfig.from_json(state["config"])
-        model = model or SRDiffModel(config)
-        target = model.rrdb if stage == "encoder" else model.denoise_fn
-        target.load_state_dict(state["ema"])
-        print(f"{stage}: step {state['step']}", file=sys.stderr)
-    if model is None or config is None:
-        raise SystemExit(f"nothing to export: no encoder.pt or diffusion.pt in {args.out}")
-    has_unet = (args.out / "diffusion.pt").exists()
-    state_dict = model.state_dict() if has_unet else {f"rrdb.{k}": v for k, v in model.rrdb.state_dict().items()}
+    encoder_state, config = None, None
+    trained = _encoder_state(args.out)
+    if trained is not None:
+        encoder_state, config = trained
+    elif (args.out / FROZEN_ENCODER).exists():
+        encoder, config, _ = load_encoder(args.out / FROZEN_ENCODER)
+        encoder_state = encoder.state_dict()
+    unet_path = args.out / "diffusion.pt"
+    unet_state = None
+    if unet_path.exists():
+        state = torch.load(unet_path, map_location="cpu", weights_only=True)
+        unet_state, config = state["ema"], SRDiffConfig.from_json(state["config"])
+        print(f"diffusion: step {state['step']}", file=sys.stderr)
+    if encoder_state is None or config is None:
+        raise SystemExit(f"nothing to export: no encoder.pt or {FROZEN_ENCODER} in {args.out}")
+    state_dict = {f"rrdb.{k}": v for k, v in encoder_state.items()}
+    if unet_state is not None:
+        state_dict.update({f"denoise_fn.{k}": v for k, v in unet_state.items()})
     meta = {
         "training_data": "sr-desk ../shared/data/train (freely licensed photos), 90% by name, bicubic x4 degradation",
         "trained_by": "sr-desk train srdiff",
-        "version": "1",
+        "version": "2",
     }
     save_safetensors(
         state_dict,
@@ -264,10 +268,32 @@ def export(args: argparse.Namespace) -> int:
         args.export,
         metadata=meta,
         dtype=torch.float16 if args.fp16 else torch.float32,
-        architecture="srdiff" if has_unet else "srdiff-encoder",
+        architecture="srdiff" if unet_state is not None else "srdiff-encoder",
     )
     print(f"wrote {args.export} ({args.export.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
     return 0
+
+
+# -- command line ------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sr-desk train srdiff", description=__doc__.split("\n\n")[0])
+    add_training_arguments(p)
+    p.add_argument("--stage", choices=("encoder", "diffusion"), default="encoder")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="architecture (default: the --init file's, else compact-4x)")
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--encoder-skip", action=argparse.BooleanOptionalAction, default=True,
+                   help="the encoder predicts the residual over bicubic (default on; official weights: off)")
+    p.add_argument("--residual-base", choices=RESIDUAL_BASES, default="bicubic",
+                   help="the diffusion residual is measured from bicubic (the paper) or the encoder's upscale")
+    p.add_argument("--val-steps", type=int, default=VALIDATION_STEPS, help="diffusion stage: DDIM steps to validate")
+    p.add_argument("--export", type=Path, help="write the EMA weights of OUT as safetensors and stop")
+    p.add_argument("--convert", type=Path, metavar="CKPT",
+                   help="with --export: convert an official SRDiff checkpoint to safetensors instead")
+    p.add_argument("--fp16", action="store_true", help="with --export: store float16 (half the size)")
+    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -278,34 +304,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = convert_official(args.convert, args.export)
         print(f"wrote {args.export}: SRDiff x{config.scale}, {config.to_json()}", file=sys.stderr)
         return 0
+    if args.out is None:
+        raise SystemExit("--out is required")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.export:
         return export(args)
-    if args.data is None:
-        raise SystemExit("--data is required for training")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    options = options_from(args)
     torch.manual_seed(args.seed)
-    photos_paths = list_images(args.data)
-    train_paths, val_paths = split_holdout(photos_paths)
-    if not train_paths:
-        raise SystemExit(f"no training photos in {args.data}")
-    (args.out / "split.json").write_text(
-        json.dumps({"train": [p.name for p in train_paths], "validation": [p.name for p in val_paths]}, indent=1)
-    )
-    print(f"{len(train_paths)} training photos, {len(val_paths)} held out", file=sys.stderr)
-    photos = [load_photo(p, args.max_side) for p in train_paths]
-    run = Run(args)
-    sampler = PatchSampler(photos, args.patch, args.scale, seed=args.seed + run.step)
-    val = None
-    if val_paths:
-        val = centre_crops([load_photo(p, args.max_side) for p in val_paths], 192, args.scale)
-    print(
-        f"stage {run.stage}: preset {args.preset}, {sum(p.numel() for p in run.trained.parameters()):,} "
-        f"trainable parameters, {run.device} {run.precision}, batch {args.batch}, patch {args.patch}",
-        file=sys.stderr,
-    )
-    run.train(sampler, val)
+    task = build_task(args)
+    bank, val = load_data(args, task.scale)
+    trainable = sum(p.numel() for p in task.module.parameters())
+    print(f"stage {task.stage}: {task.config.to_json()}, {trainable:,} trainable parameters, {bank.device}, "
+          f"batch {args.batch}, patch {args.patch}", file=sys.stderr)
+    fit(task, bank, val, options)
     return 0
 
 

@@ -9,7 +9,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-FIELDS = ("stage", "step", "loss", "lr", "samples_per_s", "elapsed_s", "val_psnr", "val_psnr_bicubic")
+FIELDS = (
+    "stage", "step", "loss", "lr", "grad_norm", "samples_per_s", "train_tflops", "elapsed_s", "val_psnr",
+    "val_psnr_bicubic",
+)
 
 
 class TrainingLog:
@@ -18,9 +21,16 @@ class TrainingLog:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and self._header() != list(FIELDS):
+            # A log written by an older trainer: keep it beside, start a new one with today's columns.
+            self.path.replace(self.path.with_name(self.path.stem + ".old" + self.path.suffix))
         if not self.path.exists():
             with self.path.open("w", newline="") as f:
                 csv.writer(f).writerow(FIELDS)
+
+    def _header(self) -> list[str]:
+        with self.path.open(newline="") as f:
+            return next(csv.reader(f), [])
 
     def write(self, row: Mapping[str, object]) -> None:
         with self.path.open("a", newline="") as f:

@@ -1,0 +1,87 @@
+"""The command-line options every trainer shares, and loading its data onto the device.
+
+A plugin's trainer adds its own options (stage, preset, ...) to the parser
+from :func:`add_training_arguments` and calls :func:`load_data`; the loop's
+options come from :func:`options_from`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from sr_desk.diffusion.data import centre_crops, list_images, load_photo, split_holdout
+from sr_desk.training.loop import TrainOptions, ValidationSet, bicubic_score, pick_device
+from sr_desk.training.photos import PhotoBank
+
+#: Held-out validation crops: one central crop of this side per held-out photo.
+VALIDATION_CROP = 192
+
+
+def add_training_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, help="folder of HR photos (10%% held out by name for validation)")
+    p.add_argument("--out", type=Path, required=False, help="run folder: checkpoints, log.csv, loss.png")
+    p.add_argument("--steps", type=int, default=1000, help="optimiser steps of this stage (the cosine ends there)")
+    p.add_argument("--minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--patch", type=int, default=128, help="HR patch side (a multiple of 8 and of the scale)")
+    p.add_argument("--lr", type=float, default=2e-4, help="peak learning rate")
+    p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
+    p.add_argument("--lr-floor", type=float, default=0.1, help="the cosine ends at this fraction of the peak")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm to this")
+    p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported weights")
+    p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=None, help="default: bf16 on CUDA")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--ckpt-every", type=int, default=500)
+    p.add_argument("--val-every", type=int, default=1000, help="Y-PSNR of the EMA weights on the held-out crops")
+    p.add_argument("--max-side", type=int, default=1536, help="shrink photos to this longer side on load")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/<stage>.pt")
+    p.add_argument("--init", type=Path, metavar="FILE.safetensors",
+                   help="start from these weights (shipped ones, say) instead of random ones; ignored on --resume")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="log lines only, no progress bar")
+
+
+def options_from(args: argparse.Namespace) -> TrainOptions:
+    if args.out is None:
+        raise SystemExit("--out is required")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return TrainOptions(
+        out=args.out, steps=args.steps, minutes=args.minutes, batch=args.batch, lr=args.lr, warmup=args.warmup,
+        lr_floor=args.lr_floor, weight_decay=args.weight_decay, grad_clip=args.grad_clip, ema=args.ema,
+        device=args.device, precision=args.precision, log_every=args.log_every, ckpt_every=args.ckpt_every,
+        val_every=args.val_every, seed=args.seed, resume=args.resume, progress=not args.no_progress,
+    )
+
+
+def load_data(args: argparse.Namespace, scale: int) -> tuple[PhotoBank, ValidationSet | None]:
+    """Decode the training photos once onto the device, and the held-out crops beside them.
+
+    Writes ``OUT/split.json`` with the names on each side of the fixed 10% hold-out.
+    """
+    if args.data is None:
+        raise SystemExit("--data is required for training")
+    paths = list_images(args.data)
+    train_paths, val_paths = split_holdout(paths)
+    if not train_paths:
+        raise SystemExit(f"no training photos in {args.data}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    split = {"train": [p.name for p in train_paths], "validation": [p.name for p in val_paths]}
+    (args.out / "split.json").write_text(json.dumps(split, indent=1))
+    device = pick_device(args.device)
+    bank = PhotoBank([load_photo(p, args.max_side) for p in train_paths], args.patch, scale, device)
+    print(f"{len(bank.photos)} training photos ({bank.nbytes / 1e6:.0f} MB on {device}), {len(val_paths)} held out",
+          file=sys.stderr)
+    if not val_paths:
+        return bank, None
+    lr, hr = centre_crops([load_photo(p, args.max_side) for p in val_paths], VALIDATION_CROP, scale)
+    lr, hr = lr.to(device), hr.to(device)
+    return bank, ValidationSet(lr=lr, hr=hr, bicubic_psnr=bicubic_score(lr, hr, scale))
