@@ -7,7 +7,7 @@ For each SRDiff stage (encoder; compact U-Net with the encoder frozen) and
 each loop, patches per second of:
 
 * data: making one batch of LR/HR patches on the training device. Old: the
-  per-patch numpy crops of ``sr_desk.diffusion.data.PatchSampler``, MATLAB
+  per-patch numpy crops of ``OldPatchSampler`` (below), MATLAB
   bicubic on the host, then a copy to the device (what ``plugins/srdiff/train.py``
   did). New: ``PhotoBank.batch`` (one gather on the device, the degradation there);
 * step: forward, backward, optimiser and EMA on a batch already on the device.
@@ -29,18 +29,24 @@ import argparse
 import copy
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-
-from sr_desk.diffusion.data import PatchSampler, list_images, load_photo, split_holdout
-from sr_desk.training.loop import autocast_for, make_optimizer, pick_device, TrainOptions
-from sr_desk.training.ema import EMA
-from sr_desk.training.photos import PhotoBank
 from sr_desk_plugins.srdiff.config import SRDiffConfig
 from sr_desk_plugins.srdiff.network import ConditionalUNet, RRDBNet
 from sr_desk_plugins.srdiff.train import PRESETS, DiffusionTask, EncoderTask
+
+from sr_desk.diffusion.data import degrade, list_images, load_photo, split_holdout
+from sr_desk.training.ema import EMA
+from sr_desk.training.loop import (
+    TrainOptions,
+    autocast_for,
+    make_optimizer,
+    pick_device,
+)
+from sr_desk.training.photos import PhotoBank
 
 #: Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets.
 KNOWN_PEAKS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0}
@@ -70,6 +76,42 @@ def photos_for(args: argparse.Namespace) -> list[np.ndarray]:
                 for _ in range(8)]
     train, _ = split_holdout(list_images(args.data))
     return [load_photo(p, 1536) for p in train]
+
+
+@dataclass
+class OldPatchSampler:
+    """The old trainer's data: random HR patches cut one by one in numpy, degraded on the host (the baseline)."""
+
+    photos: list[np.ndarray]
+    patch: int
+    scale: int
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.patch % self.scale:
+            raise ValueError(f"patch {self.patch} must be a multiple of the scale {self.scale}")
+        usable = [p for p in self.photos if min(p.shape[:2]) >= self.patch]
+        if not usable:
+            raise ValueError(f"no photo is at least {self.patch} px on both sides")
+        self.photos = usable
+        weights = np.array([p.shape[0] * p.shape[1] for p in usable], dtype=np.float64)
+        self._weights = weights / weights.sum()
+        self._rng = np.random.default_rng(self.seed)
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(lr, hr)`` float tensors in ``[0, 1]``, shapes ``(B, 3, P/s, P/s)`` and ``(B, 3, P, P)``."""
+        crops = []
+        for index in self._rng.choice(len(self.photos), size=size, p=self._weights):
+            photo = self.photos[index]
+            y = self._rng.integers(0, photo.shape[0] - self.patch + 1)
+            x = self._rng.integers(0, photo.shape[1] - self.patch + 1)
+            crop = photo[y : y + self.patch, x : x + self.patch]
+            crop = np.rot90(crop, k=int(self._rng.integers(4)))
+            if self._rng.integers(2):
+                crop = crop[:, ::-1]
+            crops.append(np.ascontiguousarray(crop))
+        hr = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255
+        return degrade(hr, self.scale), hr
 
 
 def make_task(stage: str, device: torch.device) -> EncoderTask | DiffusionTask:
@@ -127,7 +169,7 @@ class NewStep:
 def measure_stage(stage: str, photos: list[np.ndarray], args: argparse.Namespace, device: torch.device,
                   precision: str) -> list[dict[str, object]]:
     batch, patch = args.batch, args.patch
-    old_sampler = PatchSampler(photos, patch, 4, seed=0)
+    old_sampler = OldPatchSampler(photos, patch, 4, seed=0)
     bank = PhotoBank(photos, patch, 4, device)
     generator = torch.Generator(device=device).manual_seed(0)
 

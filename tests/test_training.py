@@ -197,3 +197,17 @@ def test_throughput_bench_prints_old_and_new_loops(capsys):
     for line in lines:
         cells = [c.strip() for c in line.strip("| ").split(" | ")]
         assert float(cells[4]) > 0 and cells[5].endswith("%") and cells[7].endswith("%") and cells[8].endswith("x")
+
+
+def test_a_stop_request_ends_the_run_with_a_checkpoint(tmp_path, rng, capsys):
+    import os
+    import signal
+
+    def stop_after_two(row):
+        if row["step"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # what `kill` or a closing terminal sends
+
+    fit(TinyUpscaler(), PhotoBank(_smooth_photos(rng), 32, 4), None, _options(tmp_path), on_log=stop_after_two)
+    assert torch.load(tmp_path / "tiny.pt", weights_only=True)["step"] == 3  # the step under way is finished
+    assert "SIGTERM received: stopped at step 3" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is gone after the run

@@ -23,13 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
-
-from sr_desk.diffusion import cosine_schedule, make_sampler
-from sr_desk.diffusion.consistency import back_project
-from sr_desk.diffusion.noise import SeededNoise
-from sr_desk.training import fit
-from sr_desk.training.cli import add_training_arguments, load_data, options_from
 from sr_desk_plugins.srdiff.checkpoints import (
     convert_official,
     load_encoder,
@@ -39,6 +32,13 @@ from sr_desk_plugins.srdiff.checkpoints import (
 )
 from sr_desk_plugins.srdiff.config import RESIDUAL_BASES, SRDiffConfig
 from sr_desk_plugins.srdiff.network import ConditionalUNet, RRDBNet, up_sample_lr
+from torch import nn
+
+from sr_desk.diffusion import cosine_schedule, make_sampler
+from sr_desk.diffusion.consistency import back_project
+from sr_desk.diffusion.noise import SeededNoise
+from sr_desk.training import fit
+from sr_desk.training.cli import add_training_arguments, load_data, options_from
 
 PRESETS = {
     # The paper's released 4x configuration (DF2K): 1.48 M + 11.76 M parameters.

@@ -1,9 +1,10 @@
-"""Training and evaluation data for SR models: a fixed hold-out split and random LR/HR patches.
+"""Training and evaluation data for SR models: a fixed hold-out split, photo loading, the degradation.
 
 Photos are read at run time from a folder (``../shared/data/train`` or a
 pack made by ``make-train-pack``); nothing here is committed. The hold-out
 split depends on file names only, so every trainer and benchmark agrees on
-which photos were never trained on.
+which photos were never trained on. Training patches are cut on the device by
+``sr_desk.training.photos``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,46 +61,6 @@ def degrade(hr: torch.Tensor, scale: int) -> torch.Tensor:
     """The LR image of an HR batch in ``[0, 1]``: MATLAB-style bicubic down, quantised to 8 bits like a real file."""
     lr = imresize(hr, scale=1.0 / scale)
     return torch.round(lr.clamp(0, 1) * 255) / 255
-
-
-@dataclass
-class PatchSampler:
-    """Random HR patches (with their bicubic-degraded LR) from photos held in memory.
-
-    Augmentation: flips and 90-degree turns, which a natural photo set allows
-    and a few dozen photos badly need.
-    """
-
-    photos: list[np.ndarray]
-    patch: int
-    scale: int
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.patch % self.scale:
-            raise ValueError(f"patch {self.patch} must be a multiple of the scale {self.scale}")
-        usable = [p for p in self.photos if min(p.shape[:2]) >= self.patch]
-        if not usable:
-            raise ValueError(f"no photo is at least {self.patch} px on both sides")
-        self.photos = usable
-        weights = np.array([p.shape[0] * p.shape[1] for p in usable], dtype=np.float64)
-        self._weights = weights / weights.sum()
-        self._rng = np.random.default_rng(self.seed)
-
-    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(lr, hr)`` float tensors in ``[0, 1]``, shapes ``(B, 3, P/s, P/s)`` and ``(B, 3, P, P)``."""
-        crops = []
-        for index in self._rng.choice(len(self.photos), size=size, p=self._weights):
-            photo = self.photos[index]
-            y = self._rng.integers(0, photo.shape[0] - self.patch + 1)
-            x = self._rng.integers(0, photo.shape[1] - self.patch + 1)
-            crop = photo[y : y + self.patch, x : x + self.patch]
-            crop = np.rot90(crop, k=int(self._rng.integers(4)))
-            if self._rng.integers(2):
-                crop = crop[:, ::-1]
-            crops.append(np.ascontiguousarray(crop))
-        hr = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255
-        return degrade(hr, self.scale), hr
 
 
 def centre_crops(photos: Sequence[np.ndarray], size: int, scale: int) -> tuple[torch.Tensor, torch.Tensor]:

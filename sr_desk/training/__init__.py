@@ -6,7 +6,13 @@ does the rest. ``python -m sr_desk.training NAME ...`` runs a built-in
 trainer from a plain checkout (no install, no Qt), as on a GPU machine.
 """
 
-from sr_desk.training.loop import TrainOptions, TrainingTask, ValidationSet, fit, pick_device
+from sr_desk.training.loop import (
+    TrainingTask,
+    TrainOptions,
+    ValidationSet,
+    fit,
+    pick_device,
+)
 from sr_desk.training.photos import CropPlan, PhotoBank
 
 __all__ = ["CropPlan", "PhotoBank", "TrainOptions", "TrainingTask", "ValidationSet", "fit", "pick_device"]

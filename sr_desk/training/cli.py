@@ -15,7 +15,12 @@ from pathlib import Path
 import torch
 
 from sr_desk.diffusion.data import centre_crops, list_images, load_photo, split_holdout
-from sr_desk.training.loop import TrainOptions, ValidationSet, bicubic_score, pick_device
+from sr_desk.training.loop import (
+    TrainOptions,
+    ValidationSet,
+    bicubic_score,
+    pick_device,
+)
 from sr_desk.training.photos import PhotoBank
 
 #: Held-out validation crops: one central crop of this side per held-out photo.

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -182,6 +184,14 @@ def validate(task: TrainingTask, module: nn.Module, val: ValidationSet, precisio
     return sum(s * n for s, n in zip(scores, sizes)) / sum(sizes)
 
 
+def _eta(options: TrainOptions, step: int, steps_per_s: float, elapsed: float) -> str:
+    """Time left: to the last step at the current pace, or to the end of the time budget if that comes first."""
+    left = (options.steps - step) / max(steps_per_s, 1e-9)
+    if options.minutes is not None:
+        left = min(left, max(0.0, options.minutes * 60 - elapsed))
+    return f"{int(left // 60)}m{int(left % 60):02d}s"
+
+
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
     try:
         from tqdm import tqdm
@@ -216,9 +226,29 @@ def fit(
         run.restore()
         print(f"resumed {task.stage} at step {run.step}", file=sys.stderr)
     log = TrainingLog(options.out / "log.csv")
+    bar = _progress_bar(options.steps, run.step, options.progress and sys.stderr.isatty())
+    with _StopRequests() as stop:
+        _loop(run, bank, val, log, precision, stop, bar, on_log)
+    if bar is not None:
+        bar.close()
+    plot_log(options.out / "log.csv", options.out / "loss.png")
+    return run.ema.shadow
+
+
+def _loop(
+    run: _Run,
+    bank: PhotoBank,
+    val: ValidationSet | None,
+    log: TrainingLog,
+    precision: str,
+    stop: _StopRequests,
+    bar: Any,
+    on_log: Callable[[dict[str, Any]], None] | None,
+) -> None:
+    """Steps until the last one, the time budget or a stop request; logs, validates and checkpoints on the way."""
+    task, options, device = run.task, run.options, bank.device
     autocast = autocast_for(device, precision)
     flops = task.flops_per_sample(bank.patch)
-    bar = _progress_bar(options.steps, run.step, options.progress and sys.stderr.isatty())
     started = time.monotonic()
     window_start, window_samples = started, 0
     loss_sum = torch.zeros((), device=device)
@@ -242,7 +272,7 @@ def fit(
         loss_count += 1
         window_samples += options.batch
         elapsed = time.monotonic() - started
-        out_of_time = options.minutes is not None and elapsed > options.minutes * 60
+        out_of_time = (options.minutes is not None and elapsed > options.minutes * 60) or stop.requested
         last = run.step == options.steps or out_of_time
         if bar is not None:
             bar.update(1)
@@ -266,6 +296,7 @@ def fit(
             if on_log is not None:
                 on_log(row)
             message = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+            message += f" eta={_eta(options, run.step, row['samples_per_s'] / options.batch, elapsed)}"
             if bar is not None and not bar.disable:
                 bar.set_postfix_str(f"loss {row['loss']:.4g}, {row['samples_per_s']:.0f} samples/s")
                 if "val_psnr" in row:
@@ -278,12 +309,34 @@ def fit(
         if run.step % options.ckpt_every == 0 or last:
             run.save(elapsed)
         if out_of_time:
-            print(f"time budget of {options.minutes} min reached at step {run.step}", file=sys.stderr)
+            reason = f"{stop.requested} received" if stop.requested else f"time budget of {options.minutes} min reached"
+            print(f"{reason}: stopped at step {run.step}, checkpoint {run.path}", file=sys.stderr)
             break
-    if bar is not None:
-        bar.close()
-    plot_log(options.out / "log.csv", options.out / "loss.png")
-    return run.ema.shadow
+
+
+class _StopRequests:
+    """Ctrl-C or SIGTERM during a run: finish the step, write the checkpoint, stop (a second Ctrl-C kills)."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+            signal.raise_signal(signum)
+            return
+        self.requested = signal.Signals(signum).name
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def bicubic_score(lr: torch.Tensor, hr: torch.Tensor, scale: int) -> float:
