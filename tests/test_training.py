@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,7 @@ def test_throughput_bench_prints_old_and_new_loops(capsys):
     path = Path(__file__).resolve().parents[1] / "bench" / "train_throughput.py"
     spec = importlib.util.spec_from_file_location("sr_desk_bench_train_throughput", path)
     bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses look their module up while the file runs
     spec.loader.exec_module(bench)
     assert bench.main(["--batch", "2", "--patch", "32", "--iters", "1", "--device", "cpu", "--peak-tflops", "1"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| encoder") or
