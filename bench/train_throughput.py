@@ -114,9 +114,9 @@ class OldPatchSampler:
         return degrade(hr, self.scale), hr
 
 
-def make_task(stage: str, device: torch.device) -> EncoderTask | DiffusionTask:
+def make_task(stage: str, device: torch.device, preset: str) -> EncoderTask | DiffusionTask:
     torch.manual_seed(0)
-    config = SRDiffConfig(scale=4, **PRESETS["compact-4x"], encoder_skip=True)
+    config = SRDiffConfig(scale=4, **PRESETS[preset], encoder_skip=True)
     if stage == "encoder":
         return EncoderTask(config, RRDBNet(config).to(device))
     return DiffusionTask(config, RRDBNet(config).to(device), ConditionalUNet(config).to(device), validation_steps=1)
@@ -183,7 +183,7 @@ def measure_stage(stage: str, photos: list[np.ndarray], args: argparse.Namespace
     fixed = new_data()
     rows = []
     for name, data, step_cls in (("old", old_data, OldStep), ("new", new_data, NewStep)):
-        task = make_task(stage, device)
+        task = make_task(stage, device, args.preset)
         flops = task.flops_per_sample(patch) or float("nan")
         step = step_cls(task, precision, device)
         t_data = timed(data, args.iters, device)
@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=None, help="default: 64 on CUDA, 16 on the CPU")
     p.add_argument("--patch", type=int, default=None, help="HR patch side; default: 160 on CUDA, 96 on the CPU")
     p.add_argument("--stages", default="encoder,diffusion")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="compact-4x", help="SRDiff size (tiny-4x: tests)")
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--peak-tflops", type=float, default=None, help="the device's dense peak, for '%% peak'")
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.benchmark = True
     photos = photos_for(args)
     peak = peak_of(device, args.peak_tflops)
-    print(f"device: {device_name(device)}; {args.precision}; batch {args.batch}, {args.patch} px HR patches; "
+    print(f"device: {device_name(device)}; SRDiff {args.preset}; {args.precision}; batch {args.batch}, {args.patch} px HR patches; "
           f"{len(photos)} photos; {args.iters} timed iterations after 2 warm-up")
     header = ("stage", "loop", "data patches/s", "step patches/s", "loop patches/s", "data share", "TFLOP/s",
               "% peak", "loop vs old")
@@ -243,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             share = f"{100 * r['share']:.1f}%"
             pct = f"{100 * r['tflops'] / peak:.1f}%" if peak else "n/a"
-            print(f"| {r['stage']} | {r['loop']} | {r['data']:.0f} | {r['step']:.0f} | {r['whole']:.0f} | {share} | "
-                  f"{r['tflops']:.2f} | {pct} | {r['whole'] / old:.2f}x |", flush=True)
+            print(f"| {r['stage']} | {r['loop']} | {r['data']:.4g} | {r['step']:.4g} | {r['whole']:.4g} | {share} | "
+                  f"{r['tflops']:.3g} | {pct} | {r['whole'] / old:.2f}x |", flush=True)
     return 0
 
 

@@ -108,7 +108,8 @@ def sr_desk_methods() -> list[Method]:
             run=_lazy("upscale"),
             params=[*_sampling_params(), _lr_consistency_param()],
             capabilities=_MODEL,
-            description="Diffusion 4x super-resolution (SRDiff): sharp, plausible detail; each seed gives a variant.",
+            description="Diffusion 4x super-resolution (SRDiff): the encoder's upscale with detail sampled by the "
+            "diffusion model on top; each seed gives a variant.",
         ),
         Method(
             id="srdiff-encoder",
@@ -117,7 +118,8 @@ def sr_desk_methods() -> list[Method]:
             run=_lazy("encoder_upscale"),
             params=[_lr_consistency_param()],
             capabilities=Capabilities(scales=(4, 8), default_scale=4, weights=(BUILTIN_WEIGHTS,)),
-            description="SRDiff's RRDB encoder alone: a fast deterministic 4x upscaler, no diffusion.",
+            description="SRDiff's RRDB encoder alone: a fast deterministic 4x upscaler, no diffusion (the highest "
+            "PSNR of the built-in methods, the smoothest result).",
         ),
         Method(
             id="srdiff-fusion",
