@@ -69,23 +69,43 @@ SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "weights" / "srdif
 def test_init_starts_both_stages_from_shipped_weights(tmp_path):
     from sr_desk_plugins.srdiff import train
 
-    shipped, _, _ = load_model(SHIPPED)
+    shipped, shipped_config, _ = load_model(SHIPPED)
     args = train.build_parser().parse_args(["--out", str(tmp_path), "--init", str(SHIPPED), "--stage", "encoder"])
     task = train.build_task(args)
-    assert task.config.encoder_skip  # the project's own runs use the global skip
+    assert task.config == shipped_config  # the architecture and both switches come from the file
     for key, value in shipped.rrdb.state_dict().items():
-        if key.startswith("conv_last"):
-            assert not task.module.state_dict()[key].any()  # the skip starts exactly at bicubic
-        else:
-            assert torch.equal(task.module.state_dict()[key], value)
+        assert torch.equal(task.module.state_dict()[key], value)
 
-    args = train.build_parser().parse_args(
-        ["--out", str(tmp_path), "--init", str(SHIPPED), "--stage", "diffusion", "--no-encoder-skip"]
-    )
+    args = train.build_parser().parse_args(["--out", str(tmp_path), "--init", str(SHIPPED), "--stage", "diffusion",
+                                            "--residual-base", shipped_config.residual_base])
     task = train.build_task(args)
     for key, value in shipped.denoise_fn.state_dict().items():
         assert torch.equal(task.module.state_dict()[key], value)
     assert (tmp_path / train.FROZEN_ENCODER).exists()  # so that --export finds the encoder the U-Net learnt with
+
+
+def test_init_from_an_encoder_without_the_skip_starts_the_skip_at_zero(tmp_path):
+    from sr_desk_plugins.srdiff import train
+    from sr_desk_plugins.srdiff.checkpoints import save_safetensors
+    from sr_desk_plugins.srdiff.config import SRDiffConfig
+    from sr_desk_plugins.srdiff.network import SRDiffModel
+
+    torch.manual_seed(0)
+    paper_form = SRDiffConfig(rrdb_nf=8, rrdb_nb=2, rrdb_gc=4, unet_dim=8, dim_mults=(1, 2, 2, 2))
+    model = SRDiffModel(paper_form)
+    path = tmp_path / "paper-form.safetensors"
+    save_safetensors(model, paper_form, path)
+    args = train.build_parser().parse_args(["--out", str(tmp_path), "--init", str(path), "--stage", "encoder"])
+    task = train.build_task(args)
+    assert task.config.encoder_skip and not paper_form.encoder_skip
+    for key, value in model.rrdb.state_dict().items():
+        if key.startswith("conv_last"):
+            assert not task.module.state_dict()[key].any()  # the skip starts exactly at bicubic
+        else:
+            assert torch.equal(task.module.state_dict()[key], value)
+    with pytest.raises(SystemExit, match="encoder_skip=False"):
+        train.build_task(train.build_parser().parse_args(
+            ["--out", str(tmp_path / "other"), "--init", str(path), "--stage", "diffusion"]))
 
 
 def test_skip_encoder_with_a_zero_tail_is_bicubic():

@@ -158,7 +158,8 @@ def run_config(args: argparse.Namespace) -> SRDiffConfig:
         base = _file_config(args.init)
     else:
         base = SRDiffConfig(scale=args.scale, **PRESETS[args.preset or "compact-4x"])
-    return dataclasses.replace(base, encoder_skip=args.encoder_skip, residual_base=args.residual_base)
+    residual_base = args.residual_base or (base.residual_base if args.init is not None else "bicubic")
+    return dataclasses.replace(base, encoder_skip=args.encoder_skip, residual_base=residual_base)
 
 
 def _file_config(path: Path) -> SRDiffConfig:
@@ -286,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=4)
     p.add_argument("--encoder-skip", action=argparse.BooleanOptionalAction, default=True,
                    help="the encoder predicts the residual over bicubic (default on; official weights: off)")
-    p.add_argument("--residual-base", choices=RESIDUAL_BASES, default="bicubic",
-                   help="the diffusion residual is measured from bicubic (the paper) or the encoder's upscale")
+    p.add_argument("--residual-base", choices=RESIDUAL_BASES, default=None,
+                   help="the diffusion residual is measured from bicubic (the paper) or the encoder's upscale "
+                   "(default: the --init file's, else bicubic)")
     p.add_argument("--val-steps", type=int, default=VALIDATION_STEPS, help="diffusion stage: DDIM steps to validate")
     p.add_argument("--export", type=Path, help="write the EMA weights of OUT as safetensors and stop")
     p.add_argument("--convert", type=Path, metavar="CKPT",
