@@ -89,6 +89,7 @@ class DiffusionTask:
         self.schedule = cosine_schedule(config.timesteps, config.beta_s)
         self.validation_steps = validation_steps
         self._abar: torch.Tensor | None = None
+        self._encoder_device: torch.device | None = None
 
     def config_json(self) -> str:
         return self.config.to_json()
@@ -96,7 +97,9 @@ class DiffusionTask:
     @torch.no_grad()
     def base_and_condition(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The image the residual is measured from, and the encoder's condition, for LR in ``[0, 1]``."""
-        self.encoder.to(lr.device, memory_format=torch.channels_last)
+        if self._encoder_device != lr.device:  # once: the loop moves only the trained module
+            self.encoder.to(lr.device, memory_format=torch.channels_last)
+            self._encoder_device = lr.device
         cond, upscaled = self.encoder.encode_and_upscale(lr * 2 - 1)
         if self.config.residual_base == "encoder":
             return upscaled.float(), cond

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.training_log import TrainingLog, plot_log
 from sr_desk.training.ema import EMA
 from sr_desk.training.metrics import psnr_y
@@ -341,7 +342,5 @@ class _StopRequests:
 
 def bicubic_score(lr: torch.Tensor, hr: torch.Tensor, scale: int) -> float:
     """Y-PSNR of MATLAB-bicubic enlargements of ``lr``: the floor every model must clear."""
-    from sr_desk.diffusion.imresize import imresize
-
     return psnr_y(imresize(lr, scale=float(scale)), hr, shave=scale)
 

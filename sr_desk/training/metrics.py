@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 #: ITU-R BT.601 luma, as MATLAB's rgb2ycbcr (and every SR paper's Y-channel PSNR) uses.
@@ -28,7 +26,3 @@ def psnr_y(sr01: torch.Tensor, hr01: torch.Tensor, shave: int = 0) -> float:
     mse = ((a - b) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
     return float((10 * torch.log10(255.0**2 / mse)).mean())
 
-
-def psnr_rgb(sr01: torch.Tensor, hr01: torch.Tensor) -> float:
-    mse = torch.mean((sr01.float().clamp(0, 1) - hr01.float().clamp(0, 1)) ** 2).item()
-    return 10 * math.log10(1 / max(mse, 1e-12))
