@@ -34,19 +34,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from sr_desk.diffusion.data import degrade, list_images, load_photo, split_holdout
+from sr_desk.training.loop import TrainingRun, TrainOptions, autocast_for, pick_device
+from sr_desk.training.photos import PhotoBank
 from sr_desk_plugins.srdiff.config import SRDiffConfig
 from sr_desk_plugins.srdiff.network import ConditionalUNet, RRDBNet
 from sr_desk_plugins.srdiff.train import PRESETS, DiffusionTask, EncoderTask
-
-from sr_desk.diffusion.data import degrade, list_images, load_photo, split_holdout
-from sr_desk.training.ema import EMA
-from sr_desk.training.loop import (
-    TrainOptions,
-    autocast_for,
-    make_optimizer,
-    pick_device,
-)
-from sr_desk.training.photos import PhotoBank
 
 #: Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets.
 KNOWN_PEAKS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0}
@@ -144,26 +138,14 @@ class OldStep:
 
 
 class NewStep:
-    """The shared trainer's step: fused/foreach AdamW, clipping, foreach EMA (as ``sr_desk.training.fit``)."""
+    """The shared trainer's step, exactly as ``sr_desk.training.fit`` runs it (``TrainingRun.train_step``)."""
 
     def __init__(self, task, precision: str, device: torch.device):
-        self.task, self.module = task, task.module
-        self.params = [p for p in self.module.parameters() if p.requires_grad]
-        self.optimizer = make_optimizer(self.params, TrainOptions(out=Path(".")), device)
-        self.ema = EMA(self.module, 0.999)
+        self.run = TrainingRun(task, TrainOptions(out=Path(".")), device)
         self.autocast = autocast_for(device, precision)
-        self.generator = torch.Generator(device=device).manual_seed(0)
-        self.step = 0
 
     def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> None:
-        with self.autocast:
-            loss = self.task.loss(self.module, lr, hr, self.generator)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.params, 1.0, foreach=True)
-        self.optimizer.step()
-        self.ema.update(self.module, self.step)
-        self.step += 1
+        self.run.train_step(lr, hr, self.autocast)
 
 
 def measure_stage(stage: str, photos: list[np.ndarray], args: argparse.Namespace, device: torch.device,

@@ -29,3 +29,12 @@ def test_zero_passes_change_nothing_and_bad_shapes_are_refused():
         back_project(image, torch.rand(1, 3, 3, 2), 4)
     with pytest.raises(ValueError, match="iterations"):
         back_project(image, lr, 4, -1)
+
+
+def test_residual_consistency_back_projects_the_image_the_residual_stands_for():
+    from sr_desk.diffusion.consistency import residual_consistency
+
+    torch.manual_seed(0)
+    lr, base, x0 = torch.rand(1, 3, 6, 5), torch.rand(1, 3, 24, 20), torch.rand(1, 3, 24, 20) - 0.5
+    corrected = residual_consistency(base, lr, 4)(x0)
+    torch.testing.assert_close(corrected / 2 + base, back_project(x0 / 2 + base, lr, 4))

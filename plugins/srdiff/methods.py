@@ -27,7 +27,7 @@ from sr_desk.core.masks import composite, mask_bbox
 from sr_desk.core.placement import cover_box, place_image
 from sr_desk.core.resize import Filter, resize
 from sr_desk.diffusion import NoiseSchedule, cosine_schedule, make_sampler
-from sr_desk.diffusion.consistency import back_project
+from sr_desk.diffusion.consistency import back_project, residual_consistency
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import BlendedNoise, NoiseSource, SeededNoise, blend
 from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS, DEFAULT_ETA, DEFAULT_SAMPLER
@@ -182,18 +182,8 @@ def denoise(
         shown = preview(sr) if preview is not None else _crop(sr, cond.hr_size)
         context.report(step, total, preview=to_image(shown), box=preview_box)
 
-    correct = _lr_consistency(cond) if params.get("lr_consistency") else None
+    correct = residual_consistency(cond.up, cond.lr, cond.scale) if params.get("lr_consistency") else None
     return sampler.sample(predict_noise, x, start=start, generator=noise, callback=on_step, correct_x0=correct)
-
-
-def _lr_consistency(cond: Conditioned) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Back-project each x0 (a residual: image = x0 / 2 + up) onto the LR input; see sr_desk.diffusion.consistency."""
-
-    def correct(x0: torch.Tensor) -> torch.Tensor:
-        image = back_project(x0 / 2 + cond.up, cond.lr, cond.scale)
-        return (image - cond.up) * 2
-
-    return correct
 
 
 def _autocast(context: Context) -> contextlib.AbstractContextManager[Any]:

@@ -23,6 +23,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from torch import nn
+
+from sr_desk.diffusion import cosine_schedule, make_sampler
+from sr_desk.diffusion.consistency import residual_consistency
+from sr_desk.diffusion.noise import SeededNoise
+from sr_desk.training import fit
+from sr_desk.training.cli import add_training_arguments, load_data, options_from
 from sr_desk_plugins.srdiff.checkpoints import (
     convert_official,
     load_encoder,
@@ -32,13 +39,6 @@ from sr_desk_plugins.srdiff.checkpoints import (
 )
 from sr_desk_plugins.srdiff.config import RESIDUAL_BASES, SRDiffConfig
 from sr_desk_plugins.srdiff.network import ConditionalUNet, RRDBNet, up_sample_lr
-from torch import nn
-
-from sr_desk.diffusion import cosine_schedule, make_sampler
-from sr_desk.diffusion.consistency import back_project
-from sr_desk.diffusion.noise import SeededNoise
-from sr_desk.training import fit
-from sr_desk.training.cli import add_training_arguments, load_data, options_from
 
 PRESETS = {
     # The paper's released 4x configuration (DF2K): 1.48 M + 11.76 M parameters.
@@ -124,14 +124,9 @@ class DiffusionTask:
         projected = module.project_condition(cond)
         sampler = make_sampler("ddim", self.schedule, self.validation_steps, eta=1.0)
         noise = SeededNoise(0)
-        lr11 = lr * 2 - 1
-
-        def correct(x0: torch.Tensor) -> torch.Tensor:
-            return (back_project(x0 / 2 + base, lr11, self.scale) - base) * 2
-
         x = noise(base.shape, device=base.device, dtype=torch.float32)
         residual = sampler.sample(lambda x_t, i: module(x_t, i, projected).float(), x, generator=noise,
-                                  correct_x0=correct)
+                                  correct_x0=residual_consistency(base, lr * 2 - 1, self.scale))
         return (residual.clamp(-1, 1) / 2 + base + 1) / 2
 
     def flops_per_sample(self, patch: int) -> float | None:

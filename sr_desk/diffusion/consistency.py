@@ -16,11 +16,13 @@ view's LR-PSNR expects of a super-resolution result.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from sr_desk.diffusion.imresize import imresize
 
-__all__ = ["back_project"]
+__all__ = ["back_project", "residual_consistency"]
 
 
 def back_project(image: torch.Tensor, lr: torch.Tensor, scale: int, iterations: int = 1) -> torch.Tensor:
@@ -36,3 +38,16 @@ def back_project(image: torch.Tensor, lr: torch.Tensor, scale: int, iterations: 
     for _ in range(iterations):
         image = image + imresize(lr - imresize(image, scale=1.0 / scale), scale=float(scale))
     return image
+
+
+def residual_consistency(base: torch.Tensor, lr: torch.Tensor, scale: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """An x0 correction for samplers whose x0 is a residual (image = x0 / 2 + base), as SRDiff's is.
+
+    Each x0 is turned into its image, back-projected once onto ``lr`` and
+    turned back into a residual; ``base`` and ``lr`` share one value range.
+    """
+
+    def correct(x0: torch.Tensor) -> torch.Tensor:
+        return (back_project(x0 / 2 + base, lr, scale) - base) * 2
+
+    return correct

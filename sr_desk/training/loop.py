@@ -33,7 +33,7 @@ from sr_desk.training.metrics import psnr_y
 from sr_desk.training.photos import PhotoBank
 from sr_desk.training.schedule import learning_rate
 
-__all__ = ["TrainOptions", "TrainingTask", "ValidationSet", "fit", "pick_device"]
+__all__ = ["TrainOptions", "TrainingRun", "TrainingTask", "ValidationSet", "fit", "pick_device"]
 
 
 class TrainingTask(Protocol):
@@ -125,7 +125,7 @@ def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractCon
     return contextlib.nullcontext()
 
 
-class _Run:
+class TrainingRun:
     """The state of one stage: module, EMA, optimiser, random stream, step; saved and restored as one."""
 
     def __init__(self, task: TrainingTask, options: TrainOptions, device: torch.device):
@@ -143,6 +143,20 @@ class _Run:
     @property
     def path(self) -> Path:
         return self.options.out / f"{self.task.stage}.pt"
+
+    def train_step(
+        self, lr: torch.Tensor, hr: torch.Tensor, autocast: contextlib.AbstractContextManager[Any]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step on a batch (loss, backward, clipping, AdamW, EMA); returns ``(loss, grad_norm)``."""
+        with autocast:
+            loss = self.task.loss(self.module, lr, hr, self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.options.grad_clip, foreach=True)
+        self.optimizer.step()
+        self.ema.update(self.module, self.step)
+        self.step += 1
+        return loss.detach(), grad_norm
 
     def state(self) -> dict[str, Any]:
         return {
@@ -222,7 +236,7 @@ def fit(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     options.out.mkdir(parents=True, exist_ok=True)
-    run = _Run(task, options, device)
+    run = TrainingRun(task, options, device)
     if options.resume and run.path.exists():
         run.restore()
         print(f"resumed {task.stage} at step {run.step}", file=sys.stderr)
@@ -237,7 +251,7 @@ def fit(
 
 
 def _loop(
-    run: _Run,
+    run: TrainingRun,
     bank: PhotoBank,
     val: ValidationSet | None,
     log: TrainingLog,
@@ -261,15 +275,8 @@ def _loop(
         for group in run.optimizer.param_groups:
             group["lr"] = rate
         lr, hr = bank.batch(options.batch, run.generator)
-        with autocast:
-            loss = task.loss(run.module, lr, hr, run.generator)
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(run.params, options.grad_clip, foreach=True)
-        run.optimizer.step()
-        run.ema.update(run.module, run.step)
-        run.step += 1
-        loss_sum += loss.detach().float()
+        loss, grad_norm = run.train_step(lr, hr, autocast)
+        loss_sum += loss.float()
         loss_count += 1
         window_samples += options.batch
         elapsed = time.monotonic() - started
