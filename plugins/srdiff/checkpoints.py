@@ -18,9 +18,6 @@ produced pure noise for users (spec 8.10).
 from __future__ import annotations
 
 import dataclasses
-import pickle
-import re
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,8 +27,11 @@ from torch import nn
 
 import sr_desk
 from sr_desk.core.atomic import atomic_write_bytes
-from sr_desk.core.errors import SrDeskError
 from sr_desk.diffusion.schedule import OFFICIAL_BUFFER_NAMES, cosine_schedule
+from sr_desk.diffusion.weights_file import CheckpointError, read_metadata, read_safetensors, read_torch
+from sr_desk.diffusion.weights_file import check_keys as _check_keys
+from sr_desk.diffusion.weights_file import key_problems as _key_problems
+from sr_desk.diffusion.weights_file import looks_like_safetensors as _looks_like_safetensors
 
 from .config import SRDiffConfig, infer_config, infer_encoder_config
 from .network import RRDBNet, SRDiffModel
@@ -66,11 +66,6 @@ _CHECKED_BUFFERS = (
 )
 #: How far a stored schedule may be from ours (float32 storage of float64 math is ~1e-7 off).
 _SCHEDULE_ATOL = 1e-6
-_FIRST_KEYS = 3
-
-
-class CheckpointError(SrDeskError):
-    """A weights file that cannot be used; the one-line message says why and what to do."""
 
 
 # ---------------------------------------------------------------------------
@@ -121,94 +116,6 @@ class _Loaded:
     timesteps: int | None  # from stored schedule buffers, when there were some
 
 
-def _looks_like_safetensors(path: Path) -> bool:
-    """Sniff the header: 8-byte little-endian JSON length, then ``{``. Extensions lie."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-    except OSError:
-        return False
-    if len(head) < 9 or head[8:9] != b"{":
-        return False
-    n = int.from_bytes(head[:8], "little")
-    return 2 <= n <= 100_000_000
-
-
-def _read_safetensors(path: Path, name: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = dict(f.metadata() or {})
-        tensors = load_file(str(path), device="cpu")
-    except Exception as exc:  # SafetensorError, OSError, JSON errors ...
-        raise CheckpointError(
-            f"cannot read {name}: damaged safetensors file ({_one_line(exc)}); download or convert it again"
-        ) from None
-    return tensors, metadata
-
-
-def _starts_like_pickle(path: Path) -> bool:
-    """A pickle stream of protocol 2+ opens with the PROTO opcode (0x80)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(1) == b"\x80"
-    except OSError:
-        return False
-
-
-def _refused_pickle_error(path: Path, exc: Exception) -> CheckpointError:
-    """The weights-only unpickler stopped: explain why in one line."""
-    name = path.name
-    text = str(exc)
-    advice = "sr-desk loads only plain tensors and never runs code from a weights file; ask for a .safetensors file"
-    m = re.search(r"GLOBAL ([\w.]+)", text)
-    if m:
-        return CheckpointError(
-            f"refusing to load {name}: it is a pickle that would run code (GLOBAL {m.group(1)}); {advice}"
-        )
-    op = re.search(r"Unsupported operand (\d+)", text)
-    if op and _starts_like_pickle(path):
-        return CheckpointError(
-            f"refusing to load {name}: it is a pickle the safe loader cannot check (opcode {op.group(1)}, "
-            f"e.g. a newer pickle protocol), so it may run code; {advice}"
-        )
-    if op:
-        return CheckpointError(f"cannot read {name}: not a PyTorch or safetensors checkpoint")
-    return CheckpointError(f"refusing to load {name}: it holds objects other than tensors and may run code; {advice}")
-
-
-def _read_torch(path: Path, name: str) -> Any:
-    try:
-        with warnings.catch_warnings():
-            # "Detected pickle protocol N": the refusal below is the message that matters.
-            warnings.filterwarnings("ignore", message=".*pickle protocol.*", category=UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "weights only load failed" in str(exc).lower() or "weightsunpickler" in str(exc).lower():
-            raise _refused_pickle_error(path, exc) from None
-        raise CheckpointError(f"cannot read {name}: not a PyTorch or safetensors checkpoint") from None
-    except FileNotFoundError:
-        raise CheckpointError(f"weights file not found: {path}") from None
-    except (IsADirectoryError, PermissionError) as exc:
-        raise CheckpointError(f"cannot open {name}: {exc.strerror}") from None
-    except EOFError:
-        if path.stat().st_size == 0:
-            raise CheckpointError(f"cannot read {name}: the file is empty") from None
-        raise CheckpointError(f"cannot read {name}: the file ends too early (incomplete download?)") from None
-    except RuntimeError as exc:  # a broken zip archive, a bad storage record ...
-        detail = _one_line(exc).split(". This is an internal")[0]
-        raise CheckpointError(f"cannot read {name}: damaged or not a PyTorch checkpoint ({detail})") from None
-    except Exception:  # KeyError on a bad magic number, ValueError ...
-        raise CheckpointError(f"cannot read {name}: not a PyTorch or safetensors checkpoint") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
 def _extract_state(obj: Any, name: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The model state dict of an official checkpoint (``state_dict.model``) or of a bare state dict."""
     metadata: dict[str, str] = {}
@@ -241,9 +148,9 @@ def _read(path: str | Path, beta_s: float = 0.008) -> _Loaded:
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; pick the weights file inside it")
     if _looks_like_safetensors(path) or path.suffix.lower() == ".safetensors":
-        state, metadata = _read_safetensors(path, name)
+        state, metadata = read_safetensors(path, name)
     else:
-        state, metadata = _extract_state(_read_torch(path, name), name)
+        state, metadata = _extract_state(read_torch(path, name), name)
     timesteps = _check_schedule(state, name, beta_s)
     weights = {k: v for k, v in state.items() if k not in SCHEDULE_BUFFERS}
     if not weights:
@@ -263,57 +170,9 @@ def load_state_dict_file(path: str | Path, *, beta_s: float = 0.008) -> dict[str
     return _read(path, beta_s).state
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The safetensors header metadata (empty for files without any, e.g. official pickles)."""
-    path = Path(path)
-    if not _looks_like_safetensors(path):
-        return {}
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            return dict(f.metadata() or {})
-    except Exception as exc:
-        raise CheckpointError(f"cannot read {path.name}: damaged safetensors file ({_one_line(exc)})") from None
-
-
 # ---------------------------------------------------------------------------
 # Building models from files
 # ---------------------------------------------------------------------------
-
-
-def _first(keys: list[str]) -> str:
-    shown = ", ".join(keys[:_FIRST_KEYS])
-    return shown + (", ..." if len(keys) > _FIRST_KEYS else "")
-
-
-def _key_problems(expected: Mapping[str, torch.Size], state: Mapping[str, torch.Tensor]) -> list[str]:
-    """Missing, unexpected and wrongly shaped keys of ``state``, summarised with counts and first keys."""
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(shape)}"
-        for k, shape in expected.items()
-        if k in state and tuple(state[k].shape) != tuple(shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys ({_first(missing)})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys ({_first(unexpected)})")
-    if wrong:
-        problems.append(f"{len(wrong)} keys with the wrong shape ({_first(wrong)})")
-    return problems
-
-
-def _check_keys(expected: Mapping[str, torch.Size], state: Mapping[str, torch.Tensor], name: str, what: str) -> None:
-    """Raise CheckpointError unless ``state`` has exactly the expected keys and shapes."""
-    problems = _key_problems(expected, state)
-    if problems:
-        raise CheckpointError(
-            f"{name} does not fit the {what}: {'; '.join(problems)} — refusing to run with random weights; "
-            "use a complete checkpoint made for this network"
-        )
 
 
 def _meta_config(metadata: Mapping[str, str], name: str) -> SRDiffConfig | None:

@@ -171,11 +171,13 @@ def test_the_real_plugins_get_panels_without_ui_code(window, qtbot):
     workbench = Workbench(window)
     try:
         ids = {m.id for m in workbench.host.methods()}
-        assert {"bicubic", "lanczos", "srdiff", "srdiff-fusion", "srdiff-interpolate"} <= ids
+        assert {"bicubic", "lanczos", "srdiff", "srdiff-fusion", "srdiff-interpolate", "dtls"} <= ids
         workbench.panel.select_method("srdiff-interpolate")
         assert {"seed_b", "blend", "mode", "noise_level", "sampler", "steps", "eta"} <= set(workbench.panel.param_widgets)
         workbench.panel.select_method("srdiff-fusion")
         assert "donor" in workbench.panel.param_widgets
+        workbench.panel.select_method("dtls")
+        assert set(workbench.panel.param_widgets) == {"sampler", "lr_consistency"}
     finally:
         workbench.shutdown()
 

@@ -1,0 +1,141 @@
+"""Reading and writing DTLS weights: sr-desk's safetensors files and the official releases.
+
+Official checkpoints (spec 6.1) are zip ``torch.save`` dicts ``{step, model,
+ema}`` whose keys carry a ``denoise_fn.`` prefix; they are opened with
+``weights_only=True`` only, the EMA copy is used (as the official evaluation
+does), the configuration is read from the key shapes, and the load is strict
+(the official loader's ``strict=False`` hides a wrong configuration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import sr_desk
+from sr_desk.core.atomic import atomic_write_bytes
+from sr_desk.diffusion.weights_file import (
+    CheckpointError,
+    check_keys,
+    key_problems,
+    looks_like_safetensors,
+    read_safetensors,
+    read_torch,
+)
+from sr_desk_plugins.dtls.config import DTLSConfig
+from sr_desk_plugins.dtls.network import DTLSUNet
+
+__all__ = ["CheckpointError", "convert_official", "infer_official_config", "load_model", "save_safetensors"]
+
+FORMAT = "sr-desk"
+ARCHITECTURE = "dtls"
+OFFICIAL_PREFIX = "denoise_fn."
+#: The official attention width (4 heads of 32); the checkpoint stores only their product.
+OFFICIAL_DIM_HEAD = 32
+
+
+def _shapes(config: DTLSConfig) -> dict[str, torch.Size]:
+    with torch.device("meta"):
+        return {k: v.shape for k, v in DTLSUNet(config).state_dict().items()}
+
+
+def infer_official_config(state: Mapping[str, torch.Tensor]) -> DTLSConfig:
+    """The official U-Net's configuration, from the shapes of its (unprefixed) keys (spec 6.1).
+
+    The HR size, and with it the deepest level, is not stored: the 4-level
+    network is the 16 -> 128 release (x8, level 28), the others the 32 -> 512
+    one (x16, level 30).
+    """
+    try:
+        dim = int(state["time_mlp.3.weight"].shape[0])
+        count = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("downs."))
+        widths = [int(state[f"downs.{k}.1.net.3.weight"].shape[0]) for k in range(count)]
+        hidden = int(state["downs.0.2.fn.fn.to_qkv.weight"].shape[0]) // 3
+    except (KeyError, ValueError, IndexError):
+        raise CheckpointError("not a DTLS U-Net: its keys do not match the official layout (spec 6.1)") from None
+    if any(w % dim for w in widths) or hidden % OFFICIAL_DIM_HEAD:
+        raise CheckpointError(f"not a DTLS U-Net: widths {widths} are not multiples of {dim}")
+    return DTLSConfig(
+        dim=dim,
+        dim_mults=tuple(w // dim for w in widths),
+        attn_heads=hidden // OFFICIAL_DIM_HEAD,
+        attn_dim_head=OFFICIAL_DIM_HEAD,
+        residual=False,
+        max_level=28 if count == 4 else 30,
+        downscale="bilinear",
+    )
+
+
+def _official_state(obj: Any, name: str) -> dict[str, torch.Tensor]:
+    """The EMA weights of an official checkpoint (or the model's where no EMA was saved), unprefixed."""
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{name} is not a DTLS checkpoint (expected a dict with 'ema' or 'model')")
+    state = obj.get("ema", obj.get("model", obj))
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"{name} holds no model weights; is it a DTLS checkpoint?")
+    if any(not isinstance(k, str) or not torch.is_tensor(v) for k, v in state.items()):
+        raise CheckpointError(f"{name} is not a state dict of tensors; is it a DTLS checkpoint?")
+    return {k.removeprefix(OFFICIAL_PREFIX): v.float() for k, v in state.items()}
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], DTLSConfig, dict[str, str]]:
+    """The U-Net weights in ``path``, their configuration and metadata; nothing is built yet."""
+    path = Path(path)
+    name = path.name
+    if not path.exists():
+        raise CheckpointError(f"weights file not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; pick the weights file inside it")
+    if looks_like_safetensors(path):
+        state, metadata = read_safetensors(path, name)
+        if metadata.get("architecture") != ARCHITECTURE:
+            raise CheckpointError(f"{name} holds a {metadata.get('architecture', 'unknown')!r} model, not DTLS")
+        try:
+            config = DTLSConfig.from_json(metadata["config"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{name} has no readable DTLS config in its metadata ({exc})") from None
+        return {k: v.float() for k, v in state.items()}, config, metadata
+    state = _official_state(read_torch(path, name), name)
+    return state, infer_official_config(state), {"format": "official-dtls"}
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[DTLSUNet, DTLSConfig, dict[str, str]]:
+    """A ready U-Net (float32, eval mode) from an sr-desk or official file; strict on keys and shapes."""
+    state, config, metadata = read_weights(path)
+    check_keys(_shapes(config), state, Path(path).name, "DTLS U-Net")
+    unet = DTLSUNet(config)
+    unet.load_state_dict(state)
+    return unet.to(device).eval(), config, metadata
+
+
+def save_safetensors(
+    model_or_state: nn.Module | Mapping[str, torch.Tensor],
+    config: DTLSConfig,
+    path: str | Path,
+    *,
+    metadata: Mapping[str, str] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> None:
+    """Write the U-Net's weights with the config in the header, atomically; refuses a mismatched set."""
+    state = dict(model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state)
+    problems = key_problems(_shapes(config), state)
+    if problems:
+        raise ValueError(f"weights do not match the config: {'; '.join(problems)}")
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()}
+    meta = {"version": sr_desk.__version__, **(metadata or {})}
+    meta.update(format=FORMAT, architecture=ARCHITECTURE, config=config.to_json(),
+                dtype=str(dtype).removeprefix("torch."))
+    from safetensors.torch import save
+
+    atomic_write_bytes(path, save(tensors, metadata=meta))
+
+
+def convert_official(checkpoint: str | Path, out: str | Path) -> DTLSConfig:
+    """An official ``{step, model, ema}`` file as sr-desk safetensors (EMA weights, float32)."""
+    unet, config, _ = load_model(checkpoint)
+    save_safetensors(unet, config, out, metadata={"converted_from": Path(checkpoint).name, "trained_by": "DTLS authors"})
+    return config

@@ -1,0 +1,175 @@
+"""Reading weights files safely and loudly, for every method plugin.
+
+A weights file comes from anywhere: a pickle is only ever opened with
+``torch.load(weights_only=True)``, so a checkpoint downloaded from the
+internet cannot run code, and every refusal is one line that says why and
+what to do. ``.safetensors`` files are recognised by their header, not their
+name. A file that does not fit the network exactly is an error
+(:func:`check_keys`), never a silent partial load with random weights.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sr_desk.core.errors import SrDeskError
+
+__all__ = [
+    "CheckpointError",
+    "check_keys",
+    "key_problems",
+    "looks_like_safetensors",
+    "one_line",
+    "read_metadata",
+    "read_safetensors",
+    "read_torch",
+]
+
+_FIRST_KEYS = 3
+
+
+class CheckpointError(SrDeskError):
+    """A weights file that cannot be used; the one-line message says why and what to do."""
+
+
+def looks_like_safetensors(path: Path) -> bool:
+    """Sniff the header: 8-byte little-endian JSON length, then ``{``. Extensions lie."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return 2 <= n <= 100_000_000
+
+
+def read_safetensors(path: Path, name: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = dict(f.metadata() or {})
+        tensors = load_file(str(path), device="cpu")
+    except Exception as exc:  # SafetensorError, OSError, JSON errors ...
+        raise CheckpointError(
+            f"cannot read {name}: damaged safetensors file ({one_line(exc)}); download or convert it again"
+        ) from None
+    return tensors, metadata
+
+
+def _starts_like_pickle(path: Path) -> bool:
+    """A pickle stream of protocol 2+ opens with the PROTO opcode (0x80)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(1) == b"\x80"
+    except OSError:
+        return False
+
+
+def _refused_pickle_error(path: Path, exc: Exception) -> CheckpointError:
+    """The weights-only unpickler stopped: explain why in one line."""
+    name = path.name
+    text = str(exc)
+    advice = "sr-desk loads only plain tensors and never runs code from a weights file; ask for a .safetensors file"
+    m = re.search(r"GLOBAL ([\w.]+)", text)
+    if m:
+        return CheckpointError(
+            f"refusing to load {name}: it is a pickle that would run code (GLOBAL {m.group(1)}); {advice}"
+        )
+    op = re.search(r"Unsupported operand (\d+)", text)
+    if op and _starts_like_pickle(path):
+        return CheckpointError(
+            f"refusing to load {name}: it is a pickle the safe loader cannot check (opcode {op.group(1)}, "
+            f"e.g. a newer pickle protocol), so it may run code; {advice}"
+        )
+    if op:
+        return CheckpointError(f"cannot read {name}: not a PyTorch or safetensors checkpoint")
+    return CheckpointError(f"refusing to load {name}: it holds objects other than tensors and may run code; {advice}")
+
+
+def read_torch(path: Path, name: str) -> Any:
+    try:
+        with warnings.catch_warnings():
+            # "Detected pickle protocol N": the refusal below is the message that matters.
+            warnings.filterwarnings("ignore", message=".*pickle protocol.*", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" in str(exc).lower() or "weightsunpickler" in str(exc).lower():
+            raise _refused_pickle_error(path, exc) from None
+        raise CheckpointError(f"cannot read {name}: not a PyTorch or safetensors checkpoint") from None
+    except FileNotFoundError:
+        raise CheckpointError(f"weights file not found: {path}") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise CheckpointError(f"cannot open {name}: {exc.strerror}") from None
+    except EOFError:
+        if path.stat().st_size == 0:
+            raise CheckpointError(f"cannot read {name}: the file is empty") from None
+        raise CheckpointError(f"cannot read {name}: the file ends too early (incomplete download?)") from None
+    except RuntimeError as exc:  # a broken zip archive, a bad storage record ...
+        detail = one_line(exc).split(". This is an internal")[0]
+        raise CheckpointError(f"cannot read {name}: damaged or not a PyTorch checkpoint ({detail})") from None
+    except Exception:  # KeyError on a bad magic number, ValueError ...
+        raise CheckpointError(f"cannot read {name}: not a PyTorch or safetensors checkpoint") from None
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The safetensors header metadata (empty for files without any, e.g. official pickles)."""
+    path = Path(path)
+    if not looks_like_safetensors(path):
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:
+        raise CheckpointError(f"cannot read {path.name}: damaged safetensors file ({one_line(exc)})") from None
+
+
+def _first(keys: list[str]) -> str:
+    shown = ", ".join(keys[:_FIRST_KEYS])
+    return shown + (", ..." if len(keys) > _FIRST_KEYS else "")
+
+
+def key_problems(expected: Mapping[str, torch.Size], state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Missing, unexpected and wrongly shaped keys of ``state``, summarised with counts and first keys."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(shape)}"
+        for k, shape in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys ({_first(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys ({_first(unexpected)})")
+    if wrong:
+        problems.append(f"{len(wrong)} keys with the wrong shape ({_first(wrong)})")
+    return problems
+
+
+def check_keys(expected: Mapping[str, torch.Size], state: Mapping[str, torch.Tensor], name: str, what: str) -> None:
+    """Raise CheckpointError unless ``state`` has exactly the expected keys and shapes."""
+    problems = key_problems(expected, state)
+    if problems:
+        raise CheckpointError(
+            f"{name} does not fit the {what}: {'; '.join(problems)} — refusing to run with random weights; "
+            "use a complete checkpoint made for this network"
+        )

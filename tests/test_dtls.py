@@ -1,0 +1,355 @@
+"""DTLS: the size schedule, the samplers against hand-computed cases, checkpoints, the method and its trainer."""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sr_desk.cli import main
+from sr_desk.core.errors import SrDeskError
+from sr_desk.core.imageio import ImageData
+from sr_desk.diffusion.resolution import (
+    Degradation,
+    chain_sample,
+    level_size,
+    momentum_sample,
+    start_level,
+    two_call_sample,
+)
+from sr_desk.diffusion.weights_file import CheckpointError
+from sr_desk.engine.pipeline import JobSpec, prepare, run_job
+from sr_desk.engine.plugins import PluginHost
+from sr_desk.engine.worker import EventKind, JobState, Worker
+from sr_desk_plugins.dtls.checkpoints import infer_official_config, load_model, save_safetensors
+from sr_desk_plugins.dtls.config import OFFICIAL_16_128, OFFICIAL_32_512, DTLSConfig
+from sr_desk_plugins.dtls.network import DTLSUNet
+from sr_desk_plugins.dtls.train import PRESETS, DTLSTask
+
+TINY = PRESETS["tiny"]
+
+
+# -- the size schedule ------------------------------------------------------------------
+
+
+def test_levels_reproduce_both_official_schedules():
+    # 16 -> 128 with stride 4 and 32 -> 512 with stride 16 (spec 3.1): HR - t * stride.
+    assert [level_size((128, 128), t, 32)[0] for t in range(29)] == [128 - 4 * t for t in range(29)]
+    assert [level_size((512, 512), t, 32)[0] for t in range(31)] == [512 - 16 * t for t in range(31)]
+    assert (start_level(8, 32), start_level(16, 32), start_level(4, 32)) == (28, 30, 24)
+    # Other inputs for the 512 model (spec 3.1): 64 -> 512 starts at 28, 128 -> 512 at 24.
+    assert start_level(512 / 64, 32) == 28 and start_level(512 / 128, 32) == 24
+
+
+@pytest.mark.parametrize(
+    ("size", "t", "expected"),
+    [((96, 160), 24, (24, 40)), ((1080, 1920), 24, (270, 480)), ((100, 37), 16, (50, 18)), ((5, 3), 30, (1, 1))],
+)
+def test_levels_of_any_size_and_aspect(size, t, expected):
+    assert level_size(size, t, 32) == expected
+
+
+def test_levels_outside_the_process_are_refused():
+    with pytest.raises(ValueError):
+        level_size((64, 64), 33, 32)
+    with pytest.raises(ValueError):
+        start_level(1.0, 32)
+
+
+def test_degradation_is_linear_keeps_constants_and_level_zero_is_identity():
+    d = Degradation(32, "bicubic-aa")
+    a, b = torch.rand(2, 3, 40, 56), torch.rand(2, 3, 40, 56)
+    assert torch.allclose(d(2 * a - 3 * b, 24), 2 * d(a, 24) - 3 * d(b, 24), atol=1e-5)
+    assert torch.equal(d(a, 0), a)
+    assert torch.allclose(d(torch.full((1, 3, 40, 56), 0.3), 20), torch.full((1, 3, 40, 56), 0.3), atol=1e-6)
+    levels = torch.tensor([0, 24])
+    batch = d.batch(a, levels)
+    assert torch.equal(batch[0], a[0]) and torch.allclose(batch[1], d(a[1:], 24)[0])
+
+
+# -- the samplers -------------------------------------------------------------------------
+
+
+def scripted(inputs: list[float]):
+    """A predictor on constant images (D keeps them constant): R = x / 2 + t, recording each input value."""
+
+    def predict(x: torch.Tensor, t: int) -> torch.Tensor:
+        inputs.append(round(float(x.mean()), 6))
+        return x / 2 + t
+
+    return predict
+
+
+def test_momentum_accumulation_against_a_hand_computed_case():
+    # Start 4 at level 4: R4 = 4/2 + 4 = 6. The official loop then feeds D(R_t+1, t) + D(M, t), with
+    # M = R4 - R_t+1 (spec 5.2), so every later input is R4 = 6: R3 = 6, R2 = 5, R1 = 4.
+    # M is zero for the first two calls (R4 - R4, then R4 - R3 = 0 here by construction).
+    d = Degradation(32)
+    start = torch.full((1, 3, 16, 16), 4.0)
+    seen: list[float] = []
+    out = momentum_sample(scripted(seen), start, 4, d)
+    assert seen == [4.0, 6.0, 6.0, 6.0]
+    assert torch.allclose(out, torch.full_like(out, 4.0))
+    chain: list[float] = []  # without momentum: 4 -> R4 = 6 -> R3 = 6 -> R2 = 5 -> R1 = 3.5
+    out = chain_sample(scripted(chain), start, 4, d)
+    assert chain == [4.0, 6.0, 6.0, 5.0] and torch.allclose(out, torch.full_like(out, 3.5))
+
+
+def test_the_momentum_term_is_the_sum_of_differences_of_consecutive_predictions():
+    # R = x + t^2 makes consecutive predictions differ: R5 = 5 + 25 = 30, R4 = 30 + 16 = 46.
+    # Then M = R5 - R4 = -16 and the input at level 3 is D(R4) + D(M) = 30 again.
+    d = Degradation(32)
+    seen: list[float] = []
+
+    def predict(x: torch.Tensor, t: int) -> torch.Tensor:
+        seen.append(float(x.mean()))
+        return x + t * t
+
+    momentum_sample(predict, torch.full((1, 3, 8, 8), 5.0), 5, d)
+    assert seen == pytest.approx([5.0, 30.0, 30.0, 30.0, 30.0])
+
+
+@pytest.mark.parametrize("downscale", ["bilinear", "bicubic-aa"])
+def test_the_two_call_form_equals_the_official_loop_on_a_random_unet(downscale):
+    torch.manual_seed(0)
+    config = DTLSConfig(dim=8, dim_mults=(1, 2, 4), attn_heads=1, attn_dim_head=8, residual=True, downscale=downscale)
+    unet = DTLSUNet(config).eval()
+    d = Degradation(config.levels, config.downscale)
+    start = d(torch.rand(1, 3, 32, 48), 24)
+    with torch.no_grad():
+        loop = momentum_sample(unet, start, 24, d)
+        fast = two_call_sample(unet, start, 24, d)
+        chain = chain_sample(unet, start, 24, d)
+    assert (loop - fast).abs().max() < 1e-5
+    assert (chain - fast).abs().max() > 1e-3  # the plain chain is a different sampler
+
+
+def test_previews_come_after_every_call():
+    d = Degradation(32)
+    calls = []
+    two_call_sample(lambda x, t: x, torch.zeros(1, 3, 8, 8), 24, d, callback=lambda s, n, p: calls.append((s, n)))
+    assert calls == [(1, 2), (2, 2)]
+    calls.clear()
+    momentum_sample(lambda x, t: x, torch.zeros(1, 3, 8, 8), 5, d, callback=lambda s, n, p: calls.append((s, n)))
+    assert calls == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+
+
+# -- the network and checkpoints ---------------------------------------------------------------
+
+
+def test_the_official_configurations_have_the_released_parameter_counts():
+    with torch.device("meta"):
+        assert sum(p.numel() for p in DTLSUNet(OFFICIAL_16_128).parameters()) == 56_615_708
+        assert sum(p.numel() for p in DTLSUNet(OFFICIAL_32_512).parameters()) == 73_260_508
+
+
+def test_a_residual_unet_with_a_zero_head_is_the_identity():
+    unet = DTLSUNet(TINY)
+    torch.nn.init.zeros_(unet.final_conv[1].weight)
+    torch.nn.init.zeros_(unet.final_conv[1].bias)
+    x = torch.rand(2, 3, 16, 24)
+    assert torch.equal(unet(x, torch.tensor([3, 7])), x)
+
+
+def official_checkpoint(path, config: DTLSConfig, seed: int = 0):
+    """An official-layout file: torch zip of ``{step, model, ema}``, keys prefixed ``denoise_fn.``."""
+    torch.manual_seed(seed)
+    model, ema = DTLSUNet(config), DTLSUNet(config)
+    prefixed = lambda m: {f"denoise_fn.{k}": v for k, v in m.state_dict().items()}  # noqa: E731
+    torch.save({"step": 1000, "model": prefixed(model), "ema": prefixed(ema)}, path)
+    return model, ema
+
+
+def test_an_official_layout_checkpoint_loads_strictly_with_its_ema(tmp_path):
+    config = DTLSConfig(dim=8, dim_mults=(1, 2, 4, 8), attn_heads=1, attn_dim_head=32, max_level=28)
+    path = tmp_path / "SR_16_128_s4.pt"
+    model, ema = official_checkpoint(path, config)
+    loaded, inferred, metadata = load_model(path)
+    assert inferred == config and metadata["format"] == "official-dtls"
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(loaded(x, 5), ema.eval()(x, 5))
+        assert not torch.equal(loaded(x, 5), model.eval()(x, 5))
+
+
+def test_official_key_layout_matches_the_spec():
+    keys = set(DTLSUNet(OFFICIAL_16_128).state_dict())
+    assert len(keys) == 238
+    assert {"time_mlp.1.weight", "downs.0.0.ds_conv.weight", "downs.0.2.fn.norm.g", "downs.1.0.net.0.g",
+            "downs.0.2.fn.fn.to_qkv.weight", "downs.2.3.weight", "mid_attn.fn.fn.to_out.bias",
+            "ups.0.3.weight", "final_conv.0.net.1.weight", "final_conv.1.weight"} <= keys
+    assert "downs.0.0.net.0.g" not in keys and "final_conv.0.mlp.1.weight" not in keys
+    assert infer_official_config(DTLSUNet(OFFICIAL_16_128).state_dict()) == OFFICIAL_16_128
+
+
+def test_a_checkpoint_with_a_missing_key_is_refused_not_half_loaded(tmp_path):
+    config = DTLSConfig(dim=8, dim_mults=(1, 2), attn_heads=1, attn_dim_head=32)
+    path = tmp_path / "broken.pt"
+    state = {f"denoise_fn.{k}": v for k, v in DTLSUNet(config).state_dict().items() if "mid_block2.net.3" not in k}
+    torch.save({"step": 1, "ema": state}, path)
+    with pytest.raises(CheckpointError, match="missing keys"):
+        load_model(path)
+
+
+class WritesFile:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (builtins.exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",))
+
+
+def test_a_pickle_that_would_run_code_is_refused(tmp_path):
+    marker = tmp_path / "MARKER"
+    path = tmp_path / "SR_32_512_s16.pt"
+    torch.save({"step": 1, "ema": {"denoise_fn.time_mlp.1.weight": WritesFile(marker)}}, path)
+    with pytest.raises(CheckpointError, match="would run code"):
+        load_model(path)
+    assert not marker.exists()
+
+
+def test_safetensors_round_trip_and_a_foreign_file_is_refused(tmp_path):
+    torch.manual_seed(1)
+    unet = DTLSUNet(TINY)
+    path = tmp_path / "tiny.safetensors"
+    save_safetensors(unet, TINY, path, dtype=torch.float16)
+    loaded, config, metadata = load_model(path)
+    assert config == TINY and metadata["architecture"] == "dtls"
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert (loaded(x, 3) - unet(x, 3)).abs().max() < 1e-2
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other), metadata={"architecture": "srdiff"})
+    with pytest.raises(CheckpointError, match="not DTLS"):
+        load_model(other)
+
+
+# -- the method in the app ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def host():
+    h = PluginHost()
+    h.discover()
+    return h
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "dtls-tiny.safetensors"
+    save_safetensors(DTLSUNet(TINY), TINY, path)
+    return path
+
+
+def run(host, image, weights_file, events=None, **fields):
+    method = host.method("dtls")
+    spec = prepare(method, JobSpec(method_id="dtls", weights=str(weights_file), **fields))
+    with Worker(device="cpu", on_event=(events.append if events is not None else None)) as worker:
+        job = worker.submit(lambda ctx: run_job(image, method, spec, ctx))
+        assert job.wait(120)
+    if job.state is JobState.FAILED:
+        raise SrDeskError(job.error)
+    return job.result
+
+
+def test_dtls_is_listed_with_its_declared_parameters(host):
+    method = host.method("dtls")
+    assert {p.name for p in method.param_set} == {"sampler", "lr_consistency"}
+    assert method.capabilities.arbitrary_scale and method.capabilities.previews
+
+
+def test_upscale_any_aspect_is_deterministic_and_previews_every_call(host, weights, rng):
+    image = ImageData(rgb=rng.random((12, 10, 3), dtype=np.float32))
+    events = []
+    a = run(host, image, weights, events, scale=4)
+    assert a.size == (40, 48)
+    previews = [e for e in events if e.kind is EventKind.PROGRESS and e.preview is not None]
+    assert len(previews) == 2 and previews[0].preview.shape == (48, 40, 3)
+    assert np.array_equal(a.rgb, run(host, image, weights, scale=4, seed=99).rgb)  # no noise: seeds change nothing
+
+
+def test_fast_and_official_samplers_agree_in_the_app(host, weights, rng):
+    image = ImageData(rgb=rng.random((8, 8, 3), dtype=np.float32))
+    fast = run(host, image, weights, scale=8, params={"sampler": "fast"})
+    loop = run(host, image, weights, scale=8, params={"sampler": "momentum"})
+    assert fast.size == (64, 64) and np.abs(fast.rgb - loop.rgb).max() < 1e-4
+
+
+def test_exact_sizes_and_scales_beyond_the_model(host, weights, rng):
+    image = ImageData(rgb=rng.random((9, 16, 3), dtype=np.float32))
+    assert run(host, image, weights, size=(50, 30)).size == (50, 30)
+    assert run(host, image, weights, scale=20).size == (320, 180)  # x16 by DTLS, the rest by Lanczos
+    with pytest.raises(SrDeskError, match="only enlarges"):
+        run(host, image, weights, scale=0.5)
+
+
+def test_a_region_upscale_changes_only_the_region(host, weights, rng):
+    image = ImageData(rgb=rng.random((16, 16, 3), dtype=np.float32))
+    events = []
+    result = run(host, image, weights, events, scale=4, region=(4, 4, 8, 8), feather=0)
+    assert result.size == (64, 64)
+    assert any(e.preview is not None for e in events)
+
+
+def test_lr_consistency_pulls_the_result_onto_the_input(host, weights, rng):
+    from sr_desk.diffusion.imresize import imresize
+
+    image = ImageData(rgb=rng.random((12, 12, 3), dtype=np.float32) * 0.6 + 0.2)
+    errors = []
+    for on in (False, True):
+        result = run(host, image, weights, scale=4, params={"lr_consistency": on})
+        down = imresize(torch.from_numpy(result.rgb).permute(2, 0, 1)[None], scale=0.25)[0].permute(1, 2, 0)
+        errors.append(float(np.abs(down.numpy() - image.rgb).mean()))
+    assert errors[1] < 0.5 * errors[0]
+
+
+# -- training -----------------------------------------------------------------------------
+
+
+def test_levels_are_drawn_reproducibly_with_weight_on_the_calls_the_sampler_makes():
+    task = DTLSTask(TINY, DTLSUNet(TINY))
+    draw = lambda: task.sample_levels(4000, torch.Generator().manual_seed(3))  # noqa: E731
+    levels = draw()
+    assert torch.equal(levels, draw())
+    share = lambda t: float((levels == t).float().mean())  # noqa: E731
+    assert share(24) > 0.25 and share(1) > 0.25 and 0 < share(10) < 0.05
+    assert int(levels.max()) <= TINY.max_level
+
+
+def test_the_start_level_is_fed_the_enlarged_lr_itself():
+    task = DTLSTask(TINY, DTLSUNet(TINY))
+    hr, lr = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 8, 8)
+    x = task.inputs(lr, hr, torch.tensor([24, 3]))
+    assert torch.allclose(x[0], task.degrade.enlarge(lr[:1], (32, 32))[0])
+    assert torch.allclose(x[1], task.degrade(hr[1:], 3)[0])
+
+
+@pytest.mark.slow
+def test_train_resume_export_and_upscale_from_the_cli(tmp_path, rng, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(12):
+        smooth = np.kron(rng.random((6, 8, 3)), np.ones((12, 12, 1)))
+        Image.fromarray((smooth * 255).astype(np.uint8)).save(photos / f"photo_{i:02d}.png")
+    out = tmp_path / "run"
+    common = ["train", "dtls", "--data", str(photos), "--out", str(out), "--preset", "tiny", "--batch", "2",
+              "--patch", "32", "--log-every", "1", "--ckpt-every", "2", "--val-every", "2", "--no-progress"]
+    assert main([*common, "--steps", "2"]) == 0
+    assert main([*common, "--steps", "3", "--resume"]) == 0
+    assert "resumed dtls at step 2" in capsys.readouterr().err
+    weights = tmp_path / "dtls.safetensors"
+    assert main(["train", "dtls", "--out", str(out), "--export", str(weights), "--fp16"]) == 0
+    _, config, metadata = load_model(weights)
+    assert config == TINY and metadata["steps"] == "3"
+    small = tmp_path / "small.png"
+    Image.open(photos / "photo_00.png").resize((20, 12)).save(small)
+    for args in (["--scale", "8"], ["--size", "64x40"]):
+        result = tmp_path / "out.png"
+        assert main(["upscale", str(small), "-o", str(result), "--method", "dtls", "--weights", str(weights), *args]) == 0
+        assert Image.open(result).size == ((160, 96) if args[0] == "--scale" else (64, 40))
