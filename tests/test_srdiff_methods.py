@@ -276,3 +276,15 @@ def test_an_official_8x_legacy_checkpoint_runs_at_8x_with_the_quirk(host, tmp_pa
     assert loaded.official_quirk and loaded.config.scale == 8
     # The same 8x model asked for x4 answers through a resize of its own result.
     assert run(host, "srdiff", lr_image, legacy, seed=1, scale=4, params={"steps": 2}).size == (40, 48)
+
+
+def test_the_built_in_weights_leave_no_noisy_last_column(host):
+    """Issue 19: the rightmost column of every SRDiff result was coloured noise, a defect the U-Net learnt."""
+    from sr_desk_resources import WEIGHTS_DIR
+
+    y, x = np.mgrid[0:20, 0:24].astype(np.float32)
+    image = document(np.stack([x / 24, y / 20, np.full_like(x, 0.5)], axis=-1))
+    result = run(host, "srdiff", image, WEIGHTS_DIR / "srdiff-x4.safetensors", seed=1, params={"steps": 4})
+    across = np.abs(np.diff(result.rgb, axis=1)).mean(axis=(0, 2))
+    down = np.abs(np.diff(result.rgb, axis=0)).mean(axis=(1, 2))
+    assert across[-1] < 3 * np.median(across) and down[-1] < 3 * np.median(down)

@@ -103,11 +103,21 @@ def to_image(tensor: torch.Tensor) -> np.ndarray:
     return ((tensor[0].float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).cpu().numpy().astype(np.float32)
 
 
-def pad_lr(lr: torch.Tensor, config: SRDiffConfig) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad (reflecting) so that the HR sides are multiples of 8 and at least 16; returns the HR size to crop to."""
+def pad_lr(lr: torch.Tensor, config: SRDiffConfig, *, edge_margin: bool = True) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad (reflecting) so that the HR sides are multiples of 8 and at least 16; returns the HR size to crop to.
+
+    A margin of one multiple (8 HR pixels) is always added on the right and
+    at the bottom: the U-Net weights (the built-in ones, and those trained
+    from them) learnt a defect at the right edge of their input, whose last
+    column comes out as coloured noise; it now falls in the margin, which is
+    cropped off. Fusion, whose window already has a margin outside the
+    selection, goes without (``edge_margin=False``).
+    """
     scale = config.scale
     multiple = max(1, config.size_multiple // math.gcd(config.size_multiple, scale))
     h, w = lr.shape[-2:]
+    if edge_margin:
+        lr = F.pad(lr, (0, multiple, 0, multiple), mode="reflect" if multiple < min(h, w) else "replicate")
     lr, _ = pad_to_multiple(lr, multiple, min_size=math.ceil(config.min_side / scale))
     return lr, (h * scale, w * scale)
 
@@ -127,8 +137,8 @@ class Conditioned:
 
 
 @torch.no_grad()
-def condition(loaded: LoadedModel, lr01: torch.Tensor) -> Conditioned:
-    lr, hr_size = pad_lr(lr01, loaded.config)
+def condition(loaded: LoadedModel, lr01: torch.Tensor, *, edge_margin: bool = True) -> Conditioned:
+    lr, hr_size = pad_lr(lr01, loaded.config, edge_margin=edge_margin)
     if loaded.config.residual_base == "encoder":
         # "Predict, then refine": the U-Net's residual is measured from the encoder's own upscale.
         cond, up = loaded.encoder.encode_and_upscale(lr * 2 - 1)
@@ -304,7 +314,7 @@ def fuse(request: Request, context: Context) -> np.ndarray:
     hr_base, _ = pad_to_multiple(to_tensor(base_w, device), multiple, min_size=loaded.config.min_side)
     fused, _ = pad_to_multiple(to_tensor(fused_w, device), multiple, min_size=loaded.config.min_side)
     lr = torch.round(imresize(hr_base, scale=1.0 / scale).clamp(0, 1) * 255) / 255
-    cond = condition(loaded, lr)
+    cond = condition(loaded, lr, edge_margin=False)  # the window's margin keeps the U-Net's edge off the selection
     residual = ((fused * 2 - 1) - cond.up).mul(2).clamp(-1, 1)
     start = int(request.params["strength"]) - 1
     noise = SeededNoise(request.seed)
