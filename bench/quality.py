@@ -50,7 +50,7 @@ iterative back-projection, i.e. what LR consistency does with no model at all.
 when the paper's 100-step ancestral sampler is in the run, prints the fewest
 steps whose PSNR is within 0.2 dB and LR-PSNR within 1 dB of it. ``--color-lock
 both`` adds a colour-locked twin of every SRDiff row. ``--grid FILE`` writes a
-PNG of centre crops (LR, bicubic, encoder, SRDiff, ground truth) for up to
+PNG of centre crops (LR, bicubic, encoder, DTLS, SRDiff, ground truth) for up to
 three photos.
 """
 
@@ -80,6 +80,7 @@ SCALE = 4
 MAX_SIDE = 1536  # as training loads photos (load_photo / make-train-pack)
 SRDIFF = "srdiff"
 ENCODER = "srdiff-encoder"
+DTLS = "dtls"
 PSNR_TOLERANCE_DB = 0.2  # the default-steps rule: PSNR within this of the 100-step sampler
 LR_PSNR_TOLERANCE_DB = 1.0  # ... and LR-PSNR within this
 GRID_ROWS = 3
@@ -279,7 +280,8 @@ def default_srdiff() -> MethodSpec:
 
 
 def default_methods() -> str:
-    return ",".join(["bicubic", "lanczos", ENCODER, default_srdiff().label, "srdiff:ancestral:100"])
+    srdiff = [default_srdiff().label, "srdiff:ancestral:100"]
+    return ",".join(["bicubic", "lanczos", BACK_PROJECTED_BICUBIC, ENCODER, DTLS, *srdiff])
 
 
 def expand_specs(specs: Sequence[MethodSpec], steps_sweep: Sequence[int], color_lock: str) -> list[MethodSpec]:
@@ -643,6 +645,8 @@ def grid_columns(rows: Sequence[RowResult]) -> list[tuple[str, str]]:
         columns.append(("bicubic", "bicubic"))
     if ENCODER in labels:
         columns.append(("SRDiff encoder", ENCODER))
+    if DTLS in labels:
+        columns.append(("DTLS", DTLS))
     default = default_srdiff().label
     srdiff = [r.label for r in rows if r.spec.method_id == SRDIFF and not r.spec.color_lock and not r.error]
     if default in labels:
