@@ -15,6 +15,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from sr_desk.core.settings import Settings
+from sr_desk.core.xcb import missing_xcb_packages, needs_xcb, xcb_advice
 from sr_desk.ui.main_window import MainWindow
 
 __all__ = ["APP_NAME", "create_application", "create_main_window", "install_exception_hooks", "run_app"]
@@ -149,9 +150,17 @@ def run_app(paths: list[str]) -> int:
     """Open the editor with ``paths`` and run until the window closes; the exit status.
 
     When this user's editor already runs, ``paths`` open as new tabs there
-    and this returns 0 at once, without a window of its own.
+    and this returns 0 at once, without a window of its own. Where Qt's X11
+    plugin would abort for want of system libraries, this says which packages
+    to install and returns 1 instead.
     """
     from sr_desk.ui.single_instance import SingleInstance
+
+    if needs_xcb():
+        missing = missing_xcb_packages()
+        if missing:
+            print(xcb_advice(missing), file=sys.stderr)
+            return 1
 
     app = create_application()
     instance = SingleInstance(parent=app)
