@@ -138,3 +138,18 @@ def test_redo_after_new_edit_is_gone(rng: np.random.Generator) -> None:
     assert doc.redo() is None
     assert doc.history.labels == ["A", "C"]
     assert doc.undo() == "C" and doc.selection.area == 4
+
+
+def test_a_selection_does_not_mark_the_document_unsaved(tmp_path: Path, rng: np.random.Generator) -> None:
+    """Issue 19: selecting is not an edit of the file; only pixel changes are."""
+    src = tmp_path / "photo.png"
+    save_image(src, make_image(rng))
+    doc = Document.open(src)
+    doc.set_selection(Selection.rect(doc.size, (2, 2, 4, 4)), "Select")
+    assert not doc.modified and doc.history.can_undo  # still undoable
+    doc.replace_image(doc.image.with_pixels(doc.image.rgb * 0.5, None), "Darken")
+    assert doc.modified
+    doc.undo()
+    assert not doc.modified  # back to the saved pixels, selection still there
+    doc.undo()
+    assert not doc.modified and doc.selection.is_empty

@@ -131,7 +131,14 @@ class Document:
 
     @property
     def modified(self) -> bool:
-        return not self.history.is_clean
+        """Whether the pixels differ from the saved file; a selection is not saved, so it does not count."""
+        if self.history.is_clean:
+            return False
+        steps = self.history.steps_from_clean()
+        if steps is None:
+            return True
+        selection_only = {_SEL_MASK, _SEL_SIZE}
+        return any(not (set(step.before) | set(step.after)) <= selection_only for step in steps)
 
     # ------------------------------------------------------------------ #
     # Edits

@@ -111,6 +111,17 @@ class History:
         """True when the document is as it was last saved (or opened)."""
         return self._clean == self._index
 
+    def steps_from_clean(self) -> list[Step] | None:
+        """The steps between the saved state and the current one, or None when the saved state is gone.
+
+        Their payload keys say what differs from the saved file (arrays may be
+        spilled stand-ins: read only the keys).
+        """
+        if self._clean is None:
+            return None
+        low, high = sorted((self._clean, self._index))
+        return self._steps[low:high]
+
     def mark_clean(self) -> None:
         """The current state is the saved one."""
         self._clean = self._index

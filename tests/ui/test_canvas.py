@@ -315,8 +315,11 @@ def test_marching_ants_follow_the_selection(view, qtbot):
 
 def test_title_marks_unsaved_changes(view, qtbot):
     assert view.title() == "test.png"
+    view.document.set_selection(Selection.all((64, 48)), "Select All")
+    assert view.title() == "test.png"  # a selection is not saved with the file
+    darker = view.document.image.with_pixels(view.document.image.rgb * 0.5, view.document.image.alpha)
     with qtbot.waitSignal(view.title_changed) as blocker:
-        view.document.set_selection(Selection.all((64, 48)), "Select All")
+        view.document.replace_image(darker, "Darken")
     assert blocker.args == ["test.png" + MODIFIED_MARK]
 
 
