@@ -23,6 +23,7 @@ from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import IMAGE_EXTENSIONS, load_image, save_image
 from sr_desk.core.settings import Settings
 from sr_desk.engine.devices import DEVICE_CHOICES, PRECISION_CHOICES
+from sr_desk.engine.plugins import PREFERRED_UPSCALERS, default_upscaler
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEMO_METHODS = ("srdiff", "srdiff-encoder", "lanczos", "bicubic")
@@ -101,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("upscale", help="upscale an image or a folder of images")
     _add_run_options(up)
-    up.add_argument("--method", "-m", default="lanczos", help="method id (see `sr-desk methods`)")
+    up.add_argument("--method", "-m", default=None,
+                    help="method id (see `sr-desk methods`); default: the first installed of "
+                    f"{', '.join(PREFERRED_UPSCALERS)} (srdiff-encoder: the best PSNR of the shipped methods, "
+                    "about 0.1 s per 192 px crop on a CPU)")
 
     run = sub.add_parser("run", help="run any method (upscale, fuse, interpolate, ...)")
     run.add_argument("method", help="method id (see `sr-desk methods`)")
@@ -215,7 +219,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     host = _plugin_host(settings)
     try:
-        method = host.method(args.method)
+        method = host.method(args.method) if args.method else default_upscaler(host.methods())
+        if method is None:
+            raise CliError("no upscaling method is installed (see `sr-desk plugins`)")
     except UnknownMethodError as exc:
         raise CliError(str(exc)) from None
     if args.fit and not args.size:
@@ -278,6 +284,31 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def input_warnings(spec, size: tuple[int, int], name: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """What the job will do that the user may not expect of this image: a stretch, a clipped region."""
+    warnings = []
+    if spec.size is not None and not spec.fit:
+        (w, h), (out_w, out_h) = size, spec.size
+        if abs((out_w / out_h) / (w / h) - 1) > 0.01:
+            warnings.append(
+                f"--size {out_w}x{out_h} stretches {name} ({w}x{h}, aspect {w / h:.3g}) to aspect {out_w / out_h:.3g}; "
+                "add --fit to keep its shape"
+            )
+    if spec.region is not None:
+        x, y, rw, rh = spec.region
+        if x < 0 or y < 0 or x + rw > size[0] or y + rh > size[1]:
+            from sr_desk.engine.pipeline import clip_region
+
+            try:
+                cx, cy, cw, ch = clip_region(spec.region, size)
+            except SrDeskError:
+                return warnings  # the job itself refuses it, with the reason
+            warnings.append(
+                f"--region {x},{y},{rw},{rh} reaches outside {name} ({size[0]}x{size[1]}); using {cx},{cy},{cw},{ch}"
+            )
+    return warnings
+
+
 def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: int, named: bool) -> None:  # type: ignore[no-untyped-def]
     from tqdm import tqdm
 
@@ -285,6 +316,8 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
     from sr_desk.engine.worker import EventKind, JobState
 
     image = load_image(source)
+    for warning in input_warnings(spec, image.size, source.name):
+        print(f"sr-desk: warning: {warning}", file=sys.stderr)
     bar = tqdm(total=1000, desc=source.name if named else method.id, unit="‰", file=sys.stderr, leave=False,
                disable=None, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
 

@@ -32,6 +32,28 @@ def test_size_gives_exactly_that_size_and_fit_keeps_the_aspect(photo, tmp_path):
     assert Image.open(fit).size == (1440, 1080)
 
 
+def test_a_stretching_size_and_a_clipped_region_are_warned_about(photo, tmp_path, capsys):
+    """Issue 19: --size without --fit stretched silently; a region reaching outside was clipped without a word."""
+    out = tmp_path / "out.png"
+    assert main(["upscale", str(photo), "-o", str(out), "--size", "1920x1080", "-m", "bicubic"]) == 0
+    assert "stretches photo.png (32x24" in capsys.readouterr().err
+    assert main(["upscale", str(photo), "-o", str(out), "--size", "320x240", "-m", "bicubic"]) == 0
+    assert "warning" not in capsys.readouterr().err  # the same aspect: nothing to say
+    assert main(["upscale", str(photo), "-o", str(out), "--region", "20,10,30,30", "-m", "bicubic"]) == 0
+    assert "--region 20,10,30,30 reaches outside photo.png (32x24); using 20,10,12,14" in capsys.readouterr().err
+
+
+def test_the_default_upscaler_is_the_best_shipped_one_and_help_says_so(photo, tmp_path, capsys):
+    from sr_desk.engine.plugins import PREFERRED_UPSCALERS, PluginHost, default_upscaler
+
+    host = PluginHost()
+    host.discover()
+    assert default_upscaler(host.methods()).id == PREFERRED_UPSCALERS[0] == "srdiff-encoder"
+    with pytest.raises(SystemExit):
+        main(["upscale", "--help"])
+    assert "default: the first installed of srdiff-encoder" in " ".join(capsys.readouterr().out.split())
+
+
 def test_transparent_png_stays_transparent(tmp_path):
     src = tmp_path / "logo.png"
     rgba = np.zeros((16, 16, 4), np.uint8)

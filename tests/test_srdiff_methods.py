@@ -182,7 +182,7 @@ def test_fusion_can_move_the_donors_colours_to_the_base(host, weights, rng):
 def test_fusion_needs_a_selection(host, weights, rng):
     base = document(rng.random((32, 32, 3), dtype=np.float32))
     donor = ImageInput(np.zeros((8, 8, 3), np.float32))
-    with pytest.raises(SrDeskError, match="select"):
+    with pytest.raises(SrDeskError, match=r"select the region.*--region X,Y,W,H"):
         run(host, "srdiff-fusion", base, weights["full"], seed=1, params={"donor": donor, "steps": 2})
 
 

@@ -250,6 +250,12 @@ def encoder_upscale(request: Request, context: Context) -> np.ndarray:
     return _at_requested_size(to_image(_crop(out, hr_size)), request)
 
 
+NO_SELECTION = (
+    "content fusion works on a selection: select the region to fuse into first "
+    "(on the command line: --region X,Y,W,H)"
+)
+
+
 def _place_donor(donor: ImageInput, base: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The donor on the base's pixel grid: where the user placed it, else covering the selection.
 
@@ -263,7 +269,7 @@ def _place_donor(donor: ImageInput, base: np.ndarray, mask: np.ndarray) -> np.nd
     if placement is None:
         box = mask_bbox(mask, threshold=0.5) or mask_bbox(mask)
         if box is None:
-            raise SrDeskError("select the region to fuse into first")
+            raise SrDeskError(NO_SELECTION)
         placement = cover_box(donor.size, box)
     try:
         return place_image(base, donor.rgb, placement)
@@ -275,7 +281,7 @@ def _fusion_window(mask: np.ndarray, multiple: int, margin: int = 16) -> tuple[i
     """A box around the selection, grown by a margin and to multiples of ``multiple``, inside the image."""
     box = mask_bbox(mask)
     if box is None:
-        raise SrDeskError("select the region to fuse into first")
+        raise SrDeskError(NO_SELECTION)
     h, w = mask.shape
     x, y, bw, bh = box
     x0, y0 = max(0, x - margin), max(0, y - margin)
@@ -295,7 +301,7 @@ def _grow(lo: int, hi: int, extra: int, limit: int) -> tuple[int, int]:
 def fuse(request: Request, context: Context) -> np.ndarray:
     """Algorithm F (spec 5.2) with a feathered mask: only the selection changes."""
     if request.mask is None:
-        raise SrDeskError("content fusion works on a selection: select a region first")
+        raise SrDeskError(NO_SELECTION)
     loaded = loaded_model(context)
     scale = loaded.config.scale
     base, mask = request.image, request.mask

@@ -24,7 +24,7 @@ from typing import Any
 
 import pluggy
 
-from sr_desk.api import API_VERSION, ENTRY_POINT_GROUP, PROJECT_NAME, DeclarationError, Method, Trainer
+from sr_desk.api import API_VERSION, ENTRY_POINT_GROUP, PROJECT_NAME, DeclarationError, Method, Task, Trainer
 from sr_desk.api import hookspecs
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.paths import app_paths
@@ -34,6 +34,19 @@ log = logging.getLogger(__name__)
 
 BUILTIN_DISTRIBUTION = "sr-desk"
 SAFE_MODE_ENV = "SR_DESK_SAFE_MODE"
+
+
+#: The upscaler a user starts with, in the editor and on the command line: the first of these that is
+#: installed. srdiff-encoder scores the best PSNR of the shipped methods on the held-out photos
+#: (README, Quality) in about 0.1 s per 192 px crop; Lanczos needs no weights.
+PREFERRED_UPSCALERS = ("srdiff-encoder", "lanczos", "bicubic")
+
+
+def default_upscaler(methods: Iterable[Method]) -> Method | None:
+    """The installed method a new user starts on: the first of ``PREFERRED_UPSCALERS``, else the first upscaler."""
+    upscalers = [m for m in methods if m.task is Task.UPSCALE]
+    by_id = {m.id: m for m in upscalers}
+    return next((by_id[i] for i in PREFERRED_UPSCALERS if i in by_id), upscalers[0] if upscalers else None)
 
 
 class UnknownMethodError(SrDeskError):

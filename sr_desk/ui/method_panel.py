@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 
 from sr_desk.api import FloatParam, ImageParam, Method, ParamError, SeedParam, Task
 from sr_desk.engine.pipeline import JobSpec
-from sr_desk.engine.plugins import PluginHost
+from sr_desk.engine.plugins import PluginHost, default_upscaler
 from sr_desk.ui.params_widgets import ImageWidget, ParamWidget, SeedWidget, make_param_widget
 
 __all__ = ["LIVE_DELAY_MS", "PRESET_SCALES", "MethodPanel"]
@@ -236,8 +236,10 @@ class MethodPanel(QWidget):
         for index, task in enumerate(self._tab_tasks):
             self.task_tabs.setTabEnabled(index, task in present)
             self.task_tabs.setTabToolTip(index, "" if task in present else "no method for this task is installed")
-        target = next((m for m in self._methods if m.id == current), None) or (
-            self._methods[0] if self._methods else None
+        target = (
+            next((m for m in self._methods if m.id == current), None)
+            or default_upscaler(self._methods)
+            or (self._methods[0] if self._methods else None)
         )
         if target is None:
             self._method = None

@@ -172,6 +172,7 @@ def test_the_real_plugins_get_panels_without_ui_code(window, qtbot):
     try:
         ids = {m.id for m in workbench.host.methods()}
         assert {"bicubic", "lanczos", "srdiff", "srdiff-fusion", "srdiff-interpolate", "dtls"} <= ids
+        assert workbench.panel.method_combo.currentData() == "srdiff-encoder"  # the CLI's default too (issue 19)
         workbench.panel.select_method("srdiff-interpolate")
         assert {"seed_b", "blend", "mode", "noise_level", "sampler", "steps", "eta"} <= set(workbench.panel.param_widgets)
         workbench.panel.select_method("srdiff-fusion")
