@@ -233,7 +233,8 @@ class Workbench(QObject):
         except Exception as exc:  # a bad scale or size: the panel validated most, say the rest
             self.window.show_message(str(exc), "error")
             return
-        self.job = RunningJob(view, document.image, method, output_size, live=self.panel.live())
+        # Only the slider's own runs (drafts) stay previews: Run applies its result even with Live ticked.
+        self.job = RunningJob(view, document.image, method, output_size, live=spec.draft)
         if self.controller.start(document.image, method, spec) < 0:
             self.job = None
         elif self.window.tool_name == PlaceImageTool.name:
@@ -262,8 +263,8 @@ class Workbench(QObject):
             job.view.canvas.clear_preview()
             return
         if job.live:
-            # A live result stays a preview; Run applies it.
-            job.view.canvas.show_preview(result.rgb, None, box_space=result.size)
+            # A live result stays a preview over the whole image; Run applies it.
+            job.view.canvas.show_preview(result.rgb, (0, 0, *result.size), box_space=result.size)
             return
         label = self._label(job.method, job.source, result, spec)
         document.replace_image(result, label)

@@ -39,6 +39,13 @@ def fuse_paste_donor(request, context):
     return place_image(request.image, donor.rgb, donor.placement)
 
 
+def blend_x2(request, context):
+    """An interpolation stand-in: x2 nearest, brightness set by the blend slider."""
+    result = np.repeat(np.repeat(request.image, 2, 0), 2, 1) * 0 + request.params["blend"]
+    context.report(1, 1, preview=result)
+    return result
+
+
 def fuse_brightens_mask(request, context):
     context.report(1, 1)
     return request.image * (1 - request.mask[..., None]) + request.mask[..., None]
@@ -56,6 +63,9 @@ class FakePlugin:
             Method(id="fake-x2", name="Fake x2", task=Task.UPSCALE, run=nearest_with_previews,
                    params=[FloatParam(name="gain", default=1.0, minimum=0.0, maximum=2.0, help="Brightness"),
                            FloatParam(name="slow", default=0.0, minimum=0.0, maximum=1.0)],
+                   capabilities=Capabilities(scales=(2,), default_scale=2, previews=True)),
+            Method(id="fake-blend", name="Fake blend", task=Task.INTERPOLATE, run=blend_x2,
+                   params=[FloatParam(name="blend", default=0.5, minimum=0.0, maximum=1.0)],
                    capabilities=Capabilities(scales=(2,), default_scale=2, previews=True)),
             Method(id="fake-fuse", name="Fake fuse", task=Task.FUSE, run=fuse_brightens_mask,
                    capabilities=Capabilities(scales=(1,), default_scale=1, region=True, tiles=False)),
@@ -154,6 +164,23 @@ def test_a_failing_method_is_a_message_and_changes_nothing(window, bench, make_p
         bench.panel.request_run()
     assert "model exploded" in window.banner.text()
     assert not view.document.modified
+
+
+def test_live_interpolation_previews_the_whole_image_and_run_applies_it(window, bench, make_png, qtbot):
+    """Issue 19: live results were drawn at a quarter size in a corner, and Run with Live ticked discarded its result."""
+    view = window.open_paths([make_png("a.png", size=(12, 8))])[0]
+    bench.panel.select_method("fake-blend")
+    bench.panel.live_check.setChecked(True)
+    bench.panel.set_param_values({"blend": 0.25})
+    with qtbot.waitSignal(bench.controller.finished, timeout=30000):
+        bench.panel.request_run(draft=True)  # what moving the slider does
+    assert view.document.image.size == (12, 8) and view.canvas.has_preview
+    assert view.canvas._preview_box.getRect() == (0.0, 0.0, 12.0, 8.0)  # over the whole image, not a corner
+    with qtbot.waitSignal(bench.controller.finished, timeout=30000):
+        bench.panel.request_run()  # the Run button
+    assert view.document.image.size == (24, 16)
+    assert np.allclose(view.document.image.rgb, 0.25, atol=1 / 255)
+    assert view.document.history.labels[-1] == "Fake blend"
 
 
 def test_compare_shows_input_and_result_with_lr_psnr(window, bench, make_png, qtbot):
