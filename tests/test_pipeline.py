@@ -71,6 +71,23 @@ def test_region_outside_the_feather_is_the_bicubic_base_exactly(rng):
     assert np.allclose(result.rgb[26:30, 26:30], nearest[26:30, 26:30], atol=1e-6)
 
 
+def test_an_interpolation_honours_the_region_too(rng):
+    """Issue 19: Interpolate showed "selection only" ticked and processed the whole photo."""
+    seen = []
+
+    def blend(request, context):
+        seen.append(request.image.shape)
+        return nearest_run(request, context)
+
+    interpolate = Method(id="blend-x", name="Blend", task=Task.INTERPOLATE, run=blend,
+                         capabilities=Capabilities(scales=(2,)))
+    image = document(random_image(rng, 60, 60))
+    result = run(image, interpolate, scale=2, region=(10, 10, 8, 8), feather=2)
+    assert seen == [(36, 36, 3)]  # the region's box and its margin, not the 60 x 60 photo
+    base = np.clip(resize(image.rgb, (120, 120), Filter.BICUBIC), 0, 1)
+    assert np.array_equal(result.rgb[100:, 100:], base[100:, 100:])
+
+
 def test_tiled_run_equals_untiled(rng):
     image = document(random_image(rng, 70, 90))
     whole = run(image, BICUBIC, scale=2, tile_size=0)

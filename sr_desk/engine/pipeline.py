@@ -80,6 +80,11 @@ class JobSpec:
         }
 
 
+#: Tasks whose result is the input enlarged: the host confines them to a selection itself (the method
+#: runs on the selection's box with a margin, bicubic does the rest), so they honour "selection only".
+ENLARGING_TASKS = (Task.UPSCALE, Task.INTERPOLATE)
+
+
 def new_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
 
@@ -138,7 +143,7 @@ def run_job(image: ImageData, method: Method, spec: JobSpec, context: JobContext
     mask = region_mask(spec, in_size)
 
     if mask is not None and not method.capabilities.region:
-        if method.task is not Task.UPSCALE:
+        if method.task not in ENLARGING_TASKS:
             raise SrDeskError(f"method {method.id!r} cannot work on a region")
         rgb = _upscale_region(image.rgb, method, spec, mask, run_scale, context)
     else:

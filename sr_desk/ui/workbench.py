@@ -25,7 +25,7 @@ from sr_desk.api import ImageInput, Method, Task
 from sr_desk.core.imageio import ImageData
 from sr_desk.core.placement import cover_box
 from sr_desk.core.resize import Filter, resize
-from sr_desk.engine.pipeline import JobSpec, target_size
+from sr_desk.engine.pipeline import ENLARGING_TASKS, JobSpec, target_size
 from sr_desk.engine.plugins import PluginHost, discover_plugins
 from sr_desk.ui.compare import CompareView
 from sr_desk.ui.document_view import DocumentView
@@ -222,7 +222,7 @@ class Workbench(QObject):
             return
         document = view.document
         selection = document.selection
-        wants_region = method.capabilities.region or (self.panel.selection_only() and method.task is Task.UPSCALE)
+        wants_region = method.capabilities.region or (self.panel.selection_only() and method.task in ENLARGING_TASKS)
         if wants_region and not selection.is_empty:
             spec = dataclasses.replace(spec, selection=selection.mask)
         elif method.capabilities.region:
