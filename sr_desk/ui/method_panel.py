@@ -64,6 +64,9 @@ def _task_title(task: Task) -> str:
     return task.value.replace("_", " ").capitalize()
 
 
+CANCELLING = "cancelling… (after the current step)"
+
+
 class MethodPanel(QWidget):
     """Task tabs, method choice, scale, options, the parameter form, Run and Cancel, progress.
 
@@ -90,6 +93,7 @@ class MethodPanel(QWidget):
         self._last_in_task: dict[Task, str] = {}
         self._doc_size: tuple[int, int] | None = None
         self._running = False
+        self._cancelling = False
         self._building = False
         self._selection_wanted = True
         self.param_widgets: dict[str, ParamWidget] = {}
@@ -224,7 +228,7 @@ class MethodPanel(QWidget):
         self.selection_check.toggled.connect(self._selection_toggled)
         self.live_check.toggled.connect(self._live_toggled)
         self.run_button.clicked.connect(self.request_run)
-        self.cancel_button.clicked.connect(self.cancel_requested.emit)
+        self.cancel_button.clicked.connect(self._cancel_clicked)
 
     # ------------------------------------------------------------- methods
 
@@ -548,9 +552,17 @@ class MethodPanel(QWidget):
 
     # ------------------------------------------------------ job feedback
 
+    def _cancel_clicked(self) -> None:
+        """Say at once that the job is stopping: it ends after the method's current step."""
+        self._cancelling = True
+        self.cancel_button.setEnabled(False)
+        self.progress_bar.setFormat(CANCELLING)
+        self.cancel_requested.emit()
+
     def set_running(self, running: bool) -> None:
         """Run is disabled while a job runs (except in live mode); Cancel only then."""
         self._running = running
+        self._cancelling = False
         self.run_button.setEnabled(self._method is not None and (not running or self.live()))
         self.cancel_button.setEnabled(running)
         if running:
@@ -561,6 +573,8 @@ class MethodPanel(QWidget):
 
     def set_progress(self, fraction: float, text: str = "") -> None:
         self.progress_bar.setValue(round(min(1.0, max(0.0, fraction)) * 1000))
+        if self._cancelling:
+            text = CANCELLING  # progress still arrives until the step ends; the user must see Cancel took
         # QProgressBar substitutes %p, %v and %m (and has no escape): break those up invisibly.
         self.progress_bar.setFormat(re.sub(r"%([pvm])", "%\u200b\\1", text))
 

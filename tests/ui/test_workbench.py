@@ -116,7 +116,9 @@ def test_cancel_leaves_the_document_exactly_as_it_was(window, bench, make_png, q
     with qtbot.waitSignal(bench.controller.progress, timeout=30000):
         bench.panel.request_run()
     with qtbot.waitSignal(bench.controller.cancelled, timeout=30000):
-        bench.panel.cancel_requested.emit()
+        bench.panel.cancel_button.click()
+        assert "cancelling" in bench.panel.progress_bar.format()  # said at once, before the step ends
+        assert not bench.panel.cancel_button.isEnabled()
     assert view.document.image is image and not view.document.modified
     assert not view.canvas.has_preview
 
