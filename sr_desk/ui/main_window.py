@@ -254,6 +254,7 @@ class MainWindow(QMainWindow):
 
     def _build_central(self) -> None:
         self.banner = MessageBanner(self)
+        self._message_cause: str | None = None
         self._message_widget: Any = self.banner
 
         self.tabs = QTabWidget(self)
@@ -516,15 +517,26 @@ class MainWindow(QMainWindow):
         self.panels_menu.addAction(dock.toggleViewAction())
         return dock
 
-    def show_message(self, text: str, level: str = "info") -> None:
+    def show_message(self, text: str, level: str = "info", *, until: str | None = None) -> None:
         """Tell the user something without blocking: status bar plus a dismissable banner.
 
         ``level`` is "info" (hides by itself), "warning" or "error" (stay until dismissed).
+        ``until`` names the condition the message is about ("document", "placement");
+        :meth:`resolve_message` with that name takes it away once the cause is gone.
         """
         text = " ".join(str(text).split())
         getattr(log, {"info": "info", "warning": "warning"}.get(level, "error"))("%s", text)
         self.statusBar().showMessage(text, _INFO_TIMEOUT_MS if level == "info" else 0)
         self._message_widget.show_message(text, level)
+        self._message_cause = until
+
+    def resolve_message(self, cause: str) -> None:
+        """The condition ``cause`` no longer holds: hide the message shown for it, if it is still up."""
+        if self._message_cause == cause:
+            self._message_cause = None
+            self.statusBar().clearMessage()
+            if self._message_widget is self.banner:
+                self.banner.dismiss()
 
     def set_message_widget(self, widget: Any) -> None:
         """Route :meth:`show_message` to another widget with ``show_message(text, level)`` (e.g. notifications)."""
@@ -598,6 +610,7 @@ class MainWindow(QMainWindow):
         self._stack.setCurrentWidget(self.tabs)
         self.tabs.setCurrentIndex(index)
         view.canvas.setFocus()
+        self.resolve_message("document")  # "open an image first" no longer applies
         self.document_opened.emit(view)
         return view
 

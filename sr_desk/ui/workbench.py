@@ -187,7 +187,8 @@ class Workbench(QObject):
             self._tool_before_place = self.window.tool_name
             self.window.set_tool(PlaceImageTool.name)
             self.window.show_message(
-                "Drag the image to place it over the selection, drag a corner to scale it, then Run.", "info"
+                "Drag the image to place it over the selection, drag a corner to scale it, then Run.", "info",
+                until="placement",
             )
 
     @staticmethod
@@ -206,6 +207,7 @@ class Workbench(QObject):
         self.panel.set_placement(self.placement.param_name, box)
 
     def _on_placement_moved(self) -> None:
+        self.window.resolve_message("placement")  # the user found the handles: stop covering them
         self._placement_fitted = False
         self.panel.set_placement(self.placement.param_name, self.placement.as_tuple())
 
@@ -218,7 +220,8 @@ class Workbench(QObject):
     def run(self, method: Method, spec: JobSpec) -> None:
         view = self.window.current_document_view()
         if view is None:
-            self.window.show_message("Open an image first (File \u25b8 Open or drop it on the window).", "warning")
+            self.window.show_message("Open an image first (File \u25b8 Open or drop it on the window).", "warning",
+                                     until="document")
             return
         document = view.document
         selection = document.selection

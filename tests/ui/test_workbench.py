@@ -123,6 +123,14 @@ def test_cancel_leaves_the_document_exactly_as_it_was(window, bench, make_png, q
     assert not view.canvas.has_preview
 
 
+def test_open_an_image_first_goes_away_once_an_image_is_open(window, bench, make_png):
+    bench.panel.select_method("fake-x2")
+    bench.panel.request_run()
+    assert "Open an image first" in window.banner.text()
+    window.open_paths([make_png("a.png", size=(12, 8))])
+    assert window.banner.text() == ""  # issue 19: the stale banner stayed and hid the tab bar
+
+
 def test_selection_only_replaces_just_the_selection(window, bench, make_png, qtbot):
     from sr_desk.core.selection import Selection
 
@@ -248,8 +256,10 @@ def test_a_placeable_donor_is_dragged_and_scaled_on_the_canvas_and_runs_where_pl
     bench.panel.set_param_values({"donor": ImageInput(np.ones((8, 8, 3), np.float32), source="donor.png")})
     assert bench.place_action.isEnabled() and window.tool_name == "place"
     assert bench.panel.param_widgets["donor"].value().placement == (16, 16, 16, 16)  # covers the selection
+    assert "Drag the image to place it" in window.banner.text()
 
     drag_on(qtbot, view.canvas, (24, 24), (34, 28))  # inside: move by (10, 4)
+    assert window.banner.text() == ""  # the hint gives way once the user drags (issue 19: it hid the handles)
     assert bench.panel.param_widgets["donor"].value().placement == pytest.approx((26, 20, 16, 16))
     drag_on(qtbot, view.canvas, (42, 36), (50, 40))  # the south-east corner: scale, aspect kept
     x, y, w, h = bench.panel.param_widgets["donor"].value().placement
