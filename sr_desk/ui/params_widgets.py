@@ -21,7 +21,7 @@ from typing import Any
 
 import qtawesome as qta
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -319,6 +319,40 @@ class SeedWidget(ParamWidget):
 # --------------------------------------------------------------------------- #
 
 
+class ElidedLabel(QLabel):
+    """A label that shows as much of its text as fits, with "…" in the middle, instead of widening its panel.
+
+    A long file name would otherwise widen the whole method panel and squeeze
+    the canvas; the full text stays in :meth:`full_text` (and the tooltip).
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setMinimumWidth(40)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self._full = text
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(self.minimumWidth(), super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(min(super().sizeHint().width(), 200), super().sizeHint().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(self.width(), 40))
+        super().setText(shown)
+
+
 class ImageWidget(ParamWidget):
     """``ImageParam``: a button opening a file dialog, a thumbnail and the file name.
 
@@ -336,7 +370,7 @@ class ImageWidget(ParamWidget):
         self.thumbnail = QLabel(self)
         self.thumbnail.setFixedSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         self.thumbnail.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.name_label = QLabel(self)
+        self.name_label = ElidedLabel(self)
         self.name_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.clear_button = _icon_button("mdi6.close", "Remove the image", self)
         row = self._row()

@@ -173,13 +173,15 @@ def test_selection_only_follows_the_document(panel):
 def test_running_state_progress_and_device(panel, qtbot):
     panel.set_running(True)
     assert not panel.run_button.isEnabled() and panel.cancel_button.isEnabled()
-    with qtbot.waitSignal(panel.cancel_requested):
-        panel.cancel_button.click()
     panel.set_progress(0.6, "step 12/20 · 3 s left")
     assert panel.progress_bar.value() == 600
     assert panel.progress_bar.text() == "step 12/20 · 3 s left"
     panel.set_progress(0.5, "50% done, %p not substituted")
     assert panel.progress_bar.text().replace("\u200b", "") == "50% done, %p not substituted"
+    with qtbot.waitSignal(panel.cancel_requested):
+        panel.cancel_button.click()
+    panel.set_progress(0.65, "step 13/20")  # the step that was running ends: still cancelling
+    assert panel.progress_bar.text().startswith("cancelling") and not panel.cancel_button.isEnabled()
     panel.set_running(False)
     assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
     panel.set_device("CPU (2 threads)")

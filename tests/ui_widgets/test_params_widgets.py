@@ -183,7 +183,7 @@ def test_image_widget_loads_a_file_and_reports_a_bad_one(qtbot, tmp_path):
         assert widget.load_path(path)
     value = widget.value()
     assert isinstance(value, ImageInput) and value.size == (7, 5) and value.source == str(path)
-    assert "donor.png" in widget.name_label.text()
+    assert "donor.png" in widget.name_label.full_text()
     assert widget.thumbnail.pixmap() is not None and not widget.thumbnail.pixmap().isNull()
 
     bad = tmp_path / "broken.png"
@@ -213,3 +213,19 @@ def test_unknown_param_takes_typed_values_too(qtbot):
     qtbot.addWidget(widget)
     widget.set_value((4, 3))  # a remembered value, not text
     assert widget.value() == (4, 3) and widget.error is None
+
+
+def test_a_long_donor_name_is_elided_instead_of_widening_the_panel(qtbot, tmp_path):
+    """Issue 19: a long file name widened the Method panel from 346 to 839 px."""
+    short = tmp_path / "a.png"
+    long = tmp_path / ("family_reunion_summer_2019_grandparents_garden_" * 3 + ".png")
+    for path in (short, long):
+        Image.fromarray(np.full((5, 7, 3), 200, np.uint8)).save(path)
+    widget = make_param_widget(ImageParam(name="donor", help="Donor"))
+    qtbot.addWidget(widget)
+    widget.load_path(short)
+    narrow = widget.sizeHint().width()
+    widget.load_path(long)
+    assert widget.sizeHint().width() <= narrow + 200 and widget.minimumSizeHint().width() <= narrow + 200
+    widget.resize(300, widget.sizeHint().height())
+    assert "\u2026" in widget.name_label.text() and long.name in widget.name_label.full_text()
