@@ -2,8 +2,9 @@
 
 OK writes the settings file (``Settings.save``); Cancel leaves the given
 ``Settings`` object untouched. Enabling or disabling a plugin is stored in
-``Settings.disabled_plugins`` and applies at the next start (or when the
-plugin host is reloaded): a loaded plugin's code cannot be unloaded.
+``Settings.disabled_plugins`` and applies when OK is pressed: the editor
+reloads its plugin host and the method panel follows (as the Plugins
+dialog does).
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class PreferencesDialog(QDialog):
         self.plugin_tree.header().setStretchLastSection(True)
         plugins_layout.addWidget(self.plugin_tree)
         note = QLabel(
-            "Switching a plugin on or off applies at the next start. "
+            "Switching a plugin on or off applies when you press OK: the method panel follows at once. "
             f"User plugins are installed in <code>{app_paths().plugins_dir}</code>.",
             plugins,
         )
