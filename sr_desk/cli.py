@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -318,13 +319,21 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
     image = load_image(source)
     for warning in input_warnings(spec, image.size, source.name):
         print(f"sr-desk: warning: {warning}", file=sys.stderr)
-    bar = tqdm(total=1000, desc=source.name if named else method.id, unit="‰", file=sys.stderr, leave=False,
+    label = source.name if named else method.id
+    bar = tqdm(total=1000, desc=label, unit="‰", file=sys.stderr, leave=False,
                disable=None, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
 
+    started, reported = time.monotonic(), [0]
+
     def on_event(event) -> None:  # type: ignore[no-untyped-def]
-        if event.kind is EventKind.PROGRESS:
-            bar.n = event.step
-            bar.refresh()
+        if event.kind is not EventKind.PROGRESS:
+            return
+        bar.n = event.step
+        bar.refresh()
+        tenth = min(10, event.step * 10 // 1000)
+        if bar.disable and tenth > reported[0]:  # not a terminal (piped, logged): a line every 10%
+            reported[0] = tenth
+            print(f"{label}: {tenth * 10}% ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
 
     job = worker.submit(lambda ctx: run_job(image, method, spec, ctx), f"{method.id} {source.name}", on_event)
     try:

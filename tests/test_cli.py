@@ -185,3 +185,12 @@ def test_file_paths_without_a_command_open_the_editor(photo, monkeypatch, capsys
     assert "needs a screen" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["upscal"])  # a mistyped command is still a usage error, not a file
+
+
+def test_progress_is_logged_in_lines_when_the_output_is_not_a_terminal(photo, tmp_path, capsys):
+    """Issue 19: with stderr piped, nothing showed between "seed 0" and the result."""
+    out = tmp_path / "out.png"
+    assert main(["upscale", str(photo), "-o", str(out), "-m", "srdiff", "--seed", "0", "--param", "steps=2"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "seed 0" and lines[-1].endswith("(128x96)")
+    assert any(line.startswith("srdiff: 100% (") for line in lines[1:-1])
