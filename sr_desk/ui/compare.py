@@ -12,6 +12,8 @@ where a diffusion model invented detail that changes the picture.
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,7 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QHBoxLayout,
     QLabel,
+    QProgressBar,
     QSizePolicy,
     QStackedWidget,
     QToolButton,
@@ -49,6 +52,9 @@ MIN_ZOOM = 0.02
 MAX_ZOOM = 64.0
 #: Heat maps above this many pixels are made at the input's size and stretched on screen.
 _HEAT_MAP_FULL_SIZE_LIMIT = 16_000_000
+#: Above this many pixels (both images together) the LR-PSNR, the display images and the heat maps are
+#: made on a worker thread, so the window stays responsive (a 100 MP result took 13 s on the GUI thread).
+ASYNC_PIXELS = 4_000_000
 _DIVIDER_GRAB = 8
 _BACKGROUND = QColor(40, 40, 40)
 
@@ -244,19 +250,50 @@ class _Pane(QWidget):
         self._refit()
 
 
+def _display_image(rgb: np.ndarray, scene: tuple[int, int], enlarge: str) -> QImage:
+    size = (rgb.shape[1], rgb.shape[0])
+    if size != scene and enlarge == "bicubic":
+        rgb = resize(np.asarray(rgb, dtype=np.float32), scene, Filter.BICUBIC)
+    # nearest: drawn stretched into the scene without smoothing, so no enlarged copy is kept
+    return rgb_to_qimage(rgb)
+
+
+def _lr_psnr(rgb: np.ndarray, reference: np.ndarray | None) -> float | None:
+    """The LR-PSNR of ``rgb`` against the input, or None for the input itself (or without one)."""
+    if reference is None or (rgb.shape == reference.shape and bool(np.array_equal(rgb, reference))):
+        return None
+    from sr_desk.core.fidelity import lr_psnr
+
+    return float(lr_psnr(np.asarray(rgb, dtype=np.float32), reference))
+
+
+def _heat_qimage(rgb: np.ndarray, reference: np.ndarray) -> QImage:
+    from sr_desk.core.fidelity import departure_map, heat_map
+
+    departure = departure_map(np.asarray(rgb, dtype=np.float32), reference)
+    size = (rgb.shape[1], rgb.shape[0])
+    if size[0] * size[1] > _HEAT_MAP_FULL_SIZE_LIMIT:
+        size = (departure.shape[1], departure.shape[0])  # painted stretched, without smoothing
+    return rgb_to_qimage(heat_map(departure, size))
+
+
 class CompareView(QWidget):
     """Two images compared: ``"split"`` (before/after with a divider) or ``"side_by_side"``.
 
-    Signals: ``mode_changed(str)``, ``heat_map_toggled(bool)``.
+    Signals: ``mode_changed(str)``, ``heat_map_toggled(bool)``, ``measured()``.
     After :meth:`set_images` with a ``reference_lr``, :attr:`fidelity` holds
     each side's LR-PSNR in dB (``None`` for the input itself or without a
-    reference; ``inf`` when identical).
+    reference; ``inf`` when identical). Large images are measured on a worker
+    thread: :meth:`is_measuring` is true and a busy bar shows until
+    ``measured`` is emitted; small ones are done before ``set_images`` returns.
     """
 
     MODES = ("split", "side_by_side")
 
     mode_changed = Signal(str)
     heat_map_toggled = Signal(bool)
+    measured = Signal()
+    _computed = Signal(int, object, object)  # generation, what to apply (from a worker thread), its payload
 
     def __init__(self, parent: QWidget | None = None, *, enlarge_filter: str = "nearest") -> None:
         super().__init__(parent)
@@ -268,6 +305,11 @@ class CompareView(QWidget):
         self._heat_cache: list[QImage | None] = [None, None]
         self.labels = ["", ""]
         self.fidelity: list[float | None] = [None, None]
+        self.async_pixels = ASYNC_PIXELS
+        self._generation = 0
+        self._pending = 0
+        self._heat_pending: set[int] = set()
+        self._computed.connect(self._on_computed)
 
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 2)
@@ -299,6 +341,13 @@ class CompareView(QWidget):
         bar.addWidget(self.fit_button)
         bar.addSpacing(12)
         bar.addWidget(self.heat_button)
+        self.busy = QProgressBar(self)
+        self.busy.setRange(0, 0)  # busy: no fraction to show
+        self.busy.setMaximumWidth(120)
+        self.busy.setToolTip("Measuring on a worker thread; the window stays usable")
+        self.busy.hide()
+        bar.addSpacing(12)
+        bar.addWidget(self.busy)
         bar.addStretch(1)
         bar.addWidget(self.left_fidelity)
         bar.addSpacing(12)
@@ -351,23 +400,75 @@ class CompareView(QWidget):
         ``reference_lr``, each side that is not the input itself gets its
         LR-PSNR and (when switched on) its heat map.
         """
-        self._arrays = [np.asarray(left), np.asarray(right)]
-        self._reference = None if reference_lr is None else np.asarray(reference_lr, dtype=np.float32)
+        arrays = [np.asarray(left), np.asarray(right)]
+        reference = None if reference_lr is None else np.asarray(reference_lr, dtype=np.float32)
+        self._arrays, self._reference = list(arrays), reference
         self.labels = [left_label, right_label]
         self._heat_cache = [None, None]
-        sizes = [(a.shape[1], a.shape[0]) for a in self._arrays]
+        self._heat_pending.clear()
+        self._generation += 1
+        sizes = [(a.shape[1], a.shape[0]) for a in arrays]
         scene = max(sizes, key=lambda s: s[0] * s[1])
         self.view.scene_size = scene
-        images = [self._display_image(a, scene) for a in self._arrays]
+        enlarge = self._enlarge
 
-        self.split_pane.images = images
+        def measure() -> tuple[list[QImage], list[float | None]]:
+            images = [_display_image(a, scene, enlarge) for a in arrays]
+            return images, [_lr_psnr(a, reference) for a in arrays]
+
+        if sum(w * h for w, h in sizes) <= self.async_pixels:
+            self._apply_measures(measure())
+            return
+        for pane in (self.split_pane, self.left_pane, self.right_pane):
+            pane.images, pane.overlays = [None, None], [None, None]
+        for label, name in zip((self.left_fidelity, self.right_fidelity), self.labels, strict=True):
+            label.setText(f"{name}: measuring\u2026" if reference is not None and name else "")
+        self.heat_button.setEnabled(False)
+        self.fit()
+        self._start(self._apply_measures, measure)
+
+    def is_measuring(self) -> bool:
+        """True while a worker thread makes the images, LR-PSNR or a heat map of the current pair."""
+        return self._pending > 0
+
+    def _start(self, apply: Callable[[Any], None], work: Callable[[], Any]) -> None:
+        """Run ``work`` on a worker thread; ``apply`` gets its result on the GUI thread, unless the pair changed."""
+        generation = self._generation
+        self._pending += 1
+        self.busy.show()
+
+        def run() -> None:
+            try:
+                payload = work()
+            except Exception as exc:  # noqa: BLE001 - shown to the user, never lost on a thread
+                payload = exc
+            try:
+                self._computed.emit(generation, apply, payload)
+            except RuntimeError:  # the view was closed meanwhile
+                pass
+
+        threading.Thread(target=run, name="compare", daemon=True).start()
+
+    def _on_computed(self, generation: int, apply: Callable[[Any], None], payload: Any) -> None:
+        self._pending = max(0, self._pending - 1)
+        self.busy.setVisible(self._pending > 0)
+        if generation != self._generation:
+            return  # another pair was shown meanwhile
+        if isinstance(payload, Exception):
+            for label in (self.left_fidelity, self.right_fidelity):
+                label.setText(f"cannot measure: {payload}")
+            return
+        apply(payload)
+
+    def _apply_measures(self, measures: tuple[list[QImage], list[float | None]]) -> None:
+        images, self.fidelity = measures
+        left_label, right_label = self.labels
+        self.split_pane.images = list(images)
         self.split_pane.labels = [left_label, right_label]
         self.left_pane.images = [images[0], None]
         self.left_pane.labels = [left_label, ""]
         self.right_pane.images = [images[1], None]
         self.right_pane.labels = [right_label, ""]
-
-        self.fidelity = [self._lr_psnr(a) for a in self._arrays]
         for label, name, value in zip(
             (self.left_fidelity, self.right_fidelity), (left_label, right_label), self.fidelity, strict=True
         ):
@@ -375,24 +476,7 @@ class CompareView(QWidget):
         self.heat_button.setEnabled(any(v is not None for v in self.fidelity))
         self._update_overlays()
         self.fit()
-
-    def _display_image(self, rgb: np.ndarray, scene: tuple[int, int]) -> QImage:
-        size = (rgb.shape[1], rgb.shape[0])
-        if size != scene and self._enlarge == "bicubic":
-            rgb = resize(np.asarray(rgb, dtype=np.float32), scene, Filter.BICUBIC)
-        # nearest: drawn stretched into the scene without smoothing, so no enlarged copy is kept
-        return rgb_to_qimage(rgb)
-
-    def _is_reference(self, rgb: np.ndarray) -> bool:
-        ref = self._reference
-        return ref is not None and rgb.shape == ref.shape and bool(np.array_equal(rgb, ref))
-
-    def _lr_psnr(self, rgb: np.ndarray) -> float | None:
-        if self._reference is None or self._is_reference(rgb):
-            return None
-        from sr_desk.core.fidelity import lr_psnr
-
-        return float(lr_psnr(np.asarray(rgb, dtype=np.float32), self._reference))
+        self.measured.emit()
 
     @staticmethod
     def fidelity_text(name: str, value: float | None) -> str:
@@ -416,18 +500,22 @@ class CompareView(QWidget):
         self.heat_map_toggled.emit(on)
 
     def _heat_image(self, side: int) -> QImage | None:
+        """The side's heat map when made; large ones are started on a worker thread and shown when ready."""
         if self._heat_cache[side] is None:
-            rgb = self._arrays[side]
-            if rgb is None or self._reference is None or self.fidelity[side] is None:
+            rgb, reference = self._arrays[side], self._reference
+            if rgb is None or reference is None or self.fidelity[side] is None:
                 return None
-            from sr_desk.core.fidelity import departure_map, heat_map
-
-            departure = departure_map(np.asarray(rgb, dtype=np.float32), self._reference)
-            size = (rgb.shape[1], rgb.shape[0])
-            if size[0] * size[1] > _HEAT_MAP_FULL_SIZE_LIMIT:
-                size = (departure.shape[1], departure.shape[0])  # painted stretched, without smoothing
-            self._heat_cache[side] = rgb_to_qimage(heat_map(departure, size))
+            if rgb.shape[0] * rgb.shape[1] <= self.async_pixels:
+                self._heat_cache[side] = _heat_qimage(rgb, reference)
+            elif side not in self._heat_pending:
+                self._heat_pending.add(side)
+                self._start(lambda image, side=side: self._heat_ready(side, image), lambda: _heat_qimage(rgb, reference))
         return self._heat_cache[side]
+
+    def _heat_ready(self, side: int, image: QImage) -> None:
+        self._heat_pending.discard(side)
+        self._heat_cache[side] = image
+        self._update_overlays()
 
     def _update_overlays(self) -> None:
         on = self.heat_button.isChecked()

@@ -141,3 +141,30 @@ def test_heat_map_toggle_shows_where_detail_was_invented(view, images, qtbot):
     view.grab()  # paints with the overlay
     view.set_heat_map_visible(False)
     assert view.right_pane.overlays == [None, None] and not view.heat_map_visible()
+
+
+def test_large_images_are_measured_on_a_worker_while_the_view_stays_responsive(view, images, qtbot):
+    """Issue 19: compare froze the window 13 s for a 100 MP result; large pairs now go to a worker thread."""
+    lr, faithful, invented = images
+    view.async_pixels = 0  # these small images stand in for large ones
+    with qtbot.waitSignal(view.measured, timeout=10000):
+        view.set_images(lr, invented, "Original", "SRDiff", reference_lr=lr)
+        assert view.is_measuring() and view.busy.isVisibleTo(view)  # set_images returned before measuring
+        assert view.right_fidelity.text() == "SRDiff: measuring\u2026" and not view.heat_button.isEnabled()
+    assert not view.is_measuring() and not view.busy.isVisibleTo(view)
+    assert view.fidelity[1] == pytest.approx(lr_psnr(invented, lr))
+    assert view.split_pane.images[1] is not None and view.right_fidelity.text().startswith("SRDiff: LR-PSNR")
+    view.set_heat_map_visible(True)
+    qtbot.waitUntil(lambda: view.split_pane.overlays[1] is not None, timeout=10000)
+    assert view.split_pane.overlays[1].pixelColor(2, 2).alpha() > 100
+
+
+def test_a_pair_replaced_while_measuring_is_not_shown(view, images, qtbot):
+    lr, faithful, invented = images
+    view.async_pixels = 0
+    view.set_images(lr, invented, "Original", "Stale", reference_lr=lr)
+    with qtbot.waitSignal(view.measured, timeout=10000):
+        view.set_images(lr, faithful, "Original", "Fresh", reference_lr=lr)
+    qtbot.wait(50)
+    assert view.right_fidelity.text().startswith("Fresh: LR-PSNR")
+    assert view.fidelity[1] == pytest.approx(lr_psnr(faithful, lr))
