@@ -272,7 +272,6 @@ class MainWindow(QMainWindow):
             self,
         )
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.placeholder.setStyleSheet("color: palette(mid);")
 
         self._stack = QStackedWidget(self)
         self._stack.addWidget(self.placeholder)

@@ -64,6 +64,14 @@ def _task_title(task: Task) -> str:
     return task.value.replace("_", " ").capitalize()
 
 
+def _secondary(label: QLabel) -> None:
+    """Secondary text: a point smaller, in the normal text colour (palette(mid) grey on the light grey
+    window was unreadable, about 2:1 contrast)."""
+    font = label.font()
+    font.setPointSizeF(max(7.0, font.pointSizeF() - 1))
+    label.setFont(font)
+
+
 CANCELLING = "cancelling… (after the current step)"
 
 
@@ -125,7 +133,7 @@ class MethodPanel(QWidget):
         outer.addWidget(self.method_combo)
         self.description = QLabel(self)
         self.description.setWordWrap(True)
-        self.description.setStyleSheet("color: palette(mid);")
+        _secondary(self.description)
         outer.addWidget(self.description)
 
         general = QFormLayout()
@@ -211,7 +219,7 @@ class MethodPanel(QWidget):
         chip = QLabel(self)
         chip.setPixmap(qta.icon("mdi6.chip", color="gray").pixmap(14, 14))
         self.device_label = QLabel("device: chosen at the first run", self)
-        self.device_label.setStyleSheet("color: palette(mid);")
+        _secondary(self.device_label)
         device_row.addWidget(chip)
         device_row.addWidget(self.device_label, 1)
         outer.addLayout(device_row)

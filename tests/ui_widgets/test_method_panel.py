@@ -222,3 +222,23 @@ def test_no_methods_at_all(qtbot):
     assert not panel.run_button.isEnabled()
     panel.set_methods([fake_upscaler()])
     assert panel.selected_method().id == "fake-up" and panel.run_button.isEnabled()
+
+
+def _contrast(widget) -> float:
+    """WCAG contrast of the darkest pixel (the text) against the most common one (the background)."""
+    image = widget.grab().toImage()
+    linear = lambda v: v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4  # noqa: E731
+    lum = []
+    for y in range(image.height()):
+        for x in range(image.width()):
+            c = image.pixelColor(x, y)
+            lum.append(round(0.2126 * linear(c.redF()) + 0.7152 * linear(c.greenF()) + 0.0722 * linear(c.blueF()), 3))
+    background = max(set(lum), key=lum.count)
+    return (max(background, max(lum)) + 0.05) / (min(lum) + 0.05)
+
+
+def test_the_description_and_device_line_are_readable(panel, qtbot):
+    """Issue 19: light grey text on light grey."""
+    panel.show()
+    panel.set_device("CPU (2 threads)")
+    assert _contrast(panel.description) >= 4.5 and _contrast(panel.device_label) >= 4.5
