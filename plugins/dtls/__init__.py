@@ -50,6 +50,7 @@ def sr_desk_methods() -> list[Method]:
             params=[
                 ChoiceParam(
                     name="sampler",
+                    advanced=True,
                     choices=SAMPLERS,
                     default=DEFAULT_SAMPLER,
                     help="fast: the paper's momentum sampler in its exact two-call form (same image, about 12x "

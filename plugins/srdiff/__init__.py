@@ -48,6 +48,7 @@ def _sampling_params() -> list[Any]:
     return [
         ChoiceParam(
             name="sampler",
+            advanced=True,
             choices=SAMPLERS,
             default=DEFAULT_SAMPLER,
             help="ddim: the paper's sampler over fewer steps (with eta 1, the default); dpm++2m: a deterministic "
@@ -55,6 +56,7 @@ def _sampling_params() -> list[Any]:
         ),
         IntParam(
             name="steps",
+            advanced=True,
             default=DEFAULT_STEPS,
             minimum=1,
             maximum=100,
@@ -62,6 +64,7 @@ def _sampling_params() -> list[Any]:
         ),
         FloatParam(
             name="eta",
+            advanced=True,
             default=DEFAULT_ETA,
             minimum=0.0,
             maximum=1.0,
@@ -171,6 +174,7 @@ def sr_desk_methods() -> list[Method]:
                 ),
                 ChoiceParam(
                     name="mode",
+                    advanced=True,
                     choices=("slerp", "linear"),
                     default="slerp",
                     help="slerp keeps the latent's noise level at every blend; linear (the paper's) "
@@ -178,6 +182,7 @@ def sr_desk_methods() -> list[Method]:
                 ),
                 IntParam(
                     name="noise_level",
+                    advanced=True,
                     default=100,
                     minimum=1,
                     maximum=100,

@@ -42,6 +42,9 @@ class Param:
     label: str = ""
     help: str = ""
     default: Any = None
+    #: A knob for those who know the method (sampler internals, say): the editor keeps it in a folded
+    #: "Advanced" section, so the first look shows what most users change.
+    advanced: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

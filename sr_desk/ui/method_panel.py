@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSpinBox,
     QTabBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -198,6 +199,18 @@ class MethodPanel(QWidget):
         self.form = QFormLayout(self.params_group)
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         outer.addWidget(self.params_group)
+        self.advanced_toggle = QToolButton(self)
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_toggle.setAutoRaise(True)
+        self.advanced_toggle.setToolTip("Settings for those who know the method; the defaults are the measured best")
+        outer.addWidget(self.advanced_toggle)
+        self.advanced_group = QGroupBox(self)
+        self.advanced_form = QFormLayout(self.advanced_group)
+        self.advanced_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.advanced_group.setVisible(False)
+        outer.addWidget(self.advanced_group)
+        self.advanced_toggle.toggled.connect(self._advanced_toggled)
 
         buttons = QHBoxLayout()
         self.run_button = QPushButton(qta.icon("mdi6.play"), "Run", self)
@@ -334,13 +347,18 @@ class MethodPanel(QWidget):
         """Build the scale choices, options and parameter form of the selected method."""
         self._building = True
         try:
-            while self.form.rowCount():
-                self.form.removeRow(0)  # deletes the label and the widget
+            for form in (self.form, self.advanced_form):
+                while form.rowCount():
+                    form.removeRow(0)  # deletes the label and the widget
             self.param_widgets = {}
             method = self._method
             has_method = method is not None
             self.run_button.setEnabled(has_method and not self._running)
-            self.params_group.setVisible(bool(method and len(method.param_set)))
+            basic = [p for p in method.param_set if not p.advanced] if method else []
+            advanced = [p for p in method.param_set if p.advanced] if method else []
+            self.params_group.setVisible(bool(basic))
+            self.advanced_toggle.setVisible(bool(advanced))
+            self.advanced_toggle.setText(f"Advanced ({len(advanced)})")
             if method is None:
                 self.description.setText("No method is installed for this task.")
                 self.method_combo.setToolTip("")
@@ -353,17 +371,21 @@ class MethodPanel(QWidget):
             remembered = memory.setdefault("params", {})
 
             for param in method.param_set:
-                widget = make_param_widget(param, self.params_group)
+                group, form = (
+                    (self.advanced_group, self.advanced_form) if param.advanced else (self.params_group, self.form)
+                )
+                widget = make_param_widget(param, group)
                 if param.name in remembered:
                     widget.set_value(remembered[param.name])
-                label = QLabel(param.label, self.params_group)
+                label = QLabel(param.label, group)
                 label.setToolTip(param.help)
                 label.setBuddy(widget)
-                self.form.addRow(label, widget)
+                form.addRow(label, widget)
                 self.param_widgets[param.name] = widget
                 widget.changed.connect(lambda value, p=param: self._param_changed(p, value))
                 widget.message.connect(self.message.emit)
 
+            self._advanced_toggled(self.advanced_toggle.isChecked())
             self._fill_scales(method, memory)
             seeds = method.capabilities.seeds
             self.seed_label.setVisible(seeds)
@@ -559,6 +581,11 @@ class MethodPanel(QWidget):
             self.request_run(draft=True)
 
     # ------------------------------------------------------ job feedback
+
+    def _advanced_toggled(self, shown: bool) -> None:
+        """Unfold or fold the advanced parameters (the choice holds across methods)."""
+        self.advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+        self.advanced_group.setVisible(shown and self.advanced_form.rowCount() > 0)
 
     def _cancel_clicked(self) -> None:
         """Say at once that the job is stopping: it ends after the method's current step."""

@@ -212,6 +212,11 @@ def test_the_real_plugins_get_panels_without_ui_code(window, qtbot):
         assert workbench.panel.method_combo.currentData() == "srdiff-encoder"  # the CLI's default too (issue 19)
         workbench.panel.select_method("srdiff-interpolate")
         assert {"seed_b", "blend", "mode", "noise_level", "sampler", "steps", "eta"} <= set(workbench.panel.param_widgets)
+        # Issue 19: nine knobs at once; the research ones now sit in a folded "Advanced" section.
+        assert workbench.panel.form.rowCount() == 3  # seed_b, blend, lr_consistency
+        assert workbench.panel.advanced_toggle.text() == "Advanced (5)" and workbench.panel.advanced_group.isHidden()
+        workbench.panel.advanced_toggle.click()
+        assert not workbench.panel.advanced_group.isHidden() and workbench.panel.advanced_form.rowCount() == 5
         workbench.panel.select_method("srdiff-fusion")
         assert "donor" in workbench.panel.param_widgets
         workbench.panel.select_method("dtls")
