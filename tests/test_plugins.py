@@ -123,6 +123,30 @@ def test_duplicate_method_ids_are_refused(site_dir):
     assert host.plugin_of("bicubic").name == "classic"
 
 
+def test_a_plugin_sorting_first_cannot_hijack_a_built_in_method(site_dir, capsys):
+    """Issue 18: "aa_hijack" declaring id "bicubic" replaced the built-in and broke the classic plugin."""
+    install_fake_plugin(site_dir, "aa_hijack", GOOD.replace("good-double", "bicubic"))
+    host = discover()
+    assert "method id 'bicubic' is already provided by plugin 'classic'" in record(host, "aa_hijack").error
+    assert record(host, "classic").ok and host.plugin_of("bicubic").name == "classic"
+    assert {"bicubic", "lanczos"} <= {m.id for m in host.methods()}
+
+
+def test_a_plugin_printing_at_import_does_not_corrupt_json_output(site_dir, capsys):
+    import json
+    import sys
+
+    from sr_desk.cli import main
+
+    install_fake_plugin(site_dir, "chatty", "print('hello from a plugin')\n" + GOOD)
+    for command in (["methods", "--json"], ["plugins", "--json"]):
+        sys.modules.pop("fake_plugin_chatty", None)  # imported afresh: it prints again
+        assert main(command) == 0
+        out = capsys.readouterr()
+        json.loads(out.out)  # stdout is the JSON alone
+        assert "hello from a plugin" in out.err
+
+
 def test_disabled_plugins_are_not_even_imported(site_dir):
     install_fake_plugin(site_dir, "explosive", "raise RuntimeError('should not be imported')")
     host = discover(disabled=["explosive"])

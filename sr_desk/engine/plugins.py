@@ -12,6 +12,7 @@ day a third-party plugin takes the app down at import.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata as metadata
 import logging
 import os
@@ -118,6 +119,10 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if not isinstance(exc, SrDeskError) else text
 
 
+def _is_builtin(ep: metadata.EntryPoint) -> bool:
+    return ep.dist is not None and ep.dist.metadata["Name"] == BUILTIN_DISTRIBUTION
+
+
 def _author(dist: metadata.Distribution | None) -> str | None:
     if dist is None:
         return None
@@ -157,7 +162,9 @@ class PluginHost:
             if str(folder) not in sys.path and Path(folder).is_dir():
                 sys.path.append(str(folder))
         seen: set[tuple[str, str]] = set()
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        # Built-in plugins first: a method id they declare is theirs, and a third-party plugin that
+        # declares it too is the one reported broken (it cannot hijack `--method bicubic`).
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (not _is_builtin(e), e.name)):
             if (ep.name, ep.value) in seen:
                 continue  # the same distribution found twice on sys.path
             seen.add((ep.name, ep.value))
@@ -180,7 +187,8 @@ class PluginHost:
         if self.safe_mode and not record.builtin:
             return replace(record, enabled=False, error="not loaded: safe mode is on")
         try:
-            plugin = ep.load()
+            with contextlib.redirect_stdout(sys.stderr):  # a plugin's print() must not corrupt `--json` output
+                plugin = ep.load()
         except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything, even SystemExit
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -207,12 +215,13 @@ class PluginHost:
         methods: list[Method] = []
         trainers: list[Trainer] = []
         try:
-            for impl in self._pm.hook.sr_desk_methods.get_hookimpls():
-                if impl.plugin is plugin:
-                    methods.extend(self._validated(impl.function(), Method, "sr_desk_methods"))
-            for impl in self._pm.hook.sr_desk_trainers.get_hookimpls():
-                if impl.plugin is plugin:
-                    trainers.extend(self._validated(impl.function(), Trainer, "sr_desk_trainers"))
+            with contextlib.redirect_stdout(sys.stderr):
+                for impl in self._pm.hook.sr_desk_methods.get_hookimpls():
+                    if impl.plugin is plugin:
+                        methods.extend(self._validated(impl.function(), Method, "sr_desk_methods"))
+                for impl in self._pm.hook.sr_desk_trainers.get_hookimpls():
+                    if impl.plugin is plugin:
+                        trainers.extend(self._validated(impl.function(), Trainer, "sr_desk_trainers"))
         except BaseException as exc:  # noqa: BLE001
             if isinstance(exc, KeyboardInterrupt):
                 raise
