@@ -112,6 +112,24 @@ def test_a_method_returning_the_wrong_size_fails_loudly(rng):
     assert issubclass(MethodOutputError, SrDeskError)
 
 
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (lambda shape: np.full(shape, np.nan, np.float32), "NaN or infinite values in 100.0%"),
+        (lambda shape: np.full(shape, np.inf, np.float32), "NaN or infinite"),
+        (lambda shape: np.zeros(shape, np.uint8), "returned uint8 values"),
+        (lambda shape: np.ones(shape, bool), "returned bool values"),
+        (lambda shape: np.ones(shape, np.complex64), "returned complex64 values"),
+        (lambda shape: np.full(shape, "x"), "returned <U1 values"),
+    ],
+)
+def test_a_method_returning_values_that_are_not_an_image_fails_loudly(rng, values, message):
+    """Issue 18: NaN, Inf, integers, booleans, complex numbers and strings were saved as images with exit 0."""
+    bad = Method(id="bad", name="Bad", task=Task.UPSCALE, run=lambda r, c: values((16, 16, 3)))
+    with pytest.raises(SrDeskError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        run(document(random_image(rng, 8, 8)), bad, scale=2)
+
+
 def test_prepare_fixes_a_seed_and_validates_params(rng):
     spec = prepare(NEAREST, JobSpec(method_id="nearest-x"))
     assert isinstance(spec.seed, int)

@@ -91,6 +91,19 @@ def test_an_exception_comes_back_as_an_error_and_the_worker_keeps_serving(worker
     assert good.state is JobState.FINISHED and good.result == 42
 
 
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit])
+def test_a_method_raising_keyboard_interrupt_fails_its_job_and_the_worker_keeps_serving(worker, exc):
+    """Issue 18: KeyboardInterrupt from a plugin's run() killed the worker thread and the CLI waited forever."""
+
+    def rude(ctx):
+        raise exc()
+
+    job = worker.submit(rude)
+    assert job.wait(10) and job.state is JobState.FAILED and exc.__name__ in job.error
+    after = worker.submit(lambda ctx: 42)
+    assert after.wait(10) and after.result == 42
+
+
 def test_jobs_run_in_order_and_queued_jobs_can_be_cancelled(worker):
     order = []
     gate = threading.Event()

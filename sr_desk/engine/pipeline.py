@@ -187,6 +187,27 @@ def _call_method(
         raise MethodOutputError(
             f"method {method.id!r} returned {result.shape[1]}x{result.shape[0]}, expected {size[0]}x{size[1]}"
         )
+    return checked_values(method, result)
+
+
+def checked_values(method: Method, result: np.ndarray) -> np.ndarray:
+    """The result as float32, or MethodOutputError when its values cannot be an image.
+
+    Integers, booleans, complex numbers or strings would be saved as an
+    all-black or all-white picture, and NaN or infinity (broken weights, a
+    diverged sampler) as black: a method that returns them has failed.
+    """
+    if not np.issubdtype(result.dtype, np.floating):
+        raise MethodOutputError(
+            f"method {method.id!r} returned {result.dtype} values; a result must be floats in [0, 1]"
+        )
+    finite = np.isfinite(result)
+    if not finite.all():
+        share = 1 - float(finite.mean())
+        raise MethodOutputError(
+            f"method {method.id!r} returned NaN or infinite values in {share:.1%} of the image "
+            "(damaged weights or a diverged model); nothing was changed"
+        )
     return result.astype(np.float32, copy=False)
 
 

@@ -292,8 +292,8 @@ class Worker:
         except Cancelled:
             self._finish(job, JobEvent(EventKind.CANCELLED, job.id, elapsed=time.monotonic() - started))
         except BaseException as exc:  # noqa: BLE001 - report everything, keep serving
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+            # Even KeyboardInterrupt and SystemExit: on this thread they can only come from a method's own
+            # code (Ctrl-C reaches the main thread), and re-raising them would kill the worker for good.
             log.debug("job %s failed:\n%s", job.id, traceback.format_exc())
             self._finish(
                 job,
