@@ -341,8 +341,8 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
             pass
     except KeyboardInterrupt:
         job.cancel()
-        job.wait()
         bar.close()
+        _wait_for_cancel(job)
         raise SrDeskError("cancelled; nothing was written") from None
     bar.close()
     if job.state is JobState.CANCELLED:
@@ -353,6 +353,19 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
     target.parent.mkdir(parents=True, exist_ok=True)
     save_image(target, result, quality=quality)
     print(f"{target} ({result.width}x{result.height})", file=sys.stderr)
+
+
+def _wait_for_cancel(job) -> None:  # type: ignore[no-untyped-def]
+    """Wait for a cancelled job to stop; a method that never reports progress cannot be stopped
+    cleanly, so a second Ctrl-C leaves at once (the worker is a daemon thread; nothing is written)."""
+    if job.wait(1.0):
+        return
+    print("sr-desk: cancelling after the method's current step (Ctrl-C again to quit now)", file=sys.stderr)
+    try:
+        while not job.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:

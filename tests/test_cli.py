@@ -194,3 +194,44 @@ def test_progress_is_logged_in_lines_when_the_output_is_not_a_terminal(photo, tm
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "seed 0" and lines[-1].endswith("(128x96)")
     assert any(line.startswith("srdiff: 100% (") for line in lines[1:-1])
+
+
+SLEEPER = """
+import time
+import numpy as np
+from sr_desk.api import Capabilities, Method, Task, hookimpl
+SR_DESK_API_VERSION = "1.0"
+
+def run(request, context):
+    time.sleep(60)  # never calls context.report: no cancel point
+    return np.zeros((request.output_size[1], request.output_size[0], 3), np.float32)
+
+@hookimpl
+def sr_desk_methods():
+    return [Method(id="sleeper", name="Sleeper", task=Task.UPSCALE, run=run, capabilities=Capabilities(scales=(2,)))]
+"""
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_quits_a_method_that_never_reports(photo, tmp_path, site_dir):
+    """Issue 18: a method that never calls context.report ignored Ctrl-C."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import install_fake_plugin
+
+    install_fake_plugin(site_dir, "sleeper", SLEEPER)
+    out = tmp_path / "out.png"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site_dir), *sys.path])}
+    proc = subprocess.Popen([sys.executable, "-m", "sr_desk", "upscale", str(photo), "-o", str(out), "-m", "sleeper"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(4)  # started and inside run()
+    proc.send_signal(signal.SIGINT)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode != 0 and "Ctrl-C again to quit now" in err and "nothing was written" in err
+    assert not out.exists()
