@@ -214,3 +214,14 @@ def test_trainers_are_discovered_and_run_by_the_cli(site_dir, capsys):
     assert "training with ['--steps', '5']" in capsys.readouterr().out
     assert main(["train", "nope"]) == 2
     assert "unknown trainer 'nope'" in capsys.readouterr().err
+
+
+def test_a_plugin_slow_to_import_gets_a_safe_mode_hint(site_dir, capsys, monkeypatch):
+    """Issue 18: a plugin that hangs at import stopped every command and nothing said what to do."""
+    import sr_desk.engine.plugins as plugins
+
+    monkeypatch.setattr(plugins, "SLOW_IMPORT_S", 0.05)
+    install_fake_plugin(site_dir, "sluggish", "import time\ntime.sleep(0.5)\n" + GOOD)
+    host = discover()
+    assert record(host, "sluggish").ok
+    assert "plugin 'sluggish' is taking long to load; if it hangs, start with SR_DESK_SAFE_MODE=1" in capsys.readouterr().err

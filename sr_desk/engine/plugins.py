@@ -17,6 +17,7 @@ import importlib.metadata as metadata
 import logging
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -119,6 +120,19 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if not isinstance(exc, SrDeskError) else text
 
 
+#: A plugin import slower than this gets a hint on stderr: a plugin that hangs at import stops every command.
+SLOW_IMPORT_S = 10.0
+
+
+def _slow_import_hint(name: str) -> None:
+    print(
+        f"sr-desk: plugin {name!r} is taking long to load; if it hangs, start with {SAFE_MODE_ENV}=1 "
+        f"(built-in plugins only) and switch it off in the editor's Plugins dialog or Preferences",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _is_builtin(ep: metadata.EntryPoint) -> bool:
     return ep.dist is not None and ep.dist.metadata["Name"] == BUILTIN_DISTRIBUTION
 
@@ -186,6 +200,9 @@ class PluginHost:
             return replace(record, enabled=False)
         if self.safe_mode and not record.builtin:
             return replace(record, enabled=False, error="not loaded: safe mode is on")
+        hint = threading.Timer(SLOW_IMPORT_S, _slow_import_hint, (ep.name,))
+        hint.daemon = True
+        hint.start()
         try:
             with contextlib.redirect_stdout(sys.stderr):  # a plugin's print() must not corrupt `--json` output
                 plugin = ep.load()
@@ -194,6 +211,8 @@ class PluginHost:
                 raise
             log.debug("plugin %s failed to import:\n%s", ep.name, traceback.format_exc())
             return replace(record, error=f"failed to import: {_one_line(exc)}")
+        finally:
+            hint.cancel()
         return self._register(plugin, record)
 
     def register(self, plugin: object, name: str, *, version: str | None = None) -> PluginRecord:
