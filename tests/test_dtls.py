@@ -365,3 +365,21 @@ def test_a_large_image_runs_in_blended_tiles_with_previews_in_each(host, weights
     assert len({e.preview_box for e in events if e.preview is not None}) >= 2
     # The tiles overlap and blend: no seam stands out against the untiled result.
     assert np.abs(tiled.rgb - whole.rgb).mean() < 0.02
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("levels", 4_000_000_000), ("dim", 1e7), ("dim_mults", [1, 2, 10**9]), ("attn_heads", "4"), ("residual", 1)],
+)
+def test_config_values_in_a_header_are_checked_against_sane_bounds(tmp_path, field, value):
+    """Issue 18: metadata was trusted (a timesteps of 4e9 tried to allocate many GB)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    config = json.loads(TINY.to_json()) | {field: value}
+    path = tmp_path / "hostile.safetensors"
+    save_file({k: v.contiguous() for k, v in DTLSUNet(TINY).state_dict().items()}, str(path),
+              metadata={"architecture": "dtls", "format": "sr-desk", "config": json.dumps(config)})
+    with pytest.raises(CheckpointError, match=field):
+        load_model(path)

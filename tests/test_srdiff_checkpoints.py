@@ -360,3 +360,17 @@ def test_expect_scale(legacy_ckpt: tuple[Path, SRDiffModel]) -> None:
     path, _ = legacy_ckpt
     with pytest.raises(CheckpointError, match="is a 4x model but 8x was asked for"):
         load_model(path, expect_scale=8)
+
+
+@pytest.mark.parametrize(("field", "value"), [("timesteps", 10_000_000), ("timesteps", 4e9), ("rrdb_nb", 1000)])
+def test_config_values_in_the_metadata_are_checked_against_sane_bounds(tmp_path: Path, field, value) -> None:
+    """Issue 18: a timesteps of 1e7 in the header changed the result; 4e9 tried to allocate many GB."""
+    import json
+
+    sd = {k: v.contiguous() for k, v in _small_model().state_dict().items()}
+    config = json.loads(SRDiffConfig(scale=4, rrdb_nf=8, rrdb_nb=2, rrdb_gc=4, unet_dim=8,
+                                     dim_mults=(1, 2, 2, 2)).to_json()) | {field: value}
+    path = tmp_path / "hostile.safetensors"
+    save_file(sd, str(path), metadata={"format": "sr-desk", "architecture": "srdiff", "config": json.dumps(config)})
+    with pytest.raises(CheckpointError, match=f"unreadable config.*{field}"):
+        load_model(path)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sr_desk.diffusion.resolution import DOWNSCALE_KERNELS
+from sr_desk.diffusion.weights_file import bounded_int
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,15 @@ class DTLSConfig:
     downscale: str = "bilinear"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "dim_mults", tuple(int(m) for m in self.dim_mults))
+        # The config comes from a file's header: every number is checked against sane bounds first.
+        if not isinstance(self.dim_mults, (list, tuple)) or not 1 <= len(self.dim_mults) <= 10:
+            raise ValueError(f"dim_mults must list 1 to 10 multipliers, got {self.dim_mults!r}")
+        object.__setattr__(self, "dim_mults", tuple(bounded_int("dim_mults", m, 1, 64) for m in self.dim_mults))
+        for name, low, high in (("dim", 4, 1024), ("attn_heads", 1, 64), ("attn_dim_head", 1, 512),
+                                ("levels", 2, 1024), ("max_level", 1, 1023)):
+            bounded_int(name, getattr(self, name), low, high)
+        if not isinstance(self.residual, bool):
+            raise ValueError(f"residual must be true or false, got {self.residual!r}")
         if self.dim < 4 or self.dim % 2:
             raise ValueError(f"dim must be an even number >= 4, got {self.dim}")
         if not self.dim_mults or any(m < 1 for m in self.dim_mults):

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sr_desk.diffusion.weights_file import bounded_int
+
 __all__ = [
     "SRDiffConfig",
     "infer_config",
@@ -37,6 +39,18 @@ _ARCH_FIELDS = (*_ENCODER_FIELDS, "unet_dim", "dim_mults")
 
 #: What the U-Net's residual can be measured from (see ``SRDiffConfig.residual_base``).
 RESIDUAL_BASES = ("bicubic", "encoder")
+
+
+#: Sane bounds for the integer fields: a header may say anything (the released models use 4 or 8,
+#: nf 32, nb 8, gc 16, width 64, T = 100).
+_INT_BOUNDS = (
+    ("scale", 2, 16),
+    ("rrdb_nf", 1, 1024),
+    ("rrdb_nb", 1, 64),
+    ("rrdb_gc", 1, 1024),
+    ("unet_dim", 1, 1024),
+    ("timesteps", 1, 10_000),
+)
 
 
 def _is_power_of_two(n: int) -> bool:
@@ -69,7 +83,11 @@ class SRDiffConfig:
 
     def __post_init__(self) -> None:
         # Accept lists (e.g. straight from JSON) but store a hashable tuple.
-        object.__setattr__(self, "dim_mults", tuple(int(m) for m in self.dim_mults))
+        if not isinstance(self.dim_mults, (list, tuple)) or not 2 <= len(self.dim_mults) <= 8:
+            raise ValueError(f"dim_mults must list 2 to 8 multipliers, got {self.dim_mults!r}")
+        object.__setattr__(self, "dim_mults", tuple(bounded_int("dim_mults", m, 1, 64) for m in self.dim_mults))
+        for name, low, high in _INT_BOUNDS:
+            bounded_int(name, getattr(self, name), low, high)
         if not _is_power_of_two(self.scale):
             raise ValueError(f"scale must be a power of two >= 2, got {self.scale}")
         if self.rrdb_nf < 1 or self.rrdb_gc < 1:

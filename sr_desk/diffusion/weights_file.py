@@ -23,6 +23,7 @@ from sr_desk.core.errors import SrDeskError
 
 __all__ = [
     "CheckpointError",
+    "bounded_int",
     "check_keys",
     "key_problems",
     "looks_like_safetensors",
@@ -37,6 +38,20 @@ _FIRST_KEYS = 3
 
 class CheckpointError(SrDeskError):
     """A weights file that cannot be used; the one-line message says why and what to do."""
+
+
+def bounded_int(name: str, value: object, low: int, high: int) -> int:
+    """``value`` if it is a whole number in ``[low, high]``, else ValueError.
+
+    Configurations come from a file's header, which anyone can write: a
+    ``timesteps`` of 4e9 would try to allocate many gigabytes, and a float
+    or a string would fail somewhere deep inside the model instead of here.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+    return value
 
 
 def looks_like_safetensors(path: Path) -> bool:
