@@ -9,6 +9,7 @@ output file is written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from sr_desk import __version__
 from sr_desk.api import API_VERSION, Method, ParamError
 from sr_desk.api.params import parse_size
 from sr_desk.core.errors import SrDeskError
-from sr_desk.core.imageio import IMAGE_EXTENSIONS, load_image, save_image
+from sr_desk.core.imageio import IMAGE_EXTENSIONS, SAVE_FORMATS, check_output_path, load_image, save_image
 from sr_desk.core.settings import Settings
 from sr_desk.engine.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from sr_desk.engine.plugins import PREFERRED_UPSCALERS, default_upscaler
@@ -201,10 +202,15 @@ def _pairs(input_path: Path, output: Path) -> tuple[list[tuple[Path, Path]], boo
         files = sorted(p for p in input_path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
             raise CliError(f"no images in folder {str(input_path)!r}")
-        return [(p, output / p.name) for p in files], True
+        return [(p, output / _writable_name(p)) for p in files], True
     if not input_path.exists():
         raise CliError(f"cannot open {str(input_path)!r}: no such file")
     return [(input_path, output)], False
+
+
+def _writable_name(source: Path) -> str:
+    """The batch output's file name: the input's, as PNG where its format cannot be written (GIF, BMP, MPO...)."""
+    return source.name if source.suffix.lower() in SAVE_FORMATS else source.stem + ".png"
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -254,6 +260,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     for source, target in pairs:
         if _same_file(source, target) and not args.force:
             raise CliError(f"refusing to overwrite the input {str(source)!r}; choose another output or add --force")
+        check_output_path(target)  # before any work: a wrong extension or path would waste the whole run
     if batch:
         args.output.mkdir(parents=True, exist_ok=True)
     if method.capabilities.seeds:
@@ -272,11 +279,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         for source, target in pairs:
             try:
                 _run_one(worker, method, spec, source, target, args.quality, len(pairs) > 1)
-            except SrDeskError as exc:
+            except Exception as exc:  # noqa: BLE001 - one bad file must not end a batch
                 if not batch:
                     raise
+                from sr_desk.engine.worker import describe_error
+
                 failures += 1
-                print(f"sr-desk: skipped {source.name}: {exc}", file=sys.stderr)
+                print(f"sr-desk: skipped {source.name}: {describe_error(exc)}", file=sys.stderr)
     finally:
         worker.stop()
     if failures:
@@ -532,6 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_OK
         return open_editor([])
+    _exit_cleanly_on_sigterm()
     try:
         return COMMANDS[args.command](args, settings)
     except CliError as exc:
@@ -543,6 +553,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sr-desk: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the one place any other failure becomes one line
+        from sr_desk.engine.worker import describe_error
+
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        hint = "" if args.verbose else " (run with -v for the traceback)"
+        print(f"sr-desk: error: {describe_error(exc)}{hint}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C does, so a file being written is cleaned up (atomic_write's finally)."""
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    with contextlib.suppress(ValueError, OSError):  # not the main thread, or no such signal here
+        signal.signal(signal.SIGTERM, stop)
 
 
 if __name__ == "__main__":

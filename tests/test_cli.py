@@ -235,3 +235,52 @@ def test_a_second_ctrl_c_quits_a_method_that_never_reports(photo, tmp_path, site
     _, err = proc.communicate(timeout=20)
     assert proc.returncode != 0 and "Ctrl-C again to quit now" in err and "nothing was written" in err
     assert not out.exists()
+
+
+def test_a_batch_writes_unwritable_formats_as_png_and_survives_any_failure(tmp_path, rng, capsys, monkeypatch):
+    """Issue 18: GIF, BMP and MPO inputs always failed in a batch (after being upscaled), and any error
+    other than the app's own aborted the batch with a traceback."""
+    import sr_desk.cli as cli
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pixels = (rng.random((6, 8, 3)) * 255).astype(np.uint8)
+    for name in ("a.gif", "b.bmp", "c.png", "d.png"):
+        Image.fromarray(pixels).save(folder / name)
+    real = cli.load_image
+
+    def flaky(path, *args, **kwargs):
+        if Path(path).name == "d.png":
+            raise RuntimeError("decoder exploded")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(cli, "load_image", flaky)
+    out = tmp_path / "out"
+    assert main(["upscale", str(folder), "-o", str(out), "-m", "bicubic", "--scale", "2"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
+    err = capsys.readouterr().err
+    assert "skipped d.png: RuntimeError: decoder exploded" in err and "1 of 4 image(s) failed" in err
+    assert "Traceback" not in err
+
+
+def test_an_unwritable_output_is_refused_before_any_work(photo, tmp_path, capsys, monkeypatch):
+    """Issue 18: an unsupported extension was found only after the whole computation."""
+    import sr_desk.cli as cli
+
+    monkeypatch.setattr(cli, "_run_one", lambda *a, **k: pytest.fail("the method ran"))
+    (tmp_path / "file").write_text("x")
+    for target, reason in ((tmp_path / "out.gif", "unsupported format"), (tmp_path / "file" / "o.png", "is a file")):
+        assert main(["upscale", str(photo), "-o", str(target), "-m", "bicubic"]) == 1
+        assert reason in capsys.readouterr().err
+
+
+def test_any_unexpected_error_is_one_line(photo, tmp_path, capsys, monkeypatch):
+    import sr_desk.cli as cli
+
+    def boom(*args, **kwargs):
+        raise AssertionError("palette PNG without PLTE")
+
+    monkeypatch.setattr(cli, "load_image", boom)
+    assert main(["upscale", str(photo), "-o", str(tmp_path / "o.png"), "-m", "bicubic"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["sr-desk: error: AssertionError: palette PNG without PLTE (run with -v for the traceback)"]

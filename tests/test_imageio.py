@@ -662,3 +662,61 @@ def test_atomic_write_follows_symlink(tmp_path: Path) -> None:
     link.symlink_to(real)
     atomic_write_bytes(link, b"new")
     assert link.is_symlink() and real.read_bytes() == b"new"
+
+
+def _camera_exif_with_sub_ifds() -> bytes:
+    from PIL import Image as PILImage
+
+    exif = PILImage.Exif()
+    exif[0x010F] = "Camera"
+    exif.get_ifd(0x8825)[1] = "N"  # GPS
+    exif.get_ifd(0x8825)[2] = (1.0, 2.0, 3.0)
+    exif.get_ifd(0x8769)[0x9003] = "2020:01:01 00:00:00"  # Exif sub-IFD
+    return b"Exif\x00\x00" + exif.tobytes()
+
+
+def test_tiff_output_of_a_camera_photo_keeps_the_pixels_and_what_exif_it_can(tmp_path, caplog):
+    """Issue 18: EXIF with Exif or GPS sub-IFDs crashed TIFF output after the whole upscale."""
+    from PIL import Image as PILImage
+
+    image = ImageData(rgb=np.full((8, 8, 3), 0.5, np.float32), exif=_camera_exif_with_sub_ifds())
+    save_image(tmp_path / "photo.tiff", image)
+    back = load_image(tmp_path / "photo.tiff")
+    assert back.size == (8, 8) and back.exif is not None
+    exif = PILImage.Exif()
+    exif.load(back.exif)
+    assert exif[0x010F] == "Camera"
+    assert "without the Exif and GPS sub-IFDs" in caplog.text
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path):
+    from sr_desk.core.imageio import check_output_path
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ImageWriteError, match="unsupported format"):
+        check_output_path(tmp_path / "out.gif")
+    with pytest.raises(ImageWriteError, match="is a file, not a folder"):
+        check_output_path(tmp_path / "file" / "deeper" / "out.png")
+    with pytest.raises(ImageWriteError, match="it is a folder"):
+        check_output_path(tmp_path)
+    with pytest.raises(ImageWriteError, match="longer than 255 bytes"):
+        check_output_path(tmp_path / ("x" * 252 + ".png"))
+    check_output_path(tmp_path / "new" / "folder" / "out.png")  # created when written
+
+
+def test_a_name_of_255_bytes_can_be_written(tmp_path):
+    """Issue 18: names of 242-255 bytes were refused because the temporary name was longer."""
+    path = tmp_path / ("x" * 251 + ".png")
+    save_image(path, ImageData(rgb=np.zeros((4, 4, 3), np.float32)))
+    assert load_image(path).size == (4, 4) and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_is_neither_read_forever_nor_replaced(tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageReadError, match="not a regular file"):
+        load_image(fifo)
+    with pytest.raises(ImageWriteError, match="pipe or a device"):
+        save_image(fifo, ImageData(rgb=np.zeros((4, 4, 3), np.float32)))
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)

@@ -9,6 +9,7 @@ an atomic rename), fsync it, then rename it over the target.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -16,6 +17,11 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 __all__ = ["atomic_write", "atomic_write_bytes"]
+
+#: The temporary file is ``.<start of the name>.<random>.tmp``: at most this many bytes of the name,
+#: so that targets with names of up to 255 bytes can be written.
+TEMP_NAME_BYTES = 100
+TEMP_SUFFIX = ".tmp"
 
 
 def _current_umask() -> int:
@@ -59,8 +65,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     except FileNotFoundError:
         mode = _default_mode()
 
+    if os.path.exists(target) and not os.path.isfile(target):
+        # A FIFO or a device named like an image must not be replaced by a regular file.
+        raise OSError(errno.EISDIR if os.path.isdir(target) else errno.EINVAL, "not a regular file", target)
+    # The temporary name must fit in 255 bytes even when the target's own name nearly fills them.
+    stem = name.encode("utf-8", "surrogateescape")[:TEMP_NAME_BYTES].decode("utf-8", "ignore")
     tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed explicitly below
-        dir=folder, delete=False, prefix="." + name + ".", suffix=".tmp"
+        dir=folder, delete=False, prefix="." + stem + ".", suffix=TEMP_SUFFIX
     )
     try:
         with tmp:

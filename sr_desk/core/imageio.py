@@ -9,15 +9,19 @@ file is reported as a one-line :class:`ImageReadError` /
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import functools
 import io
+import logging
 import os
+import stat
 import struct
 import threading
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -33,12 +37,15 @@ try:  # LittleCMS is an optional part of a Pillow build.
 except ImportError:  # pragma: no cover - depends on the Pillow build
     ImageCms = None  # type: ignore[assignment]
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
     "READ_FORMATS",
     "SAVE_FORMATS",
     "ImageData",
+    "check_output_path",
     "load_image",
     "save_image",
     "to_uint8",
@@ -185,6 +192,8 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     """
     name = _display_name(path)
     limit = MAX_PIXELS if max_pixels is None else max_pixels
+    if _is_special(path):  # a FIFO would block the open() forever, a device would be read to its end
+        raise ImageReadError(f"cannot open '{name}': not a regular file (a pipe or a device)")
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the with below
     except FileNotFoundError:
@@ -488,6 +497,45 @@ def save_image(
     def write(f: BinaryIO) -> None:
         pil.save(f, format=fmt, **params)
 
+    check_output_path(path, format)
+    try:
+        _write_encoded(path, write)
+    except ImageWriteError:
+        if "exif" not in params:
+            raise
+        # Pillow cannot write some EXIF as it came (the Exif and GPS sub-IFDs into TIFF, rationals out of
+        # range): keep the pixels, then as much of the metadata as the format takes.
+        flat = _without_sub_ifds(params["exif"])
+        if flat is not None:
+            params["exif"] = flat
+            with contextlib.suppress(ImageWriteError):
+                _write_encoded(path, write)
+                log.warning("saved '%s' without the Exif and GPS sub-IFDs of its EXIF (%s cannot hold them)",
+                            name, fmt)
+                return
+        params.pop("exif")
+        _write_encoded(path, write)
+        log.warning("saved '%s' without its EXIF metadata, which %s cannot hold as it came", name, fmt)
+
+
+#: EXIF tags that point to sub-IFDs (Exif, GPS, Interoperability), which some encoders cannot write.
+_SUB_IFD_TAGS = (0x8769, 0x8825, 0xA005)
+
+
+def _without_sub_ifds(exif: bytes) -> bytes | None:
+    """``exif`` with the sub-IFD pointers removed (camera, orientation and dates in IFD0 stay), or None."""
+    try:
+        parsed = Image.Exif()
+        parsed.load(exif)
+        for tag in _SUB_IFD_TAGS:
+            parsed.pop(tag, None)
+        return parsed.tobytes()
+    except Exception:  # noqa: BLE001 - metadata is a nicety: on any doubt, drop it
+        return None
+
+
+def _write_encoded(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
+    name = _display_name(path)
     try:
         atomic_write(path, write)
     except MemoryError:
@@ -495,9 +543,40 @@ def save_image(
     except OSError as exc:
         folder = os.path.dirname(os.path.abspath(path))
         raise ImageWriteError(f"cannot save '{name}': {_os_reason(exc, folder)}") from None
-    except (ValueError, TypeError, KeyError, struct.error) as exc:
-        reason = _exc_summary(exc)
-        raise ImageWriteError(f"cannot save '{name}': encoder failed ({reason})") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow's encoders raise RuntimeError, OverflowError, AssertionError...
+        raise ImageWriteError(f"cannot save '{name}': encoder failed ({_exc_summary(exc)})") from None
+
+
+def check_output_path(path: str | os.PathLike[str], format: str | None = None) -> None:  # noqa: A002
+    """Raise :class:`ImageWriteError` now if ``path`` cannot be written, so no work is done for nothing.
+
+    Checks the format (from the extension), that the target is not a folder,
+    a pipe or a device, that no parent on the way is a file, and that the
+    name fits the file system (255 bytes).
+    """
+    name = _display_name(path)
+    target = os.path.abspath(os.fspath(path))
+    if os.path.isdir(target):
+        raise ImageWriteError(f"cannot save '{name}': it is a folder")
+    if _is_special(target):
+        raise ImageWriteError(f"cannot save '{name}': it is a pipe or a device, not a file")
+    _save_format(path, format, name)
+    if len(os.path.basename(target).encode("utf-8", "surrogateescape")) > 255:
+        raise ImageWriteError(f"cannot save '{name}': the name is longer than 255 bytes")
+    parent = os.path.dirname(target)
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent) if os.path.dirname(parent) != parent else ""
+    if parent and not os.path.isdir(parent):
+        raise ImageWriteError(f"cannot save '{name}': {parent} is a file, not a folder")
+
+
+def _is_special(path: str | os.PathLike[str]) -> bool:
+    """True for an existing path that is neither a regular file nor a folder (FIFO, socket, device)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _save_format(path: str | os.PathLike[str], format: str | None, name: str) -> str:  # noqa: A002
