@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import NoReturn
 from pathlib import Path
 
 from sr_desk import __version__
@@ -93,8 +94,15 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="allow writing over the input file")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors in one line that points at ``--help``, not a usage block of nine."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="sr-desk",
         description="Diffusion super-resolution image editor. With no command, opens the editor.",
     )
@@ -263,8 +271,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         check_output_path(target)  # before any work: a wrong extension or path would waste the whole run
     if batch:
         args.output.mkdir(parents=True, exist_ok=True)
-    if method.capabilities.seeds:
-        print(f"seed {spec.seed}", file=sys.stderr)
 
     from sr_desk.engine.weights import default_weights
     from sr_desk.engine.worker import Worker
@@ -361,7 +367,8 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
     result = job.result
     target.parent.mkdir(parents=True, exist_ok=True)
     save_image(target, result, quality=quality)
-    print(f"{target} ({result.width}x{result.height})", file=sys.stderr)
+    seed = f", seed {spec.seed}" if method.capabilities.seeds else ""  # with the result: what reproduces it
+    print(f"{target} ({result.width}x{result.height}{seed})", file=sys.stderr)
 
 
 def _wait_for_cancel(job) -> None:  # type: ignore[no-untyped-def]

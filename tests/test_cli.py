@@ -188,12 +188,12 @@ def test_file_paths_without_a_command_open_the_editor(photo, monkeypatch, capsys
 
 
 def test_progress_is_logged_in_lines_when_the_output_is_not_a_terminal(photo, tmp_path, capsys):
-    """Issue 19: with stderr piped, nothing showed between "seed 0" and the result."""
+    """Issue 19: with stderr piped, nothing showed between the seed and the result."""
     out = tmp_path / "out.png"
     assert main(["upscale", str(photo), "-o", str(out), "-m", "srdiff", "--seed", "0", "--param", "steps=2"]) == 0
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == "seed 0" and lines[-1].endswith("(128x96)")
-    assert any(line.startswith("srdiff: 100% (") for line in lines[1:-1])
+    assert lines[-1].endswith("(128x96, seed 0)")  # the seed with the result, not a line before a failure
+    assert any(line.startswith("srdiff: 100% (") for line in lines[:-1])
 
 
 SLEEPER = """
@@ -284,3 +284,14 @@ def test_any_unexpected_error_is_one_line(photo, tmp_path, capsys, monkeypatch):
     assert main(["upscale", str(photo), "-o", str(tmp_path / "o.png"), "-m", "bicubic"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["sr-desk: error: AssertionError: palette PNG without PLTE (run with -v for the traceback)"]
+
+
+@pytest.mark.parametrize("args", [["--scale", "abc"], ["--size", "1920"], ["--region", "1,2"]])
+def test_a_bad_option_value_is_one_line_not_a_usage_block(photo, tmp_path, capsys, args):
+    """Issue 18: a 9-line usage block for a bad --scale, --size or --region."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["upscale", str(photo), "-o", str(tmp_path / "o.png"), *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"sr-desk upscale: error: argument {args[0]}")
+    assert err[0].endswith("(see `sr-desk upscale --help`)")
