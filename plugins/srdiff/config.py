@@ -53,6 +53,13 @@ _INT_BOUNDS = (
 )
 
 
+def _whole(value: Any, name: str) -> int:
+    """A whole number from JSON (``4`` or ``4.0``); ``4.5``, ``inf``, ``true`` or text are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(value)
+
+
 def _is_power_of_two(n: int) -> bool:
     return n >= 2 and (n & (n - 1)) == 0
 
@@ -180,14 +187,14 @@ class SRDiffConfig:
         try:
             for key in ("scale", "rrdb_nf", "rrdb_nb", "rrdb_gc", "unet_dim", "timesteps"):
                 if key in kwargs:
-                    kwargs[key] = int(kwargs[key])
+                    kwargs[key] = _whole(kwargs[key], key)
             if "beta_s" in kwargs:
                 kwargs["beta_s"] = float(kwargs["beta_s"])
             if "residual_base" in kwargs:
                 kwargs["residual_base"] = str(kwargs["residual_base"])
             if "dim_mults" in kwargs:
-                kwargs["dim_mults"] = tuple(int(m) for m in kwargs["dim_mults"])
-        except (TypeError, ValueError) as exc:
+                kwargs["dim_mults"] = tuple(_whole(m, "dim_mults") for m in kwargs["dim_mults"])
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"bad SRDiff config value: {exc}") from None
         return cls(**kwargs)
 

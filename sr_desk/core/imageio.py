@@ -439,12 +439,16 @@ def _lab_to_srgb(im: Image.Image, name: str) -> Image.Image:
     return result
 
 
+#: The largest resolution kept: JPEG stores 16 bits, and no scanner or screen comes near it.
+MAX_DPI = 65535.0
+
+
 def _read_dpi(value: object) -> tuple[float, float] | None:
     try:
         x, y = (float(v) for v in value)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         return None
-    if not (x > 0 and y > 0 and np.isfinite(x) and np.isfinite(y)):
+    if not (0 < x <= MAX_DPI and 0 < y <= MAX_DPI):  # also refuses NaN; 4294967295 dpi is a broken header
         return None
     return x, y
 
@@ -656,7 +660,7 @@ def _save_params(image: ImageData, mode: str, fmt: str, quality: int) -> dict[st
     exif = image.exif
     if exif and not (fmt == "JPEG" and len(exif) > _JPEG_MAX_EXIF):
         params["exif"] = exif
-    if image.dpi is not None and fmt != "WEBP":
+    if image.dpi is not None and fmt != "WEBP" and _read_dpi(image.dpi) is not None:  # JPEG holds 16 bits
         params["dpi"] = image.dpi
     return params
 
