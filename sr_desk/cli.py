@@ -549,6 +549,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         return open_editor([])
     _exit_cleanly_on_sigterm()
+    from sr_desk.core.atomic import start_journal
+    from sr_desk.core.paths import app_paths
+
+    for leftover in start_journal(app_paths().write_journal):
+        print(f"sr-desk: removed {leftover}, left by an sr-desk that was killed while saving", file=sys.stderr)
     try:
         return COMMANDS[args.command](args, settings)
     except CliError as exc:

@@ -720,3 +720,28 @@ def test_a_fifo_is_neither_read_forever_nor_replaced(tmp_path):
     with pytest.raises(ImageWriteError, match="pipe or a device"):
         save_image(fifo, ImageData(rgb=np.zeros((4, 4, 3), np.float32)))
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_temporary_files_of_a_killed_process_are_removed_at_the_next_start(tmp_path):
+    """Issue 18: a process killed while saving left a hidden temporary file (up to 65 MB) behind."""
+    from sr_desk.core import atomic
+
+    journal = tmp_path / "cache" / "pending-writes.txt"
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    seen_while_writing = []
+    atomic.set_journal(journal)
+    try:
+        atomic_write(folder / "a.png", lambda f: seen_while_writing.append(journal.read_text()))
+        assert ".a.png." in seen_while_writing[0] and journal.read_text() == ""  # listed only while it exists
+    finally:
+        atomic.set_journal(None)
+    stale, fresh = folder / ".photo.png.k1ll3d.tmp", folder / ".other.png.busy.tmp"
+    stale.write_bytes(b"x" * 1000)
+    fresh.write_bytes(b"y")
+    os.utime(stale, (0, 0))  # a dead process's file; the fresh one may be another sr-desk's, still writing
+    journal.write_text(f"{stale}\n{fresh}\n{folder / 'a.png'}\n")
+    assert atomic.start_journal(journal) == [str(stale)]
+    atomic.set_journal(None)
+    assert not stale.exists() and fresh.exists() and (folder / "a.png").exists()  # never anything but our temps
+    assert journal.read_text() == f"{fresh}\n"

@@ -13,10 +13,12 @@ import errno
 import os
 import stat
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_bytes"]
+__all__ = ["atomic_write", "atomic_write_bytes", "remove_stale_temp_files", "set_journal", "start_journal"]
 
 #: The temporary file is ``.<start of the name>.<random>.tmp``: at most this many bytes of the name,
 #: so that targets with names of up to 255 bytes can be written.
@@ -73,6 +75,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed explicitly below
         dir=folder, delete=False, prefix="." + stem + ".", suffix=TEMP_SUFFIX
     )
+    _journal_add(tmp.name)
     try:
         with tmp:
             write(tmp)  # type: ignore[arg-type]  # _TemporaryFileWrapper proxies a BinaryIO
@@ -85,7 +88,80 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
         with contextlib.suppress(OSError):
             os.unlink(tmp.name)
         raise
+    finally:
+        _journal_remove(tmp.name)
     _fsync_dir(folder)
+
+
+# -- the journal of temporary files -------------------------------------------------------
+#
+# A process killed outright (SIGKILL, power loss) cannot remove its temporary file, which may be tens of
+# megabytes, hidden, next to the user's picture. When a journal is set (the CLI and the editor set one in
+# the cache folder), every temporary file is listed there while it exists, and the next start removes
+# those a dead process left behind.
+
+_journal: str | None = None
+_journal_lock = threading.Lock()
+#: A listed file younger than this may belong to another sr-desk still writing it: left alone.
+STALE_AFTER_S = 600.0
+
+
+def set_journal(path: str | os.PathLike[str] | None) -> None:
+    """List temporary files in ``path`` from now on (``None``: stop listing)."""
+    global _journal
+    _journal = None if path is None else os.fspath(path)
+
+
+def start_journal(path: str | os.PathLike[str]) -> list[str]:
+    """At a process start: remove what dead processes left (see :func:`remove_stale_temp_files`), then list ours."""
+    removed = remove_stale_temp_files(path)
+    set_journal(path)
+    return removed
+
+
+def remove_stale_temp_files(path: str | os.PathLike[str], now: float | None = None) -> list[str]:
+    """Delete the temporary files listed in the journal ``path`` that dead processes left; the removed paths."""
+    now = time.time() if now is None else now
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            listed = [line.rstrip("\n") for line in f if line.strip()]
+    except OSError:
+        return []
+    removed, kept = [], []
+    for name in dict.fromkeys(listed):
+        if not (os.path.basename(name).startswith(".") and name.endswith(TEMP_SUFFIX)):
+            continue  # only ever our own temporary files
+        try:
+            if now - os.stat(name).st_mtime < STALE_AFTER_S:
+                kept.append(name)
+                continue
+            os.unlink(name)
+            removed.append(name)
+        except OSError:
+            pass  # already gone
+    with contextlib.suppress(OSError), _journal_lock, open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
+        f.writelines(f"{name}\n" for name in kept)
+    return removed
+
+
+def _journal_add(name: str) -> None:
+    if _journal is None:
+        return
+    with contextlib.suppress(OSError), _journal_lock:
+        os.makedirs(os.path.dirname(_journal) or ".", exist_ok=True)
+        with open(_journal, "a", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(name + "\n")
+
+
+def _journal_remove(name: str) -> None:
+    journal = _journal
+    if journal is None or name == journal:
+        return
+    with contextlib.suppress(OSError), _journal_lock:
+        with open(journal, encoding="utf-8", errors="surrogateescape") as f:
+            lines = [line for line in f if line.rstrip("\n") != name]
+        with open(journal, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.writelines(lines)
 
 
 def _fsync_dir(folder: str) -> None:

@@ -31,6 +31,11 @@ class AppPaths:
         return self.data_dir / "models"
 
     @property
+    def write_journal(self) -> Path:
+        """Temporary files being written (see ``sr_desk.core.atomic``): what a killed process leaves is removed."""
+        return self.cache_dir / "pending-writes.txt"
+
+    @property
     def plugins_dir(self) -> Path:
         """Plugins installed with ``pip install --target`` (the frozen app has no site-packages to write to)."""
         return self.data_dir / "plugins"

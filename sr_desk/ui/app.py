@@ -162,6 +162,10 @@ def run_app(paths: list[str]) -> int:
             print(xcb_advice(missing), file=sys.stderr)
             return 1
 
+    from sr_desk.core.atomic import start_journal
+    from sr_desk.core.paths import app_paths
+
+    start_journal(app_paths().write_journal)  # removes temporary files a killed sr-desk left behind
     app = create_application()
     instance = SingleInstance(parent=app)
     if instance.try_hand_off(paths):
