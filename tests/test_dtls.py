@@ -383,3 +383,22 @@ def test_config_values_in_a_header_are_checked_against_sane_bounds(tmp_path, fie
               metadata={"architecture": "dtls", "format": "sr-desk", "config": json.dumps(config)})
     with pytest.raises(CheckpointError, match=field):
         load_model(path)
+
+
+@pytest.mark.slow
+def test_the_scales_bench_runs_end_to_end(tmp_path, weights, rng, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(10):
+        Image.fromarray((np.kron(rng.random((4, 4, 3)), np.ones((16, 16, 1))) * 255).astype(np.uint8)).save(
+            photos / f"p{i}.png")
+    path = Path(__file__).resolve().parents[1] / "bench" / "dtls_scales.py"
+    spec = importlib.util.spec_from_file_location("bench_dtls_scales", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--data", str(photos), "--crop", "32", "--scales", "4,8", "--weights", str(weights)]) == 0
+    out = capsys.readouterr().out
+    assert "dtls (fast)" in out and "official loop / fast sampler time: x4" in out
