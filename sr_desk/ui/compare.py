@@ -333,8 +333,10 @@ class CompareView(QWidget):
         self.right_fidelity = QLabel(self)
         for label in (self.left_fidelity, self.right_fidelity):
             label.setToolTip(
-                "LR-PSNR: the result shrunk to the input's size, compared with the input "
-                "(higher is more faithful; 'identical' when equal)"
+                "LR-PSNR: the result shrunk back to the input's size and compared with the input. It measures "
+                "faithfulness, not quality: a blurry enlargement can score higher than a sharp one, and the "
+                "input itself would be perfect. Above about 45 dB nothing visible was changed; see the heat map "
+                "for where a result departs."
             )
         bar.addWidget(self.split_button)
         bar.addWidget(self.side_button)
