@@ -402,3 +402,22 @@ def test_the_scales_bench_runs_end_to_end(tmp_path, weights, rng, capsys):
     assert bench.main(["--data", str(photos), "--crop", "32", "--scales", "4,8", "--weights", str(weights)]) == 0
     out = capsys.readouterr().out
     assert "dtls (fast)" in out and "official loop / fast sampler time: x4" in out
+
+
+def test_on_the_shipped_weights_the_fast_sampler_gives_the_official_loops_image(rng):
+    """Spec 5.2 checked where it matters: the two-call form equals the released momentum loop."""
+    from sr_desk_resources import WEIGHTS_DIR
+
+    path = WEIGHTS_DIR / "dtls-x4.safetensors"
+    if not path.exists():
+        pytest.skip("no shipped DTLS weights")
+    unet, config, _ = load_model(path)
+    d = Degradation(config.levels, config.downscale)
+    lr = torch.from_numpy(np.kron(rng.random((6, 5, 3)), np.ones((2, 2, 1))).astype(np.float32)).permute(2, 0, 1)
+    with torch.no_grad():
+        for scale in (4, 8):
+            start = d.enlarge(lr[None], (12 * scale, 10 * scale))
+            t0 = start_level(scale, config.levels)
+            loop = momentum_sample(unet, start, t0, d)
+            fast = two_call_sample(unet, start, t0, d)
+            assert (loop - fast).abs().max() < 1e-5, scale
