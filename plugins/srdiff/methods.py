@@ -241,7 +241,7 @@ ENCODER_BACK_PROJECTIONS = 3  # one pass per sampler step for diffusion; the enc
 @torch.no_grad()
 def encoder_upscale(request: Request, context: Context) -> np.ndarray:
     loaded = loaded_model(context, need_unet=False)
-    lr, hr_size = pad_lr(to_tensor(request.image, context.device), loaded.config)
+    lr, hr_size = pad_lr(to_tensor(request.image, context.device), loaded.config, edge_margin=False)  # no U-Net here
     context.report(0, 1)
     out = loaded.encoder.upscale(lr * 2 - 1)
     if request.params.get("lr_consistency"):
