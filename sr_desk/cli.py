@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NoReturn
 from pathlib import Path
 
@@ -548,14 +548,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_OK
         return open_editor([])
-    _exit_cleanly_on_sigterm()
     from sr_desk.core.atomic import start_journal
     from sr_desk.core.paths import app_paths
 
     for leftover in start_journal(app_paths().write_journal):
         print(f"sr-desk: removed {leftover}, left by an sr-desk that was killed while saving", file=sys.stderr)
     try:
-        return COMMANDS[args.command](args, settings)
+        with _exit_cleanly_on_sigterm():
+            return COMMANDS[args.command](args, settings)
     except CliError as exc:
         print(f"sr-desk: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -574,15 +574,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-def _exit_cleanly_on_sigterm() -> None:
+@contextlib.contextmanager
+def _exit_cleanly_on_sigterm() -> Iterator[None]:
     """SIGTERM unwinds like Ctrl-C does, so a file being written is cleaned up (atomic_write's finally)."""
     import signal
 
     def stop(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    with contextlib.suppress(ValueError, OSError):  # not the main thread, or no such signal here
-        signal.signal(signal.SIGTERM, stop)
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except (ValueError, OSError):  # not the main thread, or no such signal here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
