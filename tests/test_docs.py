@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -24,3 +26,22 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     test_command = next(c for c in commands if "pytest" in c)
     assert test_command in ci.splitlines()
+
+
+@pytest.mark.parametrize("method_id", ["srdiff", "srdiff-encoder", "dtls"])
+def test_method_descriptions_quote_the_measured_quality_table(method_id):
+    """Issue 19: a description must say what the shipped weights measurably do, and stay true when they change:
+    the dB it quotes is the README quality table's bold (default) row for the method."""
+    import re
+
+    from sr_desk.engine.plugins import PluginHost
+
+    host = PluginHost()
+    host.discover()
+    description = host.method(method_id).description
+    quoted = re.search(r"(\d\d\.\d) dB", description)
+    assert quoted, description
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = re.search(rf"^\| \*\*`{re.escape(method_id)}`[^|]*\| \*\*(\d\d\.\d\d)\*\*", readme, re.M)
+    assert row, f"no bold default row for {method_id} in the README's quality table"
+    assert quoted.group(1) == f"{float(row.group(1)):.1f}"

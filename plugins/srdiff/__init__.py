@@ -112,7 +112,8 @@ def sr_desk_methods() -> list[Method]:
             params=[*_sampling_params(), _lr_consistency_param()],
             capabilities=_MODEL,
             description="Diffusion 4x super-resolution (SRDiff): the encoder's upscale with detail sampled by the "
-            "diffusion model on top; each seed gives a variant.",
+            "diffusion model on top; each seed gives a variant. With the built-in weights, on held-out photos: "
+            "35.0 dB, a little more detail than the encoder at 0.6 dB less; still smoother than a photo.",
         ),
         Method(
             id="srdiff-encoder",
@@ -121,8 +122,8 @@ def sr_desk_methods() -> list[Method]:
             run=_lazy("encoder_upscale"),
             params=[_lr_consistency_param()],
             capabilities=Capabilities(scales=(4, 8), default_scale=4, weights=(BUILTIN_WEIGHTS,)),
-            description="SRDiff's RRDB encoder alone: a fast deterministic 4x upscaler, no diffusion (the highest "
-            "PSNR of the built-in methods, the smoothest result).",
+            description="SRDiff's RRDB encoder alone: a fast deterministic 4x upscaler, no diffusion. With the "
+            "built-in weights: 35.6 dB on held-out photos, the highest of the built-in methods; smooth.",
         ),
         Method(
             id="srdiff-fusion",
