@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from sr_desk.diffusion.consistency import back_project
 from sr_desk.diffusion.resolution import Degradation, start_level, two_call_sample
-from sr_desk.training import fit
-from sr_desk.training.cli import add_training_arguments, load_data, options_from
+from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer
+from sr_desk.training.metrics import forward_flops
 from sr_desk_plugins.dtls.checkpoints import convert_official, load_model, save_safetensors
 from sr_desk_plugins.dtls.config import DTLSConfig
 from sr_desk_plugins.dtls.network import DTLSUNet
@@ -88,14 +87,7 @@ class DTLSTask:
         return back_project(out, lr, self.scale, CONSISTENCY_PASSES).clamp(0, 1)
 
     def flops_per_sample(self, patch: int) -> float | None:
-        try:
-            from torch.utils.flop_counter import FlopCounterMode
-
-            with torch.no_grad(), FlopCounterMode(display=False) as counter:
-                self.module(torch.zeros(1, 3, patch, patch), 1)
-            return float(counter.get_total_flops())
-        except Exception:  # noqa: BLE001 - a throughput figure is not worth failing a run over
-            return None
+        return forward_flops(lambda: self.module(torch.zeros(1, 3, patch, patch), 1))
 
 
 def build_task(args: argparse.Namespace) -> DTLSTask:
@@ -134,35 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_arguments(p)
     p.add_argument("--preset", choices=sorted(PRESETS), default="compact")
     p.add_argument("--scale", type=int, default=4, help="scale of the LR images the start level is fed with")
-    p.add_argument("--export", type=Path, help="write the EMA weights of OUT as safetensors and stop")
-    p.add_argument("--convert", type=Path, metavar="CKPT",
-                   help="with --export: convert an official DTLS checkpoint ({step, model, ema}) instead")
-    p.add_argument("--fp16", action="store_true", help="with --export: store float16 (half the size)")
+    add_export_arguments(p, "DTLS ({step, model, ema})")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.convert:
-        if not args.export:
-            raise SystemExit("--convert needs --export OUT.safetensors")
-        config = convert_official(args.convert, args.export)
-        print(f"wrote {args.export}: {config.to_json()}", file=sys.stderr)
-        return 0
-    if args.out is None:
-        raise SystemExit("--out is required")
-    args.out.mkdir(parents=True, exist_ok=True)
-    if args.export:
-        return export(args)
-    options = options_from(args)
-    torch.manual_seed(args.seed)
-    task = build_task(args)
-    bank, val = load_data(args, task.scale)
-    trainable = sum(p.numel() for p in task.module.parameters())
-    print(f"stage {task.stage}: {task.config.to_json()}, {trainable:,} parameters, {bank.device}, "
-          f"batch {args.batch}, patch {args.patch}", file=sys.stderr)
-    fit(task, bank, val, options)
-    return 0
+    return run_trainer(build_parser().parse_args(argv), build_task=build_task, export=export,
+                       convert=lambda checkpoint, out: convert_official(checkpoint, out).to_json())
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ from torch import nn
 from sr_desk.diffusion import cosine_schedule, make_sampler
 from sr_desk.diffusion.consistency import residual_consistency
 from sr_desk.diffusion.noise import SeededNoise
-from sr_desk.training import fit
-from sr_desk.training.cli import add_training_arguments, load_data, options_from
+from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer
+from sr_desk.training.metrics import forward_flops
 from sr_desk_plugins.srdiff.checkpoints import (
     convert_official,
     load_encoder,
@@ -75,7 +75,8 @@ class EncoderTask:
         return (module.upscale(lr * 2 - 1).float() + 1) / 2
 
     def flops_per_sample(self, patch: int) -> float | None:
-        return _flops(self.module, torch.zeros(1, 3, patch // self.scale, patch // self.scale), upscale=True)
+        lr = torch.zeros(1, 3, patch // self.scale, patch // self.scale)
+        return forward_flops(lambda: self.module.upscale(lr))
 
 
 class DiffusionTask:
@@ -132,19 +133,8 @@ class DiffusionTask:
     def flops_per_sample(self, patch: int) -> float | None:
         h = patch // self.scale
         cond = torch.zeros(1, self.config.cond_channels, h, h)
-        return _flops(self.module, torch.zeros(1, 3, patch, patch), 0, self.module.project_condition(cond))
-
-
-def _flops(module: nn.Module, *inputs: object, upscale: bool = False) -> float | None:
-    """Forward FLOPs for one sample, counted by torch's FLOP counter (None where it cannot count)."""
-    try:
-        from torch.utils.flop_counter import FlopCounterMode
-
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            module.upscale(*inputs) if upscale else module(*inputs)  # type: ignore[operator]
-        return float(counter.get_total_flops())
-    except Exception:  # noqa: BLE001 - a throughput figure is not worth failing a run over
-        return None
+        projected = self.module.project_condition(cond)
+        return forward_flops(lambda: self.module(torch.zeros(1, 3, patch, patch), 0, projected))
 
 
 # -- building the model ----------------------------------------------------------------
@@ -289,36 +279,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the diffusion residual is measured from bicubic (the paper) or the encoder's upscale "
                    "(default: the --init file's, else bicubic)")
     p.add_argument("--val-steps", type=int, default=VALIDATION_STEPS, help="diffusion stage: DDIM steps to validate")
-    p.add_argument("--export", type=Path, help="write the EMA weights of OUT as safetensors and stop")
-    p.add_argument("--convert", type=Path, metavar="CKPT",
-                   help="with --export: convert an official SRDiff checkpoint to safetensors instead")
-    p.add_argument("--fp16", action="store_true", help="with --export: store float16 (half the size)")
+    add_export_arguments(p, "SRDiff")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.convert:
-        if not args.export:
-            raise SystemExit("--convert needs --export OUT.safetensors")
-        config = convert_official(args.convert, args.export)
-        print(f"wrote {args.export}: SRDiff x{config.scale}, {config.to_json()}", file=sys.stderr)
-        return 0
-    if args.out is None:
-        raise SystemExit("--out is required")
-    args.out.mkdir(parents=True, exist_ok=True)
-    if args.export:
-        return export(args)
-    options = options_from(args)
-    torch.manual_seed(args.seed)
-    task = build_task(args)
-    bank, val = load_data(args, task.scale)
-    trainable = sum(p.numel() for p in task.module.parameters())
-    print(f"stage {task.stage}: {task.config.to_json()}, {trainable:,} trainable parameters, {bank.device}, "
-          f"batch {args.batch}, patch {args.patch}", file=sys.stderr)
-    fit(task, bank, val, options)
-    return 0
+    return run_trainer(build_parser().parse_args(argv), build_task=build_task, export=export, convert=_convert)
 
+
+def _convert(checkpoint: Path, out: Path) -> str:
+    config = convert_official(checkpoint, out)
+    return f"SRDiff x{config.scale}, {config.to_json()}"
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,15 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from sr_desk.diffusion.data import centre_crops, list_images, load_photo, split_holdout
 from sr_desk.training.loop import (
+    TrainingTask,
     TrainOptions,
     ValidationSet,
     bicubic_score,
+    fit,
     pick_device,
 )
 from sr_desk.training.photos import PhotoBank
@@ -52,6 +55,43 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
                    help="start from these weights (shipped ones, say) instead of random ones; ignored on --resume")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="log lines only, no progress bar")
+
+
+def add_export_arguments(p: argparse.ArgumentParser, method: str) -> None:
+    """``--export``, ``--convert`` and ``--fp16``: what every trainer offers besides training."""
+    p.add_argument("--export", type=Path, help="write the EMA weights of OUT as safetensors and stop")
+    p.add_argument("--convert", type=Path, metavar="CKPT",
+                   help=f"with --export: convert an official {method} checkpoint to safetensors instead")
+    p.add_argument("--fp16", action="store_true", help="with --export: store float16 (half the size)")
+
+
+def run_trainer(
+    args: argparse.Namespace,
+    *,
+    build_task: Callable[[argparse.Namespace], TrainingTask],
+    export: Callable[[argparse.Namespace], int],
+    convert: Callable[[Path, Path], str],
+) -> int:
+    """A trainer's command: ``--convert`` (``convert`` describes what it wrote), ``--export``, or train one stage."""
+    if args.convert:
+        if not args.export:
+            raise SystemExit("--convert needs --export OUT.safetensors")
+        print(f"wrote {args.export}: {convert(args.convert, args.export)}", file=sys.stderr)
+        return 0
+    if args.out is None:
+        raise SystemExit("--out is required")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.export:
+        return export(args)
+    options = options_from(args)
+    torch.manual_seed(args.seed)
+    task = build_task(args)
+    bank, val = load_data(args, task.scale)
+    trainable = sum(p.numel() for p in task.module.parameters() if p.requires_grad)
+    print(f"stage {task.stage}: {task.config_json()}, {trainable:,} trainable parameters, {bank.device}, "
+          f"batch {args.batch}, patch {args.patch}", file=sys.stderr)
+    fit(task, bank, val, options)
+    return 0
 
 
 def options_from(args: argparse.Namespace) -> TrainOptions:

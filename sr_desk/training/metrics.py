@@ -1,6 +1,8 @@
-"""Image quality as SR papers measure it, on tensors already on the training device."""
+"""Image quality as SR papers measure it, on tensors already on the training device; and model cost."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -26,3 +28,15 @@ def psnr_y(sr01: torch.Tensor, hr01: torch.Tensor, shave: int = 0) -> float:
     mse = ((a - b) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
     return float((10 * torch.log10(255.0**2 / mse)).mean())
 
+
+
+def forward_flops(forward: Callable[[], object]) -> float | None:
+    """FLOPs of one call of ``forward`` (a model's forward on one sample), by torch's counter; None if it cannot."""
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            forward()
+        return float(counter.get_total_flops())
+    except Exception:  # noqa: BLE001 - a throughput figure is not worth failing a run over
+        return None
