@@ -254,7 +254,7 @@ def test_cancel_stops_within_one_denoiser_step(host, weights, rng):
         job = worker.submit(lambda ctx: run_job(image, method, spec, ctx), on_event=on_event)
         loaded = None
         while loaded is None and not job.wait(0.01):
-            loaded = next(iter(srdiff_methods._models.values()), None)
+            loaded = srdiff_methods._models.model
         if loaded is not None:
             loaded.unet.register_forward_hook(lambda *a: calls.append(1))
         assert job.wait(60)
@@ -272,7 +272,7 @@ def test_an_official_8x_legacy_checkpoint_runs_at_8x_with_the_quirk(host, tmp_pa
     legacy = _write_legacy(tmp_path / "model_ckpt_steps_300000.ckpt", official)
     result = run(host, "srdiff", lr_image, legacy, seed=1, scale=8, params={"steps": 2})
     assert result.size == (80, 96)
-    loaded = next(iter(srdiff_methods._models.values()))
+    loaded = srdiff_methods._models.model
     assert loaded.official_quirk and loaded.config.scale == 8
     # The same 8x model asked for x4 answers through a resize of its own result.
     assert run(host, "srdiff", lr_image, legacy, seed=1, scale=4, params={"steps": 2}).size == (40, 48)

@@ -10,11 +10,8 @@ exact target sizes, all through the size schedule rather than a final resize.
 
 from __future__ import annotations
 
-import contextlib
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +27,7 @@ from sr_desk.diffusion.resolution import (
     start_level,
     two_call_sample,
 )
+from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor
 from sr_desk_plugins.dtls import BUILTIN_WEIGHTS, DEFAULT_SAMPLER
 from sr_desk_plugins.dtls.checkpoints import load_model
 from sr_desk_plugins.dtls.config import DTLSConfig
@@ -47,39 +45,22 @@ class LoadedModel:
     source: str
 
 
-_models: OrderedDict[tuple[str, int, str], LoadedModel] = OrderedDict()
+_models: ModelCache[LoadedModel] = ModelCache(
+    BUILTIN_WEIGHTS,
+    "DTLS has no weights installed: train them with `sr-desk train dtls`, or give an official DTLS "
+    "checkpoint with --weights FILE",
+)
 
 
-def _weights_path(context: Context) -> Path:
-    try:
-        return context.weights.path(BUILTIN_WEIGHTS.name)
-    except FileNotFoundError:
-        raise SrDeskError(
-            "DTLS has no weights installed: train them with `sr-desk train dtls`, or give an official DTLS "
-            "checkpoint with --weights FILE"
-        ) from None
+def _load(path: Path, device: str) -> LoadedModel:
+    unet, config, _ = load_model(path, device=device)
+    unet.requires_grad_(False).to(memory_format=torch.channels_last)
+    return LoadedModel(unet, config, Degradation(config.levels, config.downscale), path.name)
 
 
 def loaded_model(context: Context) -> LoadedModel:
     """The model for this context's weights and device, loaded once and kept (one at a time)."""
-    path = _weights_path(context)
-    key = (str(path), path.stat().st_mtime_ns, str(context.device))
-    if key not in _models:
-        _models.clear()
-        unet, config, _ = load_model(path, device=context.device)
-        unet.requires_grad_(False).to(memory_format=torch.channels_last)
-        _models[key] = LoadedModel(unet, config, Degradation(config.levels, config.downscale), path.name)
-    return _models[key]
-
-
-def _autocast(context: Context) -> contextlib.AbstractContextManager[Any]:
-    if context.dtype == "bfloat16":
-        return torch.autocast(torch.device(context.device).type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).to(device, torch.float32)
+    return _models.get(context, _load)
 
 
 def to_image(tensor: torch.Tensor) -> np.ndarray:
@@ -105,7 +86,7 @@ def super_resolve(
     scale = (size[0] * size[1] / (lr.shape[-2] * lr.shape[-1])) ** 0.5
     t0 = start_for(scale, loaded.config)
     start, _ = pad_to_multiple(loaded.degrade.enlarge(lr, size), loaded.config.size_multiple)
-    unet, precision = loaded.unet, _autocast(context)
+    unet, precision = loaded.unet, autocast_for(context)
 
     def predict(x: torch.Tensor, t: int) -> torch.Tensor:
         with precision:
@@ -130,10 +111,7 @@ def model_size(request: Request, config: DTLSConfig) -> tuple[int, int]:
     """``(height, width)`` the model produces: the requested size, or the largest it reaches on the way there."""
     width, height = request.output_size
     in_w, in_h = request.input_size
-    scale = max(width / in_w, height / in_h)
-    if scale <= 1.0 + 1e-6:
-        raise SrDeskError(f"DTLS only enlarges: the output must be larger than the input (asked for x{scale:.3g})")
-    reach = min(1.0, config.max_scale / scale)
+    reach = min(1.0, config.max_scale / max(width / in_w, height / in_h))  # a shrink is refused by start_for
     return round(height * reach), round(width * reach)
 
 
@@ -141,7 +119,7 @@ def upscale(request: Request, context: Context) -> np.ndarray:
     """The requested size through the size schedule; beyond the deepest level, the rest by Lanczos."""
     loaded = loaded_model(context)
     size = model_size(request, loaded.config)
-    lr = to_tensor(request.image, context.device)
+    lr = image_to_tensor(request.image, context.device)
     sr = super_resolve(loaded, lr, size, context, request.params.get("sampler", DEFAULT_SAMPLER))
     scale = size[1] / lr.shape[-1]
     integer = scale == int(scale) and size[0] == lr.shape[-2] * int(scale)

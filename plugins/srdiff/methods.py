@@ -7,7 +7,6 @@ Runs on sr-desk's worker thread. Images arrive as float32 ``H x W x 3`` in
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 from collections import OrderedDict
@@ -30,6 +29,7 @@ from sr_desk.diffusion import NoiseSchedule, cosine_schedule, make_sampler
 from sr_desk.diffusion.consistency import back_project, residual_consistency
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import BlendedNoise, NoiseSource, SeededNoise, blend
+from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor
 from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS, DEFAULT_ETA, DEFAULT_SAMPLER
 from sr_desk_plugins.srdiff.checkpoints import load_encoder, load_model, read_metadata
 from sr_desk_plugins.srdiff.config import SRDiffConfig
@@ -46,56 +46,45 @@ class LoadedModel:
     source: str
 
 
-_models: OrderedDict[tuple[str, int, str], LoadedModel] = OrderedDict()
+_models: ModelCache[LoadedModel] = ModelCache(
+    BUILTIN_WEIGHTS,
+    "SRDiff has no weights installed: train them with `sr-desk train srdiff`, or give an official "
+    "SRDiff checkpoint with --weights FILE",
+)
 
 
-def _weights_path(context: Context) -> Path:
-    try:
-        return context.weights.path(BUILTIN_WEIGHTS.name)
-    except FileNotFoundError:
-        raise SrDeskError(
-            "SRDiff has no weights installed: train them with `sr-desk train srdiff`, or give an official "
-            "SRDiff checkpoint with --weights FILE"
-        ) from None
+def _load(path: Path, device: str) -> LoadedModel:
+    metadata = read_metadata(path)
+    if metadata.get("architecture") == "srdiff-encoder":
+        encoder, config, metadata = load_encoder(path, device=device)
+        unet = None
+    else:
+        model, config, metadata = load_model(path, device=device)
+        encoder, unet = model.rrdb, model.denoise_fn
+    for module in (encoder, unet):
+        if module is not None:
+            # channels-last: 1.3x faster convolutions on the CPU (bench/srdiff_speed.py), same maths.
+            module.eval().requires_grad_(False).to(memory_format=torch.channels_last)
+    return LoadedModel(
+        encoder=encoder,
+        unet=unet,
+        config=config,
+        schedule=cosine_schedule(config.timesteps, config.beta_s),
+        # Official checkpoints learnt the /256 quirk of their data loader (spec 8.1); ours did not.
+        official_quirk=metadata.get("format") != "sr-desk",
+        source=path.name,
+    )
 
 
 def loaded_model(context: Context, *, need_unet: bool = True) -> LoadedModel:
     """The model for this context's weights and device, loaded once and kept (one at a time)."""
-    path = _weights_path(context)
-    key = (str(path), path.stat().st_mtime_ns, str(context.device))
-    if key not in _models:
-        _models.clear()  # one model in memory at a time: they are large
-        metadata = read_metadata(path)
-        if metadata.get("architecture") == "srdiff-encoder":
-            encoder, config, metadata = load_encoder(path, device=context.device)
-            unet = None
-        else:
-            model, config, metadata = load_model(path, device=context.device)
-            encoder, unet = model.rrdb, model.denoise_fn
-        for module in (encoder, unet):
-            if module is not None:
-                # channels-last: 1.3x faster convolutions on the CPU (bench/srdiff_speed.py), same maths.
-                module.eval().requires_grad_(False).to(memory_format=torch.channels_last)
-        _models[key] = LoadedModel(
-            encoder=encoder,
-            unet=unet,
-            config=config,
-            schedule=cosine_schedule(config.timesteps, config.beta_s),
-            # Official checkpoints learnt the /256 quirk of their data loader (spec 8.1); ours did not.
-            official_quirk=metadata.get("format") != "sr-desk",
-            source=path.name,
-        )
-    loaded = _models[key]
+    loaded = _models.get(context, _load)
     if need_unet and loaded.unet is None:
         raise SrDeskError(f"{loaded.source} holds only the SRDiff encoder; use the 'srdiff-encoder' method")
     return loaded
 
 
 # -- tensors ---------------------------------------------------------------------
-
-
-def to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).to(device, torch.float32)
 
 
 def to_image(tensor: torch.Tensor) -> np.ndarray:
@@ -180,7 +169,7 @@ def denoise(
     denoise_fn = loaded.unet
     assert denoise_fn is not None
 
-    precision = _autocast(context)
+    precision = autocast_for(context)
     projected = cond.projected.contiguous(memory_format=torch.channels_last)
 
     def predict_noise(x_t: torch.Tensor, index: int) -> torch.Tensor:
@@ -194,13 +183,6 @@ def denoise(
 
     correct = residual_consistency(cond.up, cond.lr, cond.scale) if params.get("lr_consistency") else None
     return sampler.sample(predict_noise, x, start=start, generator=noise, callback=on_step, correct_x0=correct)
-
-
-def _autocast(context: Context) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast for the U-Net when the worker's device runs in bfloat16 (sampling stays float32)."""
-    if context.dtype == "bfloat16":
-        return torch.autocast(torch.device(context.device).type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def super_resolve(
@@ -230,7 +212,7 @@ def _at_requested_size(image: np.ndarray, request: Request) -> np.ndarray:
 
 def upscale(request: Request, context: Context) -> np.ndarray:
     loaded = loaded_model(context)
-    lr = to_tensor(request.image, context.device)
+    lr = image_to_tensor(request.image, context.device)
     sr = to_image(super_resolve(loaded, lr, request.params, SeededNoise(request.seed), context))
     return _at_requested_size(sr, request)
 
@@ -241,7 +223,7 @@ ENCODER_BACK_PROJECTIONS = 3  # one pass per sampler step for diffusion; the enc
 @torch.no_grad()
 def encoder_upscale(request: Request, context: Context) -> np.ndarray:
     loaded = loaded_model(context, need_unet=False)
-    lr, hr_size = pad_lr(to_tensor(request.image, context.device), loaded.config, edge_margin=False)  # no U-Net here
+    lr, hr_size = pad_lr(image_to_tensor(request.image, context.device), loaded.config, edge_margin=False)  # no U-Net here
     context.report(0, 1)
     out = loaded.encoder.upscale(lr * 2 - 1)
     if request.params.get("lr_consistency"):
@@ -317,8 +299,8 @@ def fuse(request: Request, context: Context) -> np.ndarray:
 
     device = context.device
     # Padding is needed only when the image itself is smaller than one aligned window.
-    hr_base, _ = pad_to_multiple(to_tensor(base_w, device), multiple, min_size=loaded.config.min_side)
-    fused, _ = pad_to_multiple(to_tensor(fused_w, device), multiple, min_size=loaded.config.min_side)
+    hr_base, _ = pad_to_multiple(image_to_tensor(base_w, device), multiple, min_size=loaded.config.min_side)
+    fused, _ = pad_to_multiple(image_to_tensor(fused_w, device), multiple, min_size=loaded.config.min_side)
     lr = torch.round(imresize(hr_base, scale=1.0 / scale).clamp(0, 1) * 255) / 255
     cond = condition(loaded, lr, edge_margin=False)  # the window's margin keeps the U-Net's edge off the selection
     residual = ((fused * 2 - 1) - cond.up).mul(2).clamp(-1, 1)
@@ -393,7 +375,7 @@ def interpolate(request: Request, context: Context) -> np.ndarray:
     seed_b = (seed_a + 1) % 2**32 if seed_b is None else seed_b
     weight, mode = float(params["blend"]), params["mode"]
     level = int(params["noise_level"])
-    lr = to_tensor(request.image, context.device)
+    lr = image_to_tensor(request.image, context.device)
     cond = condition(loaded, lr)
     shape, device = cond.up.shape, cond.up.device
     noise_a, noise_b = SeededNoise(seed_a), SeededNoise(seed_b)

@@ -1,0 +1,64 @@
+"""What every model-backed method plugin does at run time, written once.
+
+Its weights file is found by name (with a message that says what to do when
+it is missing), the model built from it is kept for the next run on the same
+device (one model in memory at a time: they are large), the network runs in
+bfloat16 when the worker's device asks for it, and images cross from the
+API's ``H x W x 3`` arrays to ``1 x 3 x H x W`` tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import torch
+
+from sr_desk.api import Context, WeightFile
+from sr_desk.core.errors import SrDeskError
+
+__all__ = ["ModelCache", "autocast_for", "image_to_tensor"]
+
+Model = TypeVar("Model")
+
+
+class ModelCache(Generic[Model]):
+    """The model built from one weights file for one device, loaded on first use and kept.
+
+    ``missing`` is the message when the file is not installed (say how to
+    train or fetch it). A new file, a changed file or another device
+    replaces the kept model.
+    """
+
+    def __init__(self, weights: WeightFile, missing: str) -> None:
+        self.weights, self.missing = weights, missing
+        self._key: tuple[str, int, str] | None = None
+        self.model: Model | None = None
+
+    def get(self, context: Context, load: Callable[[Path, str], Model]) -> Model:
+        """The model for ``context``'s weights and device; ``load(path, device)`` builds it when needed."""
+        try:
+            path = context.weights.path(self.weights.name)
+        except FileNotFoundError:
+            raise SrDeskError(self.missing) from None
+        key = (str(path), path.stat().st_mtime_ns, str(context.device))
+        if key != self._key or self.model is None:
+            self._key, self.model = None, None  # let the old model go before the new one loads
+            self.model = load(path, context.device)
+            self._key = key
+        return self.model
+
+
+def autocast_for(context: Context) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast for the network when the worker's device runs in bfloat16; else nothing."""
+    if context.dtype == "bfloat16":
+        return torch.autocast(torch.device(context.device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def image_to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
+    """``H x W x 3`` float32 array to a ``1 x 3 x H x W`` float32 tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).to(device, torch.float32)
