@@ -22,9 +22,7 @@ from sr_desk.diffusion.weights_file import (
     CheckpointError,
     check_keys,
     key_problems,
-    looks_like_safetensors,
-    read_safetensors,
-    read_torch,
+    read_weights_file,
 )
 from sr_desk_plugins.dtls.config import DTLSConfig
 from sr_desk_plugins.dtls.network import DTLSUNet
@@ -84,14 +82,10 @@ def _official_state(obj: Any, name: str) -> dict[str, torch.Tensor]:
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], DTLSConfig, dict[str, str]]:
     """The U-Net weights in ``path``, their configuration and metadata; nothing is built yet."""
-    path = Path(path)
-    name = path.name
-    if not path.exists():
-        raise CheckpointError(f"weights file not found: {path}")
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a folder; pick the weights file inside it")
-    if looks_like_safetensors(path):
-        state, metadata = read_safetensors(path, name)
+    name = Path(path).name
+    file = read_weights_file(path)
+    if file.safetensors:
+        state, metadata = file.content, file.metadata
         if metadata.get("architecture") != ARCHITECTURE:
             raise CheckpointError(f"{name} holds a {metadata.get('architecture', 'unknown')!r} model, not DTLS")
         try:
@@ -99,7 +93,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], DTLSConfig,
         except (KeyError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{name} has no readable DTLS config in its metadata ({exc})") from None
         return {k: v.float() for k, v in state.items()}, config, metadata
-    state = _official_state(read_torch(path, name), name)
+    state = _official_state(file.content, name)
     return state, infer_official_config(state), {"format": "official-dtls"}
 
 

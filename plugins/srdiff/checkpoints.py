@@ -28,10 +28,9 @@ from torch import nn
 import sr_desk
 from sr_desk.core.atomic import atomic_write_bytes
 from sr_desk.diffusion.schedule import OFFICIAL_BUFFER_NAMES, cosine_schedule
-from sr_desk.diffusion.weights_file import CheckpointError, read_metadata, read_safetensors, read_torch
+from sr_desk.diffusion.weights_file import CheckpointError, read_metadata, read_weights_file
 from sr_desk.diffusion.weights_file import check_keys as _check_keys
 from sr_desk.diffusion.weights_file import key_problems as _key_problems
-from sr_desk.diffusion.weights_file import looks_like_safetensors as _looks_like_safetensors
 
 from .config import SRDiffConfig, infer_config, infer_encoder_config
 from .network import RRDBNet, SRDiffModel
@@ -141,16 +140,9 @@ def _extract_state(obj: Any, name: str) -> tuple[dict[str, torch.Tensor], dict[s
 
 
 def _read(path: str | Path, beta_s: float = 0.008) -> _Loaded:
-    path = Path(path)
-    name = path.name
-    if not path.exists():
-        raise CheckpointError(f"weights file not found: {path}")
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a folder; pick the weights file inside it")
-    if _looks_like_safetensors(path) or path.suffix.lower() == ".safetensors":
-        state, metadata = read_safetensors(path, name)
-    else:
-        state, metadata = _extract_state(read_torch(path, name), name)
+    name = Path(path).name
+    file = read_weights_file(path)
+    state, metadata = (file.content, file.metadata) if file.safetensors else _extract_state(file.content, name)
     timesteps = _check_schedule(state, name, beta_s)
     weights = {k: v for k, v in state.items() if k not in SCHEDULE_BUFFERS}
     if not weights:

@@ -14,6 +14,7 @@ import pickle
 import re
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from sr_desk.core.errors import SrDeskError
 
 __all__ = [
     "CheckpointError",
+    "WeightsFile",
     "bounded_int",
     "check_keys",
     "key_problems",
@@ -31,6 +33,7 @@ __all__ = [
     "read_metadata",
     "read_safetensors",
     "read_torch",
+    "read_weights_file",
 ]
 
 _FIRST_KEYS = 3
@@ -188,3 +191,28 @@ def check_keys(expected: Mapping[str, torch.Size], state: Mapping[str, torch.Ten
             f"{name} does not fit the {what}: {'; '.join(problems)} — refusing to run with random weights; "
             "use a complete checkpoint made for this network"
         )
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """What a weights file holds, read safely; the plugin makes sense of ``content``."""
+
+    #: The tensors of a safetensors file, or what a torch file unpickled to (tensors and plain types only).
+    content: Any
+    #: The safetensors header's metadata (empty for torch files).
+    metadata: dict[str, str]
+    safetensors: bool
+
+
+def read_weights_file(path: str | Path) -> WeightsFile:
+    """Open ``path`` as safetensors (by its header or its name) or as a ``weights_only`` torch file."""
+    path = Path(path)
+    name = path.name
+    if not path.exists():
+        raise CheckpointError(f"weights file not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; pick the weights file inside it")
+    if looks_like_safetensors(path) or path.suffix.lower() == ".safetensors":
+        state, metadata = read_safetensors(path, name)
+        return WeightsFile(state, metadata, safetensors=True)
+    return WeightsFile(read_torch(path, name), {}, safetensors=False)
