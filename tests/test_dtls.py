@@ -21,13 +21,13 @@ from sr_desk.diffusion.resolution import (
     two_call_sample,
 )
 from sr_desk.diffusion.weights_file import CheckpointError
-from sr_desk.engine.pipeline import JobSpec, prepare, run_job
 from sr_desk.engine.plugins import PluginHost
-from sr_desk.engine.worker import EventKind, JobState, Worker
+from sr_desk.engine.worker import EventKind
 from sr_desk_plugins.dtls.checkpoints import infer_official_config, load_model, save_safetensors
 from sr_desk_plugins.dtls.config import OFFICIAL_16_128, OFFICIAL_32_512, DTLSConfig
 from sr_desk_plugins.dtls.network import DTLSUNet
 from sr_desk_plugins.dtls.train import PRESETS, DTLSTask
+from tests.conftest import run_method
 
 TINY = PRESETS["tiny"]
 
@@ -248,14 +248,7 @@ def weights(tmp_path_factory):
 
 
 def run(host, image, weights_file, events=None, **fields):
-    method = host.method("dtls")
-    spec = prepare(method, JobSpec(method_id="dtls", weights=str(weights_file), **fields))
-    with Worker(device="cpu", on_event=(events.append if events is not None else None)) as worker:
-        job = worker.submit(lambda ctx: run_job(image, method, spec, ctx))
-        assert job.wait(120)
-    if job.state is JobState.FAILED:
-        raise SrDeskError(job.error)
-    return job.result
+    return run_method(image, host.method("dtls"), events, weights=str(weights_file), **fields)
 
 
 def test_dtls_is_listed_with_its_declared_parameters(host):

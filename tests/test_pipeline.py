@@ -7,9 +7,8 @@ from sr_desk.api import Capabilities, Method, Task
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import ImageData
 from sr_desk.core.resize import Filter, resize
-from sr_desk.engine.pipeline import JobSpec, MethodOutputError, prepare, run_job
-from sr_desk.engine.worker import JobState, Worker
-from tests.conftest import random_image
+from sr_desk.engine.pipeline import JobSpec, MethodOutputError, prepare
+from tests.conftest import random_image, run_method
 
 
 def document(rgb, alpha=None) -> ImageData:
@@ -29,40 +28,31 @@ BICUBIC = Method(id="bicubic-x", name="Bicubic", task=Task.UPSCALE,
                  run=lambda r, c: resize(r.image, r.output_size, Filter.BICUBIC))
 
 
-def run(image, method, events=None, **spec_fields):
-    spec = prepare(method, JobSpec(method_id=method.id, **spec_fields))
-    with Worker(device="cpu", on_event=(events.append if events is not None else None)) as worker:
-        job = worker.submit(lambda ctx: run_job(image, method, spec, ctx))
-        assert job.wait(60)
-    if job.state is JobState.FAILED:
-        raise SrDeskError(job.error)
-    return job.result
-
 
 def test_integer_scale_method_reaches_other_scales_via_lanczos(rng):
     image = document(random_image(rng, 10, 12))
-    assert run(image, NEAREST, scale=2).rgb.shape == (20, 24, 3)
-    assert run(image, NEAREST, scale=3).rgb.shape == (30, 36, 3)  # ran at x4, resized
-    assert run(image, NEAREST, size=(50, 17)).size == (50, 17)
-    assert run(image, NEAREST, size=(100, 100), fit=True).size == (100, 83)
+    assert run_method(image, NEAREST, scale=2).rgb.shape == (20, 24, 3)
+    assert run_method(image, NEAREST, scale=3).rgb.shape == (30, 36, 3)  # ran at x4, resized
+    assert run_method(image, NEAREST, size=(50, 17)).size == (50, 17)
+    assert run_method(image, NEAREST, size=(100, 100), fit=True).size == (100, 83)
 
 
 def test_default_scale_comes_from_the_method(rng):
     image = document(random_image(rng, 8, 8))
-    assert run(image, NEAREST).size == (32, 32)
+    assert run_method(image, NEAREST).size == (32, 32)
 
 
 def test_alpha_is_upscaled_separately_and_kept(rng):
     alpha = np.zeros((8, 8), np.float32)
     alpha[2:6, 2:6] = 1
-    result = run(document(random_image(rng, 8, 8), alpha), NEAREST, scale=2)
+    result = run_method(document(random_image(rng, 8, 8), alpha), NEAREST, scale=2)
     assert result.alpha is not None and result.alpha.shape == (16, 16)
     assert result.alpha[0, 0] == 0 and result.alpha[8, 8] == 1
 
 
 def test_region_outside_the_feather_is_the_bicubic_base_exactly(rng):
     image = document(random_image(rng, 40, 40))
-    result = run(image, NEAREST, scale=2, region=(10, 10, 8, 8), feather=2)
+    result = run_method(image, NEAREST, scale=2, region=(10, 10, 8, 8), feather=2)
     base = np.clip(resize(image.rgb, (80, 80), Filter.BICUBIC), 0, 1)
     far = np.ones((80, 80), bool)
     far[8:48, 8:48] = False  # region (20..36 in output) plus a generous feather
@@ -82,7 +72,7 @@ def test_an_interpolation_honours_the_region_too(rng):
     interpolate = Method(id="blend-x", name="Blend", task=Task.INTERPOLATE, run=blend,
                          capabilities=Capabilities(scales=(2,)))
     image = document(random_image(rng, 60, 60))
-    result = run(image, interpolate, scale=2, region=(10, 10, 8, 8), feather=2)
+    result = run_method(image, interpolate, scale=2, region=(10, 10, 8, 8), feather=2)
     assert seen == [(36, 36, 3)]  # the region's box and its margin, not the 60 x 60 photo
     base = np.clip(resize(image.rgb, (120, 120), Filter.BICUBIC), 0, 1)
     assert np.array_equal(result.rgb[100:, 100:], base[100:, 100:])
@@ -90,9 +80,9 @@ def test_an_interpolation_honours_the_region_too(rng):
 
 def test_tiled_run_equals_untiled(rng):
     image = document(random_image(rng, 70, 90))
-    whole = run(image, BICUBIC, scale=2, tile_size=0)
+    whole = run_method(image, BICUBIC, scale=2, tile_size=0)
     tiled_events = []
-    tiled = run(image, BICUBIC, tiled_events, scale=2, tile_size=32, tile_overlap=8)
+    tiled = run_method(image, BICUBIC, tiled_events, scale=2, tile_size=32, tile_overlap=8)
     assert np.abs(whole.rgb - tiled.rgb).max() < 1e-5
     progress = [e.step for e in tiled_events if e.kind.value == "progress"]
     assert progress == sorted(progress) and progress[-1] == 1000
@@ -100,7 +90,7 @@ def test_tiled_run_equals_untiled(rng):
 
 def test_previews_carry_the_box_they_belong_to(rng):
     events = []
-    run(document(random_image(rng, 40, 40)), NEAREST, events, scale=2, region=(10, 10, 8, 8), feather=1)
+    run_method(document(random_image(rng, 40, 40)), NEAREST, events, scale=2, region=(10, 10, 8, 8), feather=1)
     boxes = [e.preview_box for e in events if e.preview is not None]
     assert boxes and all(box[0] <= 20 and box[0] + box[2] >= 36 for box in boxes)
 
@@ -108,7 +98,7 @@ def test_previews_carry_the_box_they_belong_to(rng):
 def test_a_method_returning_the_wrong_size_fails_loudly(rng):
     wrong = Method(id="wrong", name="Wrong", task=Task.UPSCALE, run=lambda r, c: r.image)
     with pytest.raises(SrDeskError, match="returned 8x8, expected 16x16"):
-        run(document(random_image(rng, 8, 8)), wrong, scale=2)
+        run_method(document(random_image(rng, 8, 8)), wrong, scale=2)
     assert issubclass(MethodOutputError, SrDeskError)
 
 
@@ -127,7 +117,7 @@ def test_a_method_returning_values_that_are_not_an_image_fails_loudly(rng, value
     """Issue 18: NaN, Inf, integers, booleans, complex numbers and strings were saved as images with exit 0."""
     bad = Method(id="bad", name="Bad", task=Task.UPSCALE, run=lambda r, c: values((16, 16, 3)))
     with pytest.raises(SrDeskError, match=message.replace("(", r"\(").replace(".", r"\.")):
-        run(document(random_image(rng, 8, 8)), bad, scale=2)
+        run_method(document(random_image(rng, 8, 8)), bad, scale=2)
 
 
 def test_prepare_fixes_a_seed_and_validates_params(rng):
@@ -142,7 +132,7 @@ def test_an_editor_selection_of_any_shape_is_a_region(rng):
     image = document(random_image(rng, 40, 40))
     yy, xx = np.mgrid[:40, :40]
     disc = feather_mask(((xx - 20) ** 2 + (yy - 20) ** 2 <= 36).astype(np.float32), 2)
-    result = run(image, NEAREST, scale=2, selection=disc)
+    result = run_method(image, NEAREST, scale=2, selection=disc)
     base = np.clip(resize(image.rgb, (80, 80), Filter.BICUBIC), 0, 1)
     far = np.ones((80, 80), bool)
     far[20:60, 20:60] = False
@@ -150,13 +140,13 @@ def test_an_editor_selection_of_any_shape_is_a_region(rng):
     nearest = np.repeat(np.repeat(image.rgb, 2, 0), 2, 1)
     assert np.allclose(result.rgb[38:42, 38:42], nearest[38:42, 38:42], atol=1e-6)
     with pytest.raises(SrDeskError, match="selection is empty"):
-        run(image, NEAREST, scale=2, selection=np.zeros((40, 40), np.float32))
+        run_method(image, NEAREST, scale=2, selection=np.zeros((40, 40), np.float32))
 
 
 def test_region_previews_show_the_result_as_it_will_be_applied(rng):
     events = []
     image = document(random_image(rng, 60, 60))
-    run(image, NEAREST, events, scale=2, region=(20, 20, 10, 10), feather=1)
+    run_method(image, NEAREST, events, scale=2, region=(20, 20, 10, 10), feather=1)
     preview_event = next(e for e in events if e.preview is not None)
     x, y, w, h = preview_event.preview_box
     base = resize(image.rgb, (120, 120), Filter.BICUBIC)

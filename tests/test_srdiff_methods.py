@@ -18,6 +18,7 @@ from sr_desk_plugins.srdiff import methods as srdiff_methods
 from sr_desk_plugins.srdiff.checkpoints import save_safetensors
 from sr_desk_plugins.srdiff.config import SRDiffConfig
 from sr_desk_plugins.srdiff.network import SRDiffModel
+from tests.conftest import run_method
 
 TINY = SRDiffConfig(scale=4, rrdb_nf=8, rrdb_nb=2, rrdb_gc=4, unet_dim=8, dim_mults=(1, 2, 2, 2))
 
@@ -46,14 +47,7 @@ def document(rgb: np.ndarray) -> ImageData:
 
 
 def run(host, method_id, image, weights_file, events=None, **fields):
-    method = host.method(method_id)
-    spec = prepare(method, JobSpec(method_id=method_id, weights=str(weights_file), **fields))
-    with Worker(device="cpu", on_event=(events.append if events is not None else None)) as worker:
-        job = worker.submit(lambda ctx: run_job(image, method, spec, ctx))
-        assert job.wait(120)
-    if job.state is JobState.FAILED:
-        raise SrDeskError(job.error)
-    return job.result
+    return run_method(image, host.method(method_id), events, weights=str(weights_file), **fields)
 
 
 @pytest.fixture
