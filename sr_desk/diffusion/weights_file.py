@@ -34,6 +34,7 @@ __all__ = [
     "read_safetensors",
     "read_torch",
     "read_weights_file",
+    "write_safetensors",
 ]
 
 _FIRST_KEYS = 3
@@ -216,3 +217,33 @@ def read_weights_file(path: str | Path) -> WeightsFile:
         state, metadata = read_safetensors(path, name)
         return WeightsFile(state, metadata, safetensors=True)
     return WeightsFile(read_torch(path, name), {}, safetensors=False)
+
+
+def write_safetensors(
+    state: Mapping[str, torch.Tensor],
+    path: str | Path,
+    *,
+    architecture: str,
+    config_json: str,
+    expected: Mapping[str, torch.Size],
+    metadata: Mapping[str, str] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> None:
+    """Write a model's weights as sr-desk safetensors, atomically, with its architecture and config in the header.
+
+    Refuses a state that does not fit ``expected`` (key names and shapes), so
+    a file that was written can always be loaded strictly again.
+    """
+    import sr_desk
+    from sr_desk.core.atomic import atomic_write_bytes
+
+    problems = key_problems(expected, state)
+    if problems:
+        raise ValueError(f"weights do not match the config: {'; '.join(problems)}")
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()}
+    meta = {"version": sr_desk.__version__, **(metadata or {})}
+    meta.update(format="sr-desk", architecture=architecture, config=config_json,
+                dtype=str(dtype).removeprefix("torch."))
+    from safetensors.torch import save
+
+    atomic_write_bytes(path, save(tensors, metadata=meta))
