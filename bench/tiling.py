@@ -55,7 +55,7 @@ def main() -> None:
             Path(tmp) / "out.npy", mode="w+", dtype=np.float32, shape=(out_size[1], out_size[0], 3)
         )
         mapped, t_mapped, m_mapped = measure(
-            lambda: tiled_upscale(image, SCALE, bicubic, tile=args.tile, overlap=args.overlap, out=target)
+            lambda out=target: tiled_upscale(image, SCALE, bicubic, tile=args.tile, overlap=args.overlap, out=out)
         )
         diff_mapped = float(np.abs(np.asarray(mapped) - whole).max())
         del mapped, target

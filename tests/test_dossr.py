@@ -1,0 +1,238 @@
+"""DoSSR: the network, its checkpoints, the method in the app and its trainer (the maths: test_domain_shift.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sr_desk.cli import main
+from sr_desk.core.errors import SrDeskError
+from sr_desk.core.imageio import ImageData
+from sr_desk.diffusion.weights_file import CheckpointError
+from sr_desk.engine.plugins import PluginHost
+from sr_desk.engine.worker import EventKind
+from sr_desk_plugins.dossr.checkpoints import load_model, save_safetensors
+from sr_desk_plugins.dossr.config import DoSSRConfig
+from sr_desk_plugins.dossr.network import DoSSRUNet
+from sr_desk_plugins.dossr.process import integer_scale, pre_restore, process_for, restore
+from sr_desk_plugins.dossr.train import GRID_SHARE, PRESETS, DoSSRTask
+from tests.conftest import run_method
+
+TINY = PRESETS["tiny"]
+
+
+def random_network(config: DoSSRConfig = TINY, seed: int = 0) -> DoSSRUNet:
+    """A network whose head is not zero, so that it changes its input (a trained one does)."""
+    torch.manual_seed(seed)
+    network = DoSSRUNet(config)
+    torch.nn.init.normal_(network.head.weight, std=0.05)
+    return network.eval()
+
+
+# -- network and checkpoints ----------------------------------------------------------------------
+
+
+def test_an_untrained_network_returns_the_pre_restored_input():
+    network = DoSSRUNet(TINY)
+    x_t, x_hat = torch.randn(2, 3, 16, 24), torch.rand(2, 3, 16, 24)
+    assert torch.equal(network(x_t, x_hat, 499), x_hat)
+    assert random_network()(x_t, x_hat, torch.tensor([3, 400])).shape == x_hat.shape
+
+
+def test_the_time_step_changes_the_prediction():
+    network = random_network()
+    x = torch.rand(1, 3, 16, 16)
+    assert not torch.allclose(network(x, x, 0), network(x, x, 499))
+
+
+def test_safetensors_round_trip_and_foreign_files_are_refused(tmp_path):
+    network = random_network()
+    path = tmp_path / "dossr.safetensors"
+    save_safetensors(network, TINY, path, metadata={"steps": "7"})
+    loaded, config, metadata = load_model(path)
+    assert config == TINY and metadata["steps"] == "7" and metadata["architecture"] == "dossr"
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.equal(loaded(x, x, 100), network(x, x, 100))
+    other = DoSSRConfig(width=16, mults=(1, 2), attention=False, unshuffle=2)
+    with pytest.raises(ValueError, match="do not match"):
+        save_safetensors(network, other, tmp_path / "bad.safetensors")
+    torch.save(network.state_dict(), tmp_path / "state.pt")
+    with pytest.raises(CheckpointError, match="not a DoSSR safetensors"):
+        load_model(tmp_path / "state.pt")
+
+
+def test_a_pickle_that_would_run_code_is_refused(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.ckpt"
+    path.write_bytes(pickle.dumps({"state_dict": Evil()}))
+    with pytest.raises(CheckpointError):
+        load_model(path)
+
+
+@pytest.mark.parametrize(("field", "value"), [("width", 10**9), ("mults", [1, 10**9]), ("unshuffle", "4"),
+                                              ("attention", 1), ("t1", 5000)])
+def test_config_values_in_a_header_are_checked(field, value):
+    data = {**TINY.__dict__, field: value}
+    with pytest.raises(ValueError):
+        DoSSRConfig(**data)
+
+
+# -- sampler glue ---------------------------------------------------------------------------------
+
+
+def test_pre_restoration_is_the_no_model_reference():
+    from sr_desk.diffusion.consistency import back_project
+    from sr_desk.diffusion.imresize import imresize
+
+    lr = torch.rand(1, 3, 8, 10)
+    expected = back_project(imresize(lr, scale=4.0), lr, 4, 3)
+    torch.testing.assert_close(pre_restore(lr, (32, 40)), expected)
+    assert integer_scale(lr, (32, 40)) == 4 and integer_scale(lr, (27, 34)) is None
+    torch.testing.assert_close(pre_restore(lr, (27, 34)), imresize(lr, size=(27, 34)))
+
+
+def test_restore_pads_to_the_network_multiple_and_crops_back():
+    network = random_network()
+    lr = torch.rand(1, 3, 7, 9)
+    calls = []
+    out = restore(network, lr, (21, 27), process_for(1000, 500), generator=torch.Generator().manual_seed(0),
+                  multiple=TINY.size_multiple, callback=lambda k, n, x0: calls.append(x0.shape))
+    assert out.shape == (1, 3, 21, 27)
+    assert calls == [(1, 3, 21, 27)] * 5
+
+
+# -- the method in the app ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def host():
+    h = PluginHost()
+    h.discover()
+    return h
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("weights") / "dossr-tiny.safetensors"
+    save_safetensors(random_network(), TINY, path)
+    return path
+
+
+def run(host, image, weights_file, events=None, **fields):
+    return run_method(image, host.method("dossr"), events, weights=str(weights_file), **fields)
+
+
+def test_dossr_is_listed_with_its_declared_parameters(host):
+    method = host.method("dossr")
+    assert {p.name for p in method.param_set} == {"steps", "solver", "color_fix", "lr_consistency"}
+    caps = method.capabilities
+    assert caps.arbitrary_scale and caps.previews and caps.seeds
+
+
+def test_upscale_is_deterministic_by_seed_and_previews_every_call(host, weights, rng):
+    image = ImageData(rgb=rng.random((12, 10, 3), dtype=np.float32))
+    events = []
+    a = run(host, image, weights, events, scale=4, seed=5)
+    assert a.size == (40, 48)
+    previews = [e for e in events if e.kind is EventKind.PROGRESS and e.preview is not None]
+    assert len(previews) == 5 and previews[0].preview.shape == (48, 40, 3)
+    assert np.array_equal(a.rgb, run(host, image, weights, scale=4, seed=5).rgb)
+    assert not np.array_equal(a.rgb, run(host, image, weights, scale=4, seed=6).rgb)
+
+
+@pytest.mark.parametrize("solver", ["dos-sde-1", "dos-sde-2", "dos-sde-3", "ddim"])
+def test_every_solver_runs_in_the_app(host, weights, rng, solver):
+    image = ImageData(rgb=rng.random((8, 8, 3), dtype=np.float32))
+    result = run(host, image, weights, scale=2, params={"solver": solver, "steps": 3})
+    assert result.size == (16, 16) and np.isfinite(result.rgb).all()
+
+
+def test_a_draft_takes_one_call(host, weights, rng):
+    image = ImageData(rgb=rng.random((8, 8, 3), dtype=np.float32))
+    events = []
+    run(host, image, weights, events, scale=4, draft=True)
+    assert len([e for e in events if e.preview is not None]) == 1
+
+
+def test_exact_sizes_non_integer_scales_and_shrinks(host, weights, rng):
+    image = ImageData(rgb=rng.random((9, 16, 3), dtype=np.float32))
+    assert run(host, image, weights, size=(50, 30)).size == (50, 30)
+    assert run(host, image, weights, scale=2.7).size == (43, 24)
+    with pytest.raises(SrDeskError, match="only enlarges"):
+        run(host, image, weights, scale=0.5)
+
+
+def test_lr_consistency_pulls_the_result_onto_the_input(host, weights, rng):
+    from sr_desk.diffusion.imresize import imresize
+
+    image = ImageData(rgb=rng.random((12, 12, 3), dtype=np.float32) * 0.6 + 0.2)
+    errors = []
+    for on in (False, True):
+        result = run(host, image, weights, scale=4, params={"lr_consistency": on})
+        down = imresize(torch.from_numpy(result.rgb).permute(2, 0, 1)[None], scale=0.25)[0].permute(1, 2, 0)
+        errors.append(float(np.abs(down.numpy() - image.rgb).mean()))
+    assert errors[1] < 0.5 * errors[0]
+
+
+def test_a_region_upscale_changes_only_the_region(host, weights, rng):
+    image = ImageData(rgb=rng.random((16, 16, 3), dtype=np.float32))
+    events = []
+    result = run(host, image, weights, events, scale=4, region=(4, 4, 8, 8), feather=0)
+    assert result.size == (64, 64)
+    assert any(e.preview is not None for e in events)
+
+
+# -- training -------------------------------------------------------------------------------------
+
+
+def test_steps_are_drawn_reproducibly_below_t1_with_weight_on_the_sampler_grid():
+    task = DoSSRTask(TINY, DoSSRUNet(TINY))
+    draw = lambda: task.sample_steps(8000, torch.Generator().manual_seed(3))  # noqa: E731
+    steps = draw()
+    assert torch.equal(steps, draw())
+    assert int(steps.max()) < TINY.t1
+    on_grid = float(torch.isin(steps, torch.tensor([100, 200, 299, 399, 499])).float().mean())
+    assert on_grid == pytest.approx(GRID_SHARE, abs=0.03)
+
+
+def test_a_training_step_runs_and_the_loss_is_l1_on_x0():
+    task = DoSSRTask(TINY, DoSSRUNet(TINY))
+    hr = torch.rand(4, 3, 24, 24)
+    lr = torch.nn.functional.avg_pool2d(hr, 4)
+    loss = task.loss(task.module, lr, hr, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert loss.ndim == 0 and float(loss.detach()) > 0
+    assert task.module.head.weight.grad is not None and task.module.head.weight.grad.abs().sum() > 0
+    assert task.predict(task.module.eval(), lr).shape == hr.shape
+
+
+@pytest.mark.slow
+def test_train_resume_export_and_upscale_from_the_cli(tmp_path, rng, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(12):
+        smooth = np.kron(rng.random((6, 8, 3)), np.ones((12, 12, 1)))
+        Image.fromarray((smooth * 255).astype(np.uint8)).save(photos / f"photo_{i:02d}.png")
+    out = tmp_path / "run"
+    common = ["train", "dossr", "--data", str(photos), "--out", str(out), "--preset", "tiny", "--batch", "2",
+              "--patch", "24", "--log-every", "1", "--ckpt-every", "2", "--val-every", "2", "--no-progress"]
+    assert main([*common, "--steps", "2"]) == 0
+    assert main([*common, "--steps", "3", "--resume"]) == 0
+    assert "resumed dossr at step 2" in capsys.readouterr().err
+    weights = tmp_path / "dossr.safetensors"
+    assert main(["train", "dossr", "--out", str(out), "--export", str(weights), "--fp16"]) == 0
+    _, config, metadata = load_model(weights)
+    assert config == TINY and metadata["steps"] == "3"
+    small = tmp_path / "small.png"
+    Image.open(photos / "photo_00.png").resize((20, 12)).save(small)
+    result = tmp_path / "out.png"
+    assert main(["upscale", str(small), "-o", str(result), "--method", "dossr", "--weights", str(weights),
+                 "--size", "64x40"]) == 0
+    assert Image.open(result).size == (64, 40)
