@@ -50,7 +50,7 @@ iterative back-projection, i.e. what LR consistency does with no model at all.
 when the paper's 100-step ancestral sampler is in the run, prints the fewest
 steps whose PSNR is within 0.2 dB and LR-PSNR within 1 dB of it. ``--color-lock
 both`` adds a colour-locked twin of every SRDiff row. ``--grid FILE`` writes a
-PNG of centre crops (LR, bicubic, encoder, DTLS, SRDiff, ground truth) for up to
+PNG of centre crops (LR, bicubic, encoder, DTLS, DoSSR, SRDiff, ground truth) for up to
 three photos.
 """
 
@@ -81,6 +81,9 @@ MAX_SIDE = 1536  # as training loads photos (load_photo / make-train-pack)
 SRDIFF = "srdiff"
 ENCODER = "srdiff-encoder"
 DTLS = "dtls"
+DOSSR = "dossr"
+#: DoSSR rows of the default run: the paper's three solver orders at 5 steps (the first is the app's default).
+DOSSR_ROWS = ("dossr", "dossr:solver=dos-sde-2", "dossr:solver=dos-sde-1")
 PSNR_TOLERANCE_DB = 0.2  # the default-steps rule: PSNR within this of the 100-step sampler
 LR_PSNR_TOLERANCE_DB = 1.0  # ... and LR-PSNR within this
 GRID_ROWS = 3
@@ -281,7 +284,7 @@ def default_srdiff() -> MethodSpec:
 
 def default_methods() -> str:
     srdiff = [default_srdiff().label, "srdiff:ancestral:100"]
-    return ",".join(["bicubic", "lanczos", BACK_PROJECTED_BICUBIC, ENCODER, DTLS, *srdiff])
+    return ",".join(["bicubic", "lanczos", BACK_PROJECTED_BICUBIC, ENCODER, DTLS, *DOSSR_ROWS, *srdiff])
 
 
 def expand_specs(specs: Sequence[MethodSpec], steps_sweep: Sequence[int], color_lock: str) -> list[MethodSpec]:
@@ -647,6 +650,8 @@ def grid_columns(rows: Sequence[RowResult]) -> list[tuple[str, str]]:
         columns.append(("SRDiff encoder", ENCODER))
     if DTLS in labels:
         columns.append(("DTLS", DTLS))
+    if DOSSR in labels:
+        columns.append(("DoSSR", DOSSR))
     default = default_srdiff().label
     srdiff = [r.label for r in rows if r.spec.method_id == SRDIFF and not r.spec.color_lock and not r.error]
     if default in labels:

@@ -73,6 +73,8 @@ def _secondary(label: QLabel) -> None:
     label.setFont(font)
 
 
+#: Most seeds one Run may try (each is a full run, one after another).
+MAX_VARIATIONS = 8
 CANCELLING = "cancelling… (after the current step)"
 
 
@@ -194,6 +196,17 @@ class MethodPanel(QWidget):
         self.seed_label = QLabel(_JOB_SEED.label, self)
         self.seed_label.setToolTip(_JOB_SEED.help)
         general.addRow(self.seed_label, self.seed_widget)
+        self.variations_spin = QSpinBox(self)
+        self.variations_spin.setRange(1, MAX_VARIATIONS)
+        self.variations_spin.setSpecialValueText("one")
+        self.variations_spin.setSuffix(" seeds")
+        self.variations_spin.setToolTip(
+            "Run this many seeds one after another, then pick the result you like: the seed changes fine "
+            "texture (eyes, hair, grain)")
+        self.variations_label = QLabel("Try", self)
+        self.variations_label.setToolTip(self.variations_spin.toolTip())
+        self.variations_label.setBuddy(self.variations_spin)
+        general.addRow(self.variations_label, self.variations_spin)
 
         self.params_group = QGroupBox("Parameters", self)
         self.form = QFormLayout(self.params_group)
@@ -246,6 +259,7 @@ class MethodPanel(QWidget):
         self.size_height.valueChanged.connect(lambda _v: self._remember_general())
         self.fit_check.toggled.connect(lambda _v: self._remember_general())
         self.seed_widget.changed.connect(lambda _v: self._remember_general())
+        self.variations_spin.valueChanged.connect(lambda _v: self._remember_general())
         self.selection_check.toggled.connect(self._selection_toggled)
         self.live_check.toggled.connect(self._live_toggled)
         self.run_button.clicked.connect(self.request_run)
@@ -362,7 +376,8 @@ class MethodPanel(QWidget):
             if method is None:
                 self.description.setText("No method is installed for this task.")
                 self.method_combo.setToolTip("")
-                for widget in (self.scale_label, self.scale_box, self.seed_label, self.seed_widget, self.live_check):
+                for widget in (self.scale_label, self.scale_box, self.seed_label, self.seed_widget, self.live_check,
+                               self.variations_label, self.variations_spin):
                     widget.setVisible(False)
                 return
             self.description.setText(method.description)
@@ -391,6 +406,10 @@ class MethodPanel(QWidget):
             self.seed_label.setVisible(seeds)
             self.seed_widget.setVisible(seeds)
             self.seed_widget.set_value(memory.get("seed"))
+            tries = seeds and method.task is not Task.INTERPOLATE  # interpolation has its two seeds already
+            self.variations_label.setVisible(tries)
+            self.variations_spin.setVisible(tries)
+            self.variations_spin.setValue(memory.get("variations", 1))
             self.live_check.setVisible(method.task is Task.INTERPOLATE)
             if method.task is not Task.INTERPOLATE:
                 self.live_check.setChecked(False)
@@ -484,6 +503,7 @@ class MethodPanel(QWidget):
         memory["size"] = (self.size_width.value(), self.size_height.value())
         memory["fit"] = self.fit_check.isChecked()
         memory["seed"] = self.seed_widget.value()
+        memory["variations"] = self.variations_spin.value()
 
     def _param_changed(self, param: Any, value: Any) -> None:
         if self._building or self._method is None:
@@ -519,6 +539,13 @@ class MethodPanel(QWidget):
             # The preview must follow the slider, not jump with a fresh seed every run.
             self.seed_widget.roll()
         self.run_button.setEnabled(self._method is not None and (not self._running or on))
+
+    def variations(self) -> int:
+        """How many seeds a Run tries (1: an ordinary run); only for methods with seeds."""
+        method = self._method
+        if method is None or not method.capabilities.seeds or method.task is Task.INTERPOLATE:
+            return 1
+        return int(self.variations_spin.value())
 
     def live(self) -> bool:
         """True when the live checkbox is on (interpolation methods only)."""

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QObject, QRectF
@@ -22,6 +23,7 @@ from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import QDialog, QVBoxLayout
 
 from sr_desk.api import ImageInput, Method, Task
+from sr_desk.api.params import MAX_SEED
 from sr_desk.core.imageio import ImageData
 from sr_desk.core.placement import cover_box
 from sr_desk.core.resize import Filter, resize
@@ -36,6 +38,7 @@ from sr_desk.ui.placement import ImagePlacement, PlaceImageTool
 from sr_desk.ui.plugins_dialog import PluginsDialog
 from sr_desk.ui.preferences import PreferencesDialog
 from sr_desk.ui.qimage import rgb_to_qimage
+from sr_desk.ui.seed_picker import SeedPicker, SeedResult
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,22 @@ class RunningJob:
     method: Method
     output_size: tuple[int, int]
     live: bool
+
+
+@dataclass
+class SeedTrial:
+    """A Run that tries several seeds one after another; the user picks one result when all are done."""
+
+    spec: JobSpec
+    seeds: list[int]
+    #: ``(x, y, w, h)`` of the changed region in the result's pixels: where the picker's crops come from.
+    box: tuple[int, int, int, int]
+    results: list[SeedResult] = field(default_factory=list)
+
+    @property
+    def next_seed(self) -> int | None:
+        done = len(self.results)
+        return self.seeds[done] if done < len(self.seeds) else None
 
 
 class Workbench(QObject):
@@ -67,6 +86,8 @@ class Workbench(QObject):
         self.compare_view = CompareView()
         self.compare_window = self._compare_window()
         self.job: RunningJob | None = None
+        self.trial: SeedTrial | None = None
+        self.seed_picker: SeedPicker | None = None
         self.plugins_dialog: PluginsDialog | None = None
         self.last_result: tuple[ImageData, ImageData, str] | None = None  # (input, result, label)
         self.previous_result: tuple[ImageData, ImageData, str] | None = None
@@ -138,7 +159,7 @@ class Workbench(QObject):
         panel.cancel_requested.connect(controller.cancel)
         panel.message.connect(self.window.show_message)
         controller.started.connect(self._on_started)
-        controller.progress.connect(panel.set_progress)
+        controller.progress.connect(self._on_progress)
         controller.preview.connect(self._on_preview)
         controller.finished.connect(self._on_finished)
         controller.failed.connect(self._on_failed)
@@ -236,12 +257,43 @@ class Workbench(QObject):
         except Exception as exc:  # a bad scale or size: the panel validated most, say the rest
             self.window.show_message(str(exc), "error")
             return
+        self.trial = None
+        tries = 1 if spec.draft else self.panel.variations()
+        if tries > 1:
+            base = spec.seed if spec.seed is not None else random.randint(0, MAX_SEED)
+            seeds = [(base + k) % (MAX_SEED + 1) for k in range(tries)]
+            box = self._changed_box(document.image.size, output_size, selection.bbox if spec.selection is not None else None)
+            self.trial = SeedTrial(spec, seeds, box)
+            spec = dataclasses.replace(spec, seed=seeds[0])
+        self._start(view, method, spec, output_size)
+
+    def _start(self, view: DocumentView, method: Method, spec: JobSpec, output_size: tuple[int, int]) -> None:
+        image = view.document.image
         # Only the slider's own runs (drafts) stay previews: Run applies its result even with Live ticked.
-        self.job = RunningJob(view, document.image, method, output_size, live=spec.draft)
-        if self.controller.start(document.image, method, spec) < 0:
-            self.job = None
+        self.job = RunningJob(view, image, method, output_size, live=spec.draft)
+        if self.controller.start(image, method, spec) < 0:
+            self.job, self.trial = None, None
         elif self.window.tool_name == PlaceImageTool.name:
             self.window.set_tool(self._tool_before_place)  # placing is done: show the result, not the donor
+
+    @staticmethod
+    def _changed_box(
+        source_size: tuple[int, int], output_size: tuple[int, int], bbox: tuple[int, int, int, int] | None
+    ) -> tuple[int, int, int, int]:
+        """The selection's box (or the whole image) in the result's pixels."""
+        if bbox is None:
+            return (0, 0, *output_size)
+        fx, fy = output_size[0] / source_size[0], output_size[1] / source_size[1]
+        x, y, w, h = bbox
+        return round(x * fx), round(y * fy), max(1, round(w * fx)), max(1, round(h * fy))
+
+    def _on_progress(self, fraction: float, text: str) -> None:
+        trial = self.trial
+        if trial is None:
+            self.panel.set_progress(fraction, text)
+            return
+        done, total = len(trial.results), len(trial.seeds)
+        self.panel.set_progress((done + fraction) / total, f"seed {done + 1} of {total}: {text}")
 
     def _on_started(self, job_id: int, device: str) -> None:
         self.panel.set_running(True)
@@ -262,6 +314,7 @@ class Workbench(QObject):
             return
         document = job.view.document
         if document.image is not job.source:
+            self.trial = None
             self.window.show_message("The image changed while the method ran; its result was not applied.", "warning")
             job.view.canvas.clear_preview()
             return
@@ -269,7 +322,43 @@ class Workbench(QObject):
             # A live result stays a preview over the whole image; Run applies it.
             job.view.canvas.show_preview(result.rgb, (0, 0, *result.size), box_space=result.size)
             return
-        label = self._label(job.method, job.source, result, spec)
+        trial = self.trial
+        if trial is not None:
+            trial.results.append(SeedResult(int(spec.seed or 0), result))
+            seed = trial.next_seed
+            if seed is not None:
+                self._start(job.view, job.method, dataclasses.replace(trial.spec, seed=seed), job.output_size)
+                return
+            self.trial = None
+            self._offer_results(job, trial)
+            return
+        self._apply(job, result, self._label(job.method, job.source, result, spec))
+
+    def _offer_results(self, job: RunningJob, trial: SeedTrial) -> None:
+        """The picker over every seed's result; the chosen one is applied, the preview goes either way."""
+        job.view.canvas.clear_preview()
+        if self.seed_picker is not None:
+            self.seed_picker.deleteLater()
+        picker = SeedPicker(trial.results, trial.box, self.window)
+
+        def picked(item: SeedResult) -> None:
+            if job.view not in self.window.document_views() or job.view.document.image is not job.source:
+                self.window.show_message("The image changed; the picked result was not applied.", "warning")
+                return
+            label = f"{self._label(job.method, job.source, item.result, trial.spec)}, seed {item.seed}"
+            self._apply(job, item.result, label)
+            self.panel.seed_widget.set_value(item.seed)  # Run again gives this result again
+
+        picker.picked.connect(picked)
+        picker.discarded.connect(lambda: self.window.show_message(
+            f"None of the {len(trial.results)} results was applied; the image is as it was.", "info"))
+        self.seed_picker = picker
+        picker.show()
+        picker.raise_()
+
+    def _apply(self, job: RunningJob, result: ImageData, label: str) -> None:
+        """The result on the document as one undo step; it becomes what Compare shows."""
+        document = job.view.document
         document.replace_image(result, label)
         self.previous_result, self.last_result = self.last_result, (job.source, result, label)
         self.compare_action.setEnabled(True)
@@ -286,7 +375,7 @@ class Workbench(QObject):
         self.window.show_message("Cancelled; the image is as it was.", "info")
 
     def _end_run(self) -> None:
-        job, self.job = self.job, None
+        job, self.job, self.trial = self.job, None, None
         self.panel.set_running(False)
         self.panel.set_progress(0.0, "")
         if job is not None and job.view in self.window.document_views():

@@ -30,6 +30,12 @@ def nearest_with_previews(request, context):
     return result
 
 
+def seeded_x2(request, context):
+    """Brightness from the seed, so that each seed's result can be told apart."""
+    context.report(1, 1, preview=np.zeros((request.output_size[1], request.output_size[0], 3), np.float32))
+    return np.repeat(np.repeat(request.image, 2, 0), 2, 1) * 0 + (request.seed % 10) / 10
+
+
 placed_donors: list = []
 
 
@@ -64,6 +70,8 @@ class FakePlugin:
                    params=[FloatParam(name="gain", default=1.0, minimum=0.0, maximum=2.0, help="Brightness"),
                            FloatParam(name="slow", default=0.0, minimum=0.0, maximum=1.0)],
                    capabilities=Capabilities(scales=(2,), default_scale=2, previews=True)),
+            Method(id="fake-seeded", name="Fake seeded", task=Task.UPSCALE, run=seeded_x2,
+                   capabilities=Capabilities(scales=(2,), default_scale=2, previews=True, seeds=True)),
             Method(id="fake-blend", name="Fake blend", task=Task.INTERPOLATE, run=blend_x2,
                    params=[FloatParam(name="blend", default=0.5, minimum=0.0, maximum=1.0)],
                    capabilities=Capabilities(scales=(2,), default_scale=2, previews=True)),
@@ -290,3 +298,43 @@ def test_an_untouched_donor_follows_the_selection(window, bench, make_png, qtbot
     document.set_selection(Selection.rect(document.image.size, (10, 10, 20, 20)), "Rectangle")
     assert bench.placement.as_tuple() == (10, 0, 20, 40)
     assert bench.panel.param_widgets["donor"].value().placement == (10, 0, 20, 40)
+
+
+def start_seed_trial(qtbot, bench, view, tries, seed=20):
+    bench.panel.select_method("fake-seeded")
+    bench.panel.seed_widget.set_value(seed)
+    bench.panel.variations_spin.setValue(tries)
+    bench.panel.request_run()
+    qtbot.waitUntil(lambda: bench.seed_picker is not None and bench.seed_picker.isVisible(), timeout=30000)
+    return bench.seed_picker
+
+
+def test_trying_seeds_offers_every_result_and_applies_the_pick_as_one_step(window, bench, make_png, qtbot):
+    view = window.open_paths([make_png("a.png", size=(12, 8))])[0]
+    steps = len(view.document.history.labels)
+    picker = start_seed_trial(qtbot, bench, view, 3)
+    assert [r.seed for r in picker.results] == [20, 21, 22]
+    assert [b.text() for b in picker.buttons] == ["seed 20", "seed 21", "seed 22"]
+    assert view.document.image.size == (12, 8), "nothing is applied before the pick"
+    picker.choose(1)
+    assert view.document.image.size == (24, 16)
+    assert np.allclose(view.document.image.rgb, 0.1)  # seed 21
+    assert len(view.document.history.labels) == steps + 1
+    assert view.document.history.labels[-1] == "Fake seeded \u00d72, seed 21"
+    assert bench.panel.seed_widget.value() == 21
+
+
+def test_discarding_the_seeds_leaves_the_image_as_it_was(window, bench, make_png, qtbot):
+    view = window.open_paths([make_png("a.png", size=(12, 8))])[0]
+    before = view.document.image.rgb.copy()
+    picker = start_seed_trial(qtbot, bench, view, 2)
+    picker.reject()
+    assert np.array_equal(view.document.image.rgb, before)
+    assert "None of the 2 results" in window.banner.text()
+
+
+def test_the_seed_row_shows_only_for_methods_with_seeds(window, bench):
+    bench.panel.select_method("fake-seeded")
+    assert not bench.panel.variations_spin.isHidden()
+    bench.panel.select_method("fake-x2")
+    assert bench.panel.variations_spin.isHidden() and bench.panel.variations() == 1
