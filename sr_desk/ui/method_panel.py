@@ -198,7 +198,7 @@ class MethodPanel(QWidget):
         general.addRow(self.seed_label, self.seed_widget)
         self.variations_spin = QSpinBox(self)
         self.variations_spin.setRange(1, MAX_VARIATIONS)
-        self.variations_spin.setSpecialValueText("one")
+        self.variations_spin.setSpecialValueText("1 seed")
         self.variations_spin.setSuffix(" seeds")
         self.variations_spin.setToolTip(
             "Run this many seeds one after another, then pick the result you like: the seed changes fine "
