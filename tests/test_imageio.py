@@ -745,3 +745,17 @@ def test_temporary_files_of_a_killed_process_are_removed_at_the_next_start(tmp_p
     atomic.set_journal(None)
     assert not stale.exists() and fresh.exists() and (folder / "a.png").exists()  # never anything but our temps
     assert journal.read_text() == f"{fresh}\n"
+
+
+def test_a_palette_png_without_its_palette_is_a_one_line_error(tmp_path: Path) -> None:
+    """Pillow asserts on it (AssertionError); the user gets the loader's own message."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", 4, 4, 8, 3, 0, 0, 0)  # 8-bit palette, no PLTE chunk follows
+    pixels = zlib.compress(b"".join(b"\x00" + bytes([0, 1, 2, 3]) for _ in range(4)))
+    path = tmp_path / "no-plte.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+    with pytest.raises(ImageReadError, match="palette image without its palette"):
+        load_image(path)

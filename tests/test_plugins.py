@@ -225,3 +225,18 @@ def test_a_plugin_slow_to_import_gets_a_safe_mode_hint(site_dir, capsys, monkeyp
     host = discover()
     assert record(host, "sluggish").ok
     assert "plugin 'sluggish' is taking long to load; if it hangs, start with SR_DESK_SAFE_MODE=1" in capsys.readouterr().err
+
+
+def test_a_plugin_printing_while_it_runs_writes_to_stderr_not_stdout(site_dir, capsys, tmp_path):
+    """Issue 18: plugin output was passed through to stdout, where piped CLI output goes."""
+    from PIL import Image
+
+    from sr_desk.cli import main
+
+    install_fake_plugin(site_dir, "talker", GOOD.replace("def run(request, context):\n",
+                                                         "def run(request, context):\n    print('working hard')\n"))
+    source = tmp_path / "in.png"
+    Image.new("RGB", (4, 4), (10, 20, 30)).save(source)
+    assert main(["upscale", str(source), "-o", str(tmp_path / "out.png"), "--method", "good-double"]) == 0
+    out = capsys.readouterr()
+    assert "working hard" not in out.out and "working hard" in out.err

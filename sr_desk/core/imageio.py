@@ -117,6 +117,7 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
     IndexError,
     KeyError,
     TypeError,
+    AssertionError,  # Pillow asserts on structures a valid file always has (a palette image's palette, say)
 )
 if ImageCms is not None:
     _DECODE_ERRORS += (ImageCms.PyCMSError,)
@@ -254,6 +255,8 @@ def _decode(f: BinaryIO, name: str, head: bytes, limit: int) -> ImageData:
             )
         try:
             im.load()
+            if im.mode in ("P", "PA") and im.palette is None:
+                raise ImageReadError(f"{corrupt} (a palette image without its palette)")
             upright = _apply_orientation(im)
             exif = _extract_exif(im)
             return _to_image_data(im, upright, exif, name)

@@ -8,7 +8,9 @@ images into tiles, and keeping the alpha channel.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +181,8 @@ def _call_method(
         mask=mask,
         draft=spec.draft,
     )
-    result = method.run(request, context)
+    with contextlib.redirect_stdout(sys.stderr):  # a plugin's print() must not mix into the CLI's output
+        result = method.run(request, context)
     if not isinstance(result, np.ndarray) or result.ndim != 3 or result.shape[2] != 3:
         got = getattr(result, "shape", type(result).__name__)
         raise MethodOutputError(f"method {method.id!r} returned {got}, not an H x W x 3 image")
