@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtWidgets import QApplication, QWidget
 
 from sr_desk.core.selection import Selection

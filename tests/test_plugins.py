@@ -240,3 +240,28 @@ def test_a_plugin_printing_while_it_runs_writes_to_stderr_not_stdout(site_dir, c
     assert main(["upscale", str(source), "-o", str(tmp_path / "out.png"), "--method", "good-double"]) == 0
     out = capsys.readouterr()
     assert "working hard" not in out.out and "working hard" in out.err
+
+
+@pytest.mark.slow
+def test_a_plugin_whose_import_ends_the_process_is_disabled_at_the_next_start(site_dir, private_home):
+    """Issue 18: os._exit at import stopped every command; now only the first, and the reason is shown."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    install_fake_plugin(site_dir, "exiter", "import os\nos._exit(3)\n" + GOOD)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site_dir), *sys.path]), "SR_DESK_HOME": str(private_home)}
+
+    def sr_desk(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sr_desk", *args], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    assert sr_desk("methods").returncode == 3  # the plugin's exit takes the process; nothing can stop that
+    again = sr_desk("plugins", "--json")
+    assert again.returncode == 0, again.stderr
+    exiter = next(p for p in json.loads(again.stdout) if p["name"] == "exiter")
+    assert "ended sr-desk the last time" in exiter["error"]
+    assert "bicubic" in sr_desk("methods").stdout
+    settings = json.loads((private_home / "config" / "settings.json").read_text())
+    assert "exiter" in settings["disabled_plugins"]

@@ -36,6 +36,11 @@ class AppPaths:
         return self.cache_dir / "pending-writes.txt"
 
     @property
+    def plugin_import_journal(self) -> Path:
+        """The plugin being imported right now: left behind when its import ends the process (``os._exit``)."""
+        return self.cache_dir / "importing-plugin.txt"
+
+    @property
     def plugins_dir(self) -> Path:
         """Plugins installed with ``pip install --target`` (the frozen app has no site-packages to write to)."""
         return self.data_dir / "plugins"

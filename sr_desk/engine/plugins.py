@@ -155,11 +155,18 @@ class PluginHost:
     ``disabled``: entry-point names the user switched off (they are not even imported).
     ``extra_paths``: folders searched for installed plugins besides ``sys.path``
     (the user plugin folder of the frozen app).
+    ``import_journal``: a file that names the third-party plugin being imported
+    while its import runs; an import that ends the process leaves it behind
+    for :func:`discover_plugins` to find at the next start.
+    ``ended_last_time``: plugins whose import ended the process last time
+    (they stay unloaded, with the reason, until the user enables them again).
     """
 
     disabled: Sequence[str] = ()
     extra_paths: Sequence[Path] = ()
     safe_mode: bool | None = None
+    import_journal: Path | None = None
+    ended_last_time: Sequence[str] = ()
     records: list[PluginRecord] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
@@ -200,10 +207,15 @@ class PluginHost:
             return replace(record, enabled=False)
         if self.safe_mode and not record.builtin:
             return replace(record, enabled=False, error="not loaded: safe mode is on")
+        if ep.name in self.ended_last_time:
+            return replace(record, enabled=False, error=ENDED_LAST_TIME)
         hint = threading.Timer(SLOW_IMPORT_S, _slow_import_hint, (ep.name,))
         hint.daemon = True
         hint.start()
+        journal = self.import_journal if not record.builtin else None
         try:
+            if journal is not None:
+                _write_journal(journal, ep.name)
             with contextlib.redirect_stdout(sys.stderr):  # a plugin's print() must not corrupt `--json` output
                 plugin = ep.load()
         except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything, even SystemExit
@@ -213,6 +225,8 @@ class PluginHost:
             return replace(record, error=f"failed to import: {_one_line(exc)}")
         finally:
             hint.cancel()
+            if journal is not None:
+                journal.unlink(missing_ok=True)
         return self._register(plugin, record)
 
     def register(self, plugin: object, name: str, *, version: str | None = None) -> PluginRecord:
@@ -306,7 +320,49 @@ class PluginHost:
 
 
 def discover_plugins(settings: Settings) -> PluginHost:
-    """The plugins the app and the CLI use: the user's disabled list, plus the user plugin folder."""
-    host = PluginHost(disabled=settings.disabled_plugins, extra_paths=[app_paths().plugins_dir])
+    """The plugins the app and the CLI use: the user's disabled list, plus the user plugin folder.
+
+    A plugin whose import ended the process last time (``os._exit``, a crash
+    in its native code) is switched off in the settings, with the reason in
+    its record: the app starts, and the user can enable it again to retry.
+    """
+    paths = app_paths()
+    ended = _read_journal(paths.plugin_import_journal)
+    if ended and ended not in settings.disabled_plugins:
+        settings.disabled_plugins.append(ended)
+        try:
+            settings.save()
+        except OSError as exc:
+            log.warning("could not save the settings: %s", exc)
+    host = PluginHost(
+        disabled=[n for n in settings.disabled_plugins if n != ended],
+        extra_paths=[paths.plugins_dir],
+        import_journal=paths.plugin_import_journal,
+        ended_last_time=[ended] if ended else [],
+    )
     host.discover()
     return host
+
+
+ENDED_LAST_TIME = (
+    "disabled: importing it ended sr-desk the last time (the plugin exited or crashed the process); "
+    "enable it again in Preferences to retry"
+)
+
+
+def _write_journal(path: Path, name: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name + "\n", encoding="utf-8")
+    except OSError as exc:  # a read-only cache must not stop plugins from loading
+        log.debug("no plugin import journal at %s: %s", path, exc)
+
+
+def _read_journal(path: Path) -> str | None:
+    """The plugin named in a journal left behind (then removed), or None."""
+    try:
+        name = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    path.unlink(missing_ok=True)
+    return name or None
