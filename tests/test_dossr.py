@@ -236,3 +236,9 @@ def test_train_resume_export_and_upscale_from_the_cli(tmp_path, rng, capsys):
     assert main(["upscale", str(small), "-o", str(result), "--method", "dossr", "--weights", str(weights),
                  "--size", "64x40"]) == 0
     assert Image.open(result).size == (64, 40)
+
+
+def test_the_compact_preset_is_the_model_card_s_network():
+    network = DoSSRUNet(PRESETS["compact"])
+    assert sum(p.numel() for p in network.parameters()) == 6_028_752
+    assert PRESETS["compact"].size_multiple == 16
