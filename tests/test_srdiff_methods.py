@@ -121,7 +121,7 @@ def test_fusion_changes_only_the_feathered_selection(host, weights, rng):
     base = document((0.45 + 0.1 * rng.random((64, 64, 3))).astype(np.float32))
     donor = ImageInput(np.zeros((20, 20, 3), np.float32) + np.array([0.7, 0.45, 0.4], np.float32))
     region = (24, 24, 16, 16)
-    common = {"donor": donor, "steps": 2, "match_colors": False}
+    common = {"donor": donor, "steps": 2, "match_colors": False, "mode": "paper"}
     low = run(host, "srdiff-fusion", base, weights["full"], seed=1, region=region, feather=2,
               params={**common, "strength": 2})
     high = run(host, "srdiff-fusion", base, weights["full"], seed=1, region=region, feather=2,
@@ -144,11 +144,11 @@ def test_fusion_takes_the_donor_where_the_user_placed_it(host, weights, rng):
     region = (16, 16, 32, 32)
     common = dict(seed=1, region=region, feather=0)
     fitted = run(host, "srdiff-fusion", base, weights["full"], **common,
-                 params={"donor": ImageInput(half), "strength": 2, "steps": 2, "match_colors": False})
+                 params={"donor": ImageInput(half), "strength": 2, "steps": 2, "match_colors": False, "mode": "paper"})
     # Placed so that only its grey left half covers the selection: no red inside.
     shifted = ImageInput(half, placement=(16.0, 16.0, 64.0, 64.0))
     moved = run(host, "srdiff-fusion", base, weights["full"], **common,
-                params={"donor": shifted, "strength": 2, "steps": 2, "match_colors": False})
+                params={"donor": shifted, "strength": 2, "steps": 2, "match_colors": False, "mode": "paper"})
     red = np.array([0.8, 0.4, 0.3])
     right = (slice(24, 40), slice(36, 46))
     assert np.abs(fitted.rgb[right] - red).mean() < 0.06
@@ -166,11 +166,24 @@ def test_fusion_refuses_a_donor_placed_off_the_image(host, weights, rng):
 def test_fusion_can_move_the_donors_colours_to_the_base(host, weights, rng):
     base = document((0.45 + 0.1 * rng.random((64, 64, 3))).astype(np.float32))
     donor = ImageInput(np.zeros((20, 20, 3), np.float32) + np.array([0.7, 0.45, 0.4], np.float32))
-    params = {"donor": donor, "strength": 2, "steps": 2}
+    params = {"donor": donor, "strength": 2, "steps": 2, "mode": "paper"}
     matched = run(host, "srdiff-fusion", base, weights["full"], seed=1, region=(24, 24, 16, 16), feather=0,
                   params={**params, "match_colors": True})
     inside = (slice(28, 36), slice(28, 36))
     assert np.abs(matched.rgb[inside].mean(axis=(0, 1)) - base.rgb[inside].mean(axis=(0, 1))).max() < 0.05
+
+
+def test_blend_fusion_takes_the_donor_s_detail_and_the_base_s_tone(host, weights, rng):
+    """The default mode clones the donor's structure in and lets its edge meet the base (tests/test_blend.py)."""
+    base = document((0.45 + 0.05 * rng.random((64, 64, 3))).astype(np.float32))
+    stripes = np.zeros((32, 32, 3), np.float32) + 0.8
+    stripes[:, ::4] = 0.6  # a bright donor with dark stripes
+    result = run(host, "srdiff-fusion", base, weights["full"], seed=1, region=(16, 16, 32, 32), feather=2,
+                 params={"donor": ImageInput(stripes), "strength": 2, "steps": 2, "match_colors": False})
+    inside = result.rgb[24:40, 24:40, 0]
+    assert abs(float(inside.mean()) - 0.47) < 0.1  # the base's tone, not the donor's 0.75
+    columns = inside.mean(axis=0)
+    assert columns.max() - columns.min() > 0.1  # the stripes came in
 
 
 def test_fusion_needs_a_selection(host, weights, rng):

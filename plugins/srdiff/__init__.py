@@ -42,6 +42,8 @@ SAMPLERS = ("ddim", "dpm++2m", "ancestral")
 DEFAULT_SAMPLER = "ddim"
 DEFAULT_STEPS = 20
 DEFAULT_ETA = 1.0
+#: Content fusion: the seamless blend re-synthesised by the model (default), or the paper's Algorithm 3.
+FUSION_MODES = ("blend", "paper")
 
 
 def _sampling_params() -> list[Any]:
@@ -137,19 +139,28 @@ def sr_desk_methods() -> list[Method]:
                     help="Image whose content goes into the selection: drag it on the canvas to move it, "
                     "drag a corner to scale it (it starts covering the selection)",
                 ),
+                ChoiceParam(
+                    name="mode",
+                    choices=FUSION_MODES,
+                    default=FUSION_MODES[0],
+                    help="blend: the donor is cloned in seamlessly (its features, this photo's shading at the "
+                    "edge), then the model redraws its texture to match the photo; paper: the paper's Algorithm 3, "
+                    "where the base photo's own LR steers the result and the donor only nudges it",
+                ),
                 IntParam(
                     name="strength",
                     default=50,
                     minimum=1,
                     maximum=100,
-                    help="Noise level t̄: low keeps the donor as it is, high follows the base image more",
+                    help="How much the model redraws (noise level t̄): low shows the donor as pasted and blended, "
+                    "high re-synthesises the region so its texture and grain match the photo",
                 ),
                 BoolParam(
                     name="match_colors",
                     label="Match colours",
                     default=True,
-                    help="Move the donor's colours to the base's inside the selection before fusing, so a face "
-                    "from another photo takes this photo's light; off keeps the donor's own colours",
+                    help="paper mode: move the donor's colours to the base's inside the selection before fusing, so "
+                    "a face from another photo takes this photo's light (the blend mode does this by itself)",
                 ),
                 *_sampling_params(),
             ],
@@ -157,7 +168,8 @@ def sr_desk_methods() -> list[Method]:
                 scales=(1,), default_scale=1, region=True, previews=True, seeds=True, tiles=False,
                 weights=(BUILTIN_WEIGHTS,),
             ),
-            description="Blend content from a donor image into the selected region, in the diffusion model's terms.",
+            description="Put a donor image's content (a face, say) into the selection: cloned in seamlessly, then "
+            "redrawn by SRDiff so its texture matches the photo; outside the selection nothing changes.",
         ),
         Method(
             id="srdiff-interpolate",

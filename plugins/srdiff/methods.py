@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from sr_desk.api import Context, ImageInput, Request
+from sr_desk.core.blend import poisson_blend
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.color import match_colors
 from sr_desk.core.masks import composite, mask_bbox
@@ -30,7 +31,7 @@ from sr_desk.diffusion.consistency import back_project, residual_consistency
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import BlendedNoise, NoiseSource, SeededNoise, blend
 from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor
-from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS, DEFAULT_ETA, DEFAULT_SAMPLER
+from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS, DEFAULT_ETA, DEFAULT_SAMPLER, FUSION_MODES
 from sr_desk_plugins.srdiff.checkpoints import load_encoder, load_model, read_metadata
 from sr_desk_plugins.srdiff.config import SRDiffConfig
 from sr_desk_plugins.srdiff.network import ConditionalUNet, RRDBNet, pad_to_multiple, up_sample_lr
@@ -281,7 +282,16 @@ def _grow(lo: int, hi: int, extra: int, limit: int) -> tuple[int, int]:
 
 
 def fuse(request: Request, context: Context) -> np.ndarray:
-    """Algorithm F (spec 5.2) with a feathered mask: only the selection changes."""
+    """Content fusion with a feathered mask: only the selection changes.
+
+    ``blend`` (the default): the donor is cloned into the base with a
+    gradient-domain blend (its features, the base's shading at the edge),
+    and SRDiff re-synthesises the window from that fused image's own LR,
+    SDEdit-style from step ``strength``: low keeps the blend as it is, high
+    lets the model redraw its texture to match the base. ``paper``: the
+    paper's Algorithm 3 (spec 5.2): the base's LR stays the condition and the
+    donor enters only through the noised residual.
+    """
     if request.mask is None:
         raise SrDeskError(NO_SELECTION)
     loaded = loaded_model(context)
@@ -289,19 +299,24 @@ def fuse(request: Request, context: Context) -> np.ndarray:
     base, mask = request.image, request.mask
     donor = request.params["donor"]
     placed = _place_donor(donor, base, mask)
-    if request.params.get("match_colors"):
+    blend_mode = request.params.get("mode", FUSION_MODES[0]) == FUSION_MODES[0]
+    if request.params.get("match_colors") and not blend_mode:  # the blend matches tone and colour itself
         placed = match_colors(placed, base, mask)
     multiple = math.lcm(loaded.config.size_multiple, scale)
     x0, y0, x1, y1 = _fusion_window(mask, multiple)
     window = (slice(y0, y1), slice(x0, x1))
     base_w, mask_w = base[window], mask[window]
-    fused_w = composite(base_w, placed[window], mask_w)
+    if blend_mode:
+        fused_w = composite(base_w, poisson_blend(base_w, placed[window], mask_w), mask_w)
+    else:
+        fused_w = composite(base_w, placed[window], mask_w)
 
     device = context.device
     # Padding is needed only when the image itself is smaller than one aligned window.
     hr_base, _ = pad_to_multiple(image_to_tensor(base_w, device), multiple, min_size=loaded.config.min_side)
     fused, _ = pad_to_multiple(image_to_tensor(fused_w, device), multiple, min_size=loaded.config.min_side)
-    lr = torch.round(imresize(hr_base, scale=1.0 / scale).clamp(0, 1) * 255) / 255
+    # The condition: the fused image's own LR (blend), or the base's (the paper's Algorithm 3).
+    lr = torch.round(imresize(fused if blend_mode else hr_base, scale=1.0 / scale).clamp(0, 1) * 255) / 255
     cond = condition(loaded, lr, edge_margin=False)  # the window's margin keeps the U-Net's edge off the selection
     residual = ((fused * 2 - 1) - cond.up).mul(2).clamp(-1, 1)
     start = int(request.params["strength"]) - 1
