@@ -11,6 +11,13 @@ Each shot drives the real editor as a user would and grabs the window:
   worker thread (the busy bar shows and the window keeps answering: the grab itself needs it to);
 * ``editor-interpolate.png``: SRDiff interpolation with Live ticked, the slider's preview on the canvas;
 * ``editor-seeds.png``: DoSSR's "Try 4 seeds" picker.
+
+``--only fusion`` (not in the default set) fuses ``--fusion-donor`` into an
+elliptic selection of ``--fusion-base`` in the editor (SRDiff fusion, blend
+mode, seed 0) and writes ``fusion.png``: base, donor, the results at
+strengths 10 and 60, and the editor window. The defaults are two face photos
+of ``../shared/data/faces``, whose licence forbids redistribution: the
+picture is for your own eyes, and git ignores it.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QApplication, QWidget
 
 from sr_desk.core.selection import Selection
@@ -31,6 +40,7 @@ from sr_desk_resources import SAMPLE_IMAGE
 HERE = Path(__file__).resolve().parent / "images"
 SELECTION = (12, 112, 104, 72)
 SHOTS = ("first-start", "preview", "compare-large", "interpolate", "seeds")
+FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 
 
 def pump(seconds: float) -> None:
@@ -182,11 +192,58 @@ def shot_seeds() -> None:
     close(window)
 
 
+def shot_fusion(base_path: Path, donor_path: Path) -> None:
+    from PIL import Image
+
+    from sr_desk.core.imageio import load_image
+    from sr_desk.core.resize import Filter, resize
+
+    window = new_window([str(base_path)])
+    workbench = window.workbench
+    view = window.current_document_view()
+    document = view.document
+    width, height = document.image.size
+    box = (round(width * 0.25), round(height * 0.22), round(width * 0.5), round(height * 0.66))
+    document.set_selection(Selection.ellipse((width, height), box), "Ellipse")
+    view.canvas.fit()
+    panel = workbench.panel
+    panel.select_method("srdiff-fusion")
+    panel.param_widgets["donor"].load_path(donor_path)
+    pump(0.2)
+    # Aligned face crops: the donor lies exactly over the base, as a user would drag and scale it.
+    box = (0.0, 0.0, float(width), float(height))
+    workbench.placement.show("donor", workbench.placement.image, QRectF(*box))
+    workbench._placement_fitted = False
+    panel.set_placement("donor", box)
+    panel.seed_widget.set_value(0)
+    results = []
+    for strength in (10, 60):
+        panel.set_param_values({"strength": strength})
+        if not run_and_wait(workbench):
+            close(window)
+            return
+        results.append(document.image.rgb.copy())
+        if strength == 10:
+            window.undo()
+    pump(0.5)
+    save(window, "fusion-window")
+    donor = panel.param_widgets["donor"].value().rgb
+    donor = resize(donor, (width, height), Filter.LANCZOS) if donor.shape[:2] != (height, width) else donor
+    base = load_image(base_path).rgb
+    strip = np.concatenate([base, donor, *results], axis=1)
+    path = HERE / "fusion.png"
+    Image.fromarray((np.clip(strip, 0, 1) * 255).round().astype(np.uint8)).save(path)
+    print(f"wrote {path} (base, donor, strength 10, strength 60)")
+    close(window)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--method", default="srdiff")
     parser.add_argument("--preview-after", type=int, default=6, help="grab after this many previews")
-    parser.add_argument("--only", default=",".join(SHOTS), help=f"comma-separated shots of {', '.join(SHOTS)}")
+    parser.add_argument("--only", default=",".join(SHOTS), help=f"comma-separated shots of {', '.join(SHOTS)}, fusion")
+    parser.add_argument("--fusion-base", type=Path, default=FACES / "codeformer_crop_0143.png")
+    parser.add_argument("--fusion-donor", type=Path, default=FACES / "codeformer_crop_0240.png")
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     app = create_application()
@@ -200,6 +257,8 @@ def main() -> None:
         shot_interpolate()
     if "seeds" in wanted:
         shot_seeds()
+    if "fusion" in wanted:
+        shot_fusion(args.fusion_base, args.fusion_donor)
     app.quit()
 
 
