@@ -23,7 +23,6 @@ from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import QDialog, QVBoxLayout
 
 from sr_desk.api import ImageInput, Method, Task
-from sr_desk.api.params import MAX_SEED
 from sr_desk.core.imageio import ImageData
 from sr_desk.core.placement import cover_box
 from sr_desk.core.resize import Filter, resize
@@ -34,6 +33,7 @@ from sr_desk.ui.document_view import DocumentView
 from sr_desk.ui.jobs import JobController
 from sr_desk.ui.main_window import MainWindow
 from sr_desk.ui.method_panel import MethodPanel
+from sr_desk.ui.params_widgets import SEED_MAX
 from sr_desk.ui.placement import ImagePlacement, PlaceImageTool
 from sr_desk.ui.plugins_dialog import PluginsDialog
 from sr_desk.ui.preferences import PreferencesDialog
@@ -260,8 +260,9 @@ class Workbench(QObject):
         self.trial = None
         tries = 1 if spec.draft else self.panel.variations()
         if tries > 1:
-            base = spec.seed if spec.seed is not None else random.randint(0, MAX_SEED)
-            seeds = [(base + k) % (MAX_SEED + 1) for k in range(tries)]
+            # Seeds the panel's seed box can show, so that a picked one can be set there and run again.
+            base = spec.seed if spec.seed is not None else random.randint(0, SEED_MAX - tries)
+            seeds = [(base + k) % (SEED_MAX + 1) for k in range(tries)]
             box = self._changed_box(document.image.size, output_size, selection.bbox if spec.selection is not None else None)
             self.trial = SeedTrial(spec, seeds, box)
             spec = dataclasses.replace(spec, seed=seeds[0])
