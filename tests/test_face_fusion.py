@@ -37,8 +37,12 @@ def ellipse(rx: float, ry: float, cy: float) -> np.ndarray:
     return ((((xx - SIZE / 2) / rx) ** 2 + ((yy - cy) / ry) ** 2) <= 1).astype(np.float32)
 
 
+def luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
 def fine_structure(rgb: np.ndarray) -> np.ndarray:
-    y = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    y = luma(rgb)
     return 4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:]
 
 
@@ -47,8 +51,7 @@ def correlation(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
 
 
 def gradient(rgb: np.ndarray) -> np.ndarray:
-    y = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-    gy, gx = np.gradient(y)
+    gy, gx = np.gradient(luma(rgb))
     return np.hypot(gx, gy)
 
 

@@ -306,10 +306,8 @@ def fuse(request: Request, context: Context) -> np.ndarray:
     x0, y0, x1, y1 = _fusion_window(mask, multiple)
     window = (slice(y0, y1), slice(x0, x1))
     base_w, mask_w = base[window], mask[window]
-    if blend_mode:
-        fused_w = composite(base_w, poisson_blend(base_w, placed[window], mask_w), mask_w)
-    else:
-        fused_w = composite(base_w, placed[window], mask_w)
+    donor_w = poisson_blend(base_w, placed[window], mask_w) if blend_mode else placed[window]
+    fused_w = composite(base_w, donor_w, mask_w)
 
     device = context.device
     # Padding is needed only when the image itself is smaller than one aligned window.

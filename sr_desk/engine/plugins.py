@@ -158,8 +158,9 @@ class PluginHost:
     ``import_journal``: a file that names the third-party plugin being imported
     while its import runs; an import that ends the process leaves it behind
     for :func:`discover_plugins` to find at the next start.
-    ``ended_last_time``: plugins whose import ended the process last time
-    (they stay unloaded, with the reason, until the user enables them again).
+    ``ended_last_time``: plugins whose import ended the process last time:
+    not imported, their record says why (at later starts they are ordinary
+    disabled plugins, until the user enables them again).
     """
 
     disabled: Sequence[str] = ()
