@@ -86,8 +86,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=PRECISION_CHOICES,
                         help="compute precision (default: settings, then auto: bf16 on CUDA, float32 elsewhere)")
     parser.add_argument("--tile", type=int, help="tile size in input pixels for large images (0: never tile)")
-    parser.add_argument("--weights", type=Path, metavar="FILE",
-                        help="use this weights file (safetensors, or an official .ckpt) instead of the built-in one")
+    parser.add_argument("--weights", type=Path, metavar="PATH",
+                        help="use this weights file (safetensors, or an official .ckpt) instead of the built-in one; "
+                        "for diffsr also a diffusers UNet2DModel folder")
     parser.add_argument("--color-lock", action="store_true",
                         help="keep the output's colours and tones on the input's (undo colour drift)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (95)")

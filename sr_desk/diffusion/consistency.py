@@ -22,7 +22,7 @@ import torch
 
 from sr_desk.diffusion.imresize import imresize
 
-__all__ = ["back_project", "residual_consistency"]
+__all__ = ["back_project", "back_project_to", "residual_consistency"]
 
 
 def back_project(image: torch.Tensor, lr: torch.Tensor, scale: int, iterations: int = 1) -> torch.Tensor:
@@ -37,6 +37,22 @@ def back_project(image: torch.Tensor, lr: torch.Tensor, scale: int, iterations: 
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     for _ in range(iterations):
         image = image + imresize(lr - imresize(image, scale=1.0 / scale), scale=float(scale))
+    return image
+
+
+def back_project_to(image: torch.Tensor, lr: torch.Tensor, iterations: int = 1) -> torch.Tensor:
+    """:func:`back_project` for any pair of sizes (a non-integer scale, an exact target size).
+
+    Each axis resizes by its own ratio, as MATLAB's ``imresize(..., [h w])``
+    does; at an integer scale the result equals :func:`back_project`'s.
+    """
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    big, small = tuple(image.shape[-2:]), tuple(lr.shape[-2:])
+    if big[0] < small[0] or big[1] < small[1]:
+        raise ValueError(f"image {big} is smaller than the LR {small}")
+    for _ in range(iterations):
+        image = image + imresize(lr - imresize(image, size=small), size=big)
     return image
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["NoiseSchedule", "cosine_schedule", "from_betas", "linear_schedule"]
+__all__ = ["NoiseSchedule", "cosine_schedule", "from_betas", "from_scheduler_config", "linear_schedule"]
 
 Index = int | torch.Tensor
 """A step index: a Python int (one step for the whole batch) or a 1-D integer tensor (one per batch item)."""
@@ -210,6 +210,36 @@ def linear_schedule(timesteps: int = 1000, beta_start: float = 1e-4, beta_end: f
         "beta_end": float(beta_end),
     }
     return _build(betas, config)
+
+
+def scaled_linear_schedule(timesteps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012) -> NoiseSchedule:
+    """Betas whose square roots are evenly spaced (Stable Diffusion's "scaled_linear")."""
+    _check_timesteps(timesteps)
+    betas = torch.linspace(beta_start**0.5, beta_end**0.5, timesteps, dtype=torch.float64) ** 2
+    return _build(betas, None)
+
+
+def from_scheduler_config(config: dict[str, Any]) -> NoiseSchedule:
+    """The schedule of a diffusers ``scheduler_config.json`` (DDPM/DDIM keys; defaults as in diffusers).
+
+    ``beta_schedule`` ``linear``, ``scaled_linear`` or ``squaredcos_cap_v2``
+    (the cosine schedule with s = 0.008 and betas capped at 0.999), or
+    ``trained_betas``. Other keys (``prediction_type``, ``clip_sample``, ...)
+    concern the sampler, not the schedule, and are ignored here.
+    """
+    timesteps = config.get("num_train_timesteps", 1000)
+    trained = config.get("trained_betas")
+    if trained is not None:
+        return from_betas(list(trained))
+    kind = config.get("beta_schedule", "linear")
+    start, end = float(config.get("beta_start", 0.0001)), float(config.get("beta_end", 0.02))
+    if kind == "linear":
+        return linear_schedule(timesteps, start, end)
+    if kind == "scaled_linear":
+        return scaled_linear_schedule(timesteps, start, end)
+    if kind == "squaredcos_cap_v2":
+        return cosine_schedule(timesteps)
+    raise ValueError(f"unsupported beta_schedule {kind!r}; sr-desk reads linear, scaled_linear and squaredcos_cap_v2")
 
 
 def _check_timesteps(timesteps: int) -> None:

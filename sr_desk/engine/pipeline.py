@@ -267,7 +267,7 @@ def tile_params(method: Method, spec: JobSpec, index: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class PreferredWeights:
-    """Serves a user-chosen file (``--weights``) for the method's main weights; other names as before."""
+    """Serves a user-chosen file or folder (``--weights``) for the method's main weights; other names as before."""
 
     method: Method
     file: Path
@@ -279,8 +279,8 @@ class PreferredWeights:
             raise SrDeskError(f"method {self.method.id!r} uses no weights file")
         if name != declared[0].name:
             return self.fallback.path(name)
-        if not self.file.is_file():
-            raise SrDeskError(f"weights file {str(self.file)!r} does not exist")
+        if not self.file.exists():  # a folder is a model in a folder format (a diffusers model, say)
+            raise SrDeskError(f"weights {str(self.file)!r} do not exist")
         return self.file
 
 

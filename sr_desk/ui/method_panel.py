@@ -43,9 +43,11 @@ from sr_desk.engine.pipeline import JobSpec
 from sr_desk.engine.plugins import PluginHost, default_upscaler
 from sr_desk.ui.params_widgets import ImageWidget, ParamWidget, SeedWidget, make_param_widget
 
-__all__ = ["LIVE_DELAY_MS", "PRESET_SCALES", "MethodPanel"]
+__all__ = ["LIVE_DELAY_MS", "PRESET_SCALES", "SIZE_PRESETS", "MethodPanel"]
 
 PRESET_SCALES = (2, 3, 4, 8)
+#: Target sizes offered by name in "Target size" mode: (label, width, height); "fit" keeps the picture's shape.
+SIZE_PRESETS = (("1080p", 1920, 1080), ("1440p", 2560, 1440), ("4K", 3840, 2160), ("8K", 7680, 4320))
 #: Quiet time after the last slider move before a live run is asked for.
 LIVE_DELAY_MS = 150
 _CUSTOM = "custom"
@@ -154,6 +156,11 @@ class MethodPanel(QWidget):
         self.scale_spin.setSingleStep(0.25)
         self.scale_spin.setPrefix("×")
         self.scale_spin.setValue(4.0)
+        self.size_preset = QComboBox(self.scale_box)
+        self.size_preset.setToolTip("A common screen size; the fit box keeps the picture's shape inside it")
+        self.size_preset.addItem("Custom", None)
+        for label, width, height in SIZE_PRESETS:
+            self.size_preset.addItem(f"{label} ({width}×{height})", f"{width}x{height}")
         self.size_width = QSpinBox(self.scale_box)
         self.size_height = QSpinBox(self.scale_box)
         for spin in (self.size_width, self.size_height):
@@ -166,6 +173,7 @@ class MethodPanel(QWidget):
         self.fit_check.setChecked(True)
         scale_row.addWidget(self.scale_combo)
         scale_row.addWidget(self.scale_spin)
+        scale_row.addWidget(self.size_preset)
         scale_row.addWidget(self.size_width)
         scale_row.addWidget(self.size_height)
         scale_row.addWidget(self.fit_check)
@@ -255,8 +263,9 @@ class MethodPanel(QWidget):
         self.method_combo.currentIndexChanged.connect(self._method_index_changed)
         self.scale_combo.currentIndexChanged.connect(self._scale_mode_changed)
         self.scale_spin.valueChanged.connect(lambda _v: self._remember_general())
-        self.size_width.valueChanged.connect(lambda _v: self._remember_general())
-        self.size_height.valueChanged.connect(lambda _v: self._remember_general())
+        self.size_width.valueChanged.connect(lambda _v: self._size_changed())
+        self.size_height.valueChanged.connect(lambda _v: self._size_changed())
+        self.size_preset.currentIndexChanged.connect(self._size_preset_chosen)
         self.fit_check.toggled.connect(lambda _v: self._remember_general())
         self.seed_widget.changed.connect(lambda _v: self._remember_general())
         self.variations_spin.valueChanged.connect(lambda _v: self._remember_general())
@@ -490,8 +499,23 @@ class MethodPanel(QWidget):
     def _scale_mode_changed(self, _index: int = 0) -> None:
         mode = self.scale_combo.currentData()
         self.scale_spin.setVisible(mode == _CUSTOM)
-        for widget in (self.size_width, self.size_height, self.fit_check):
+        for widget in (self.size_preset, self.size_width, self.size_height, self.fit_check):
             widget.setVisible(mode == _SIZE)
+        self._remember_general()
+
+    def _size_preset_chosen(self, _index: int = 0) -> None:
+        key = self.size_preset.currentData()
+        if key is not None:
+            width, height = (int(side) for side in key.split("x"))
+            self.size_width.setValue(width)
+            self.size_height.setValue(height)
+
+    def _size_changed(self) -> None:
+        """Show the preset the two boxes now match, or Custom."""
+        index = self.size_preset.findData(f"{self.size_width.value()}x{self.size_height.value()}")
+        self.size_preset.blockSignals(True)
+        self.size_preset.setCurrentIndex(max(0, index))
+        self.size_preset.blockSignals(False)
         self._remember_general()
 
     def _remember_general(self) -> None:

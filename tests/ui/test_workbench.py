@@ -229,6 +229,9 @@ def test_the_real_plugins_get_panels_without_ui_code(window, qtbot):
         assert "donor" in workbench.panel.param_widgets
         workbench.panel.select_method("dtls")
         assert set(workbench.panel.param_widgets) == {"sampler", "lr_consistency"}
+        workbench.panel.select_method("diffsr")  # issue 13: its panel from its declarations, target sizes included
+        assert {"steps", "auto_level", "noise_level"} <= set(workbench.panel.param_widgets)
+        assert workbench.panel.scale_combo.findData("custom") >= 0 and workbench.panel.size_preset.count() == 5
     finally:
         workbench.shutdown()
 

@@ -124,6 +124,11 @@ def test_scale_choices_native_custom_and_target_size(panel):
     panel.fit_check.setChecked(False)
     spec = panel.current_spec()
     assert (spec.scale, spec.size, spec.fit) == (None, (300, 200), False)
+    assert panel.size_preset.currentData() is None  # "Custom"
+    panel.size_preset.setCurrentIndex(panel.size_preset.findData("3840x2160"))
+    assert panel.current_spec().size == (3840, 2160) and panel.size_preset.currentText() == "4K (3840×2160)"
+    panel.size_height.setValue(2000)
+    assert panel.size_preset.currentData() is None  # edited by hand: Custom again
 
 
 def test_values_are_remembered_per_method(panel):

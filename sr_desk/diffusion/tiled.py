@@ -1,0 +1,67 @@
+"""Running a noise predictor on overlapping tiles at every step, so that any canvas fits in memory.
+
+The prediction for the whole image is the weighted average of the tiles'
+predictions, with weights that ramp linearly across each overlap. As the
+average is taken at every sampler step (as MultiDiffusion does), the tiles
+agree on one trajectory and the result shows no seams: there is no final
+stitching of separately finished tiles.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sr_desk.diffusion.samplers.base import NoisePredictor
+
+__all__ = ["tile_starts", "tiled_predictor"]
+
+
+def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
+    """Start offsets covering ``[0, length)`` with tiles of ``tile`` overlapping by at least ``overlap``.
+
+    ``tile`` and every start are multiples of ``multiple`` where the length allows, so tiles fit the network.
+    """
+    if tile >= length:
+        return [0]
+    if not 0 <= overlap < tile:
+        raise ValueError(f"the overlap ({overlap}) must be smaller than the tile ({tile})")
+    count = -(-(length - overlap) // (tile - overlap))
+    last = length - tile
+    starts = [round(k * last / (count - 1)) for k in range(count)]
+    return sorted({s - s % multiple for s in starts[:-1]} | {last})
+
+
+def _ramp(length: int, overlap: int, first: bool, last: bool) -> torch.Tensor:
+    weight = torch.ones(length)
+    if overlap > 0:
+        rise = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
+        if not first:
+            weight[:overlap] = rise
+        if not last:
+            weight[-overlap:] = rise.flip(0)
+    return weight
+
+
+def tiled_predictor(predict_noise: NoisePredictor, tile: int, overlap: int = 32, multiple: int = 1) -> NoisePredictor:
+    """``predict_noise`` run on ``tile`` x ``tile`` windows of its input and blended; whole when it fits one tile."""
+    if tile % multiple:
+        raise ValueError(f"the tile ({tile}) must be a multiple of {multiple}")
+
+    def predict(x: torch.Tensor, i: int) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        if height <= tile and width <= tile:
+            return predict_noise(x, i)
+        out = torch.zeros_like(x)
+        total = torch.zeros((height, width), dtype=x.dtype, device=x.device)
+        rows, cols = tile_starts(height, tile, overlap, multiple), tile_starts(width, tile, overlap, multiple)
+        for r, top in enumerate(rows):
+            for c, left in enumerate(cols):
+                window = x[..., top : top + tile, left : left + tile]
+                h, w = window.shape[-2:]
+                weight = (_ramp(h, overlap, r == 0, r == len(rows) - 1)[:, None]
+                          * _ramp(w, overlap, c == 0, c == len(cols) - 1)[None, :]).to(x.device, x.dtype)
+                out[..., top : top + h, left : left + w] += predict_noise(window, i) * weight
+                total[top : top + h, left : left + w] += weight
+        return out / total
+
+    return predict
