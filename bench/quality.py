@@ -1,7 +1,7 @@
-"""Quality of the 4x upscalers on held-out photos: PSNR, SSIM, LR-PSNR, detail, diversity and speed.
+"""Quality of the upscalers on held-out photos (4x, or --scale 2 or 3): PSNR, SSIM, LR-PSNR, detail, diversity and speed.
 
     python bench/quality.py --data ../shared/data/train [--split validation|all] [--limit N]
-        [--crop 256] [--weights FILE] [--methods bicubic,lanczos,srdiff-encoder,srdiff:dpm++2m:20,...]
+        [--crop 256] [--scale 4] [--weights FILE] [--methods bicubic,lanczos,srdiff-encoder,srdiff:dpm++2m:20,...]
         [--seeds 4] [--steps-sweep 5,10,20,50] [--color-lock off|on|both]
         [--device auto|cpu|cuda|mps] [--precision float32|bfloat16|auto] [--grid out.png] [--markdown]
 
@@ -50,7 +50,7 @@ iterative back-projection, i.e. what LR consistency does with no model at all.
 when the paper's 100-step ancestral sampler is in the run, prints the fewest
 steps whose PSNR is within 0.2 dB and LR-PSNR within 1 dB of it. ``--color-lock
 both`` adds a colour-locked twin of every SRDiff row. ``--grid FILE`` writes a
-PNG of centre crops (LR, bicubic, encoder, DTLS, DoSSR, SRDiff, ground truth) for up to
+PNG of centre crops (LR, bicubic, encoder, DTLS, DoSSR, Diff-SR, SRDiff, ground truth) for up to
 three photos.
 """
 
@@ -82,8 +82,12 @@ SRDIFF = "srdiff"
 ENCODER = "srdiff-encoder"
 DTLS = "dtls"
 DOSSR = "dossr"
+DIFFSR = "diffsr"
 #: DoSSR rows of the default run: the paper's three solver orders at 5 steps (the first is the app's default).
 DOSSR_ROWS = ("dossr", "dossr:solver=dos-sde-2", "dossr:solver=dos-sde-1")
+#: Diff-SR rows of the default run: LR consistency at every step (the app's default), at the end only, and
+#: never (the paper's plain chain), all at the calibrated noise level.
+DIFFSR_ROWS = ("diffsr", "diffsr:consistency=end", "diffsr:consistency=off")
 PSNR_TOLERANCE_DB = 0.2  # the default-steps rule: PSNR within this of the 100-step sampler
 LR_PSNR_TOLERANCE_DB = 1.0  # ... and LR-PSNR within this
 GRID_ROWS = 3
@@ -92,6 +96,9 @@ LPIPS_NOTE = (
     "Perceptual metrics (LPIPS) need downloaded network weights and are out of reach here; "
     "not reported."
 )
+
+#: Scales --scale accepts: the integer factors every compared method runs at.
+SCALES = (2, 3, 4)
 
 #: Positional fields of a method spec after the id: ``srdiff:SAMPLER:STEPS``.
 POSITIONAL_PARAMS = ("sampler", "steps")
@@ -284,7 +291,7 @@ def default_srdiff() -> MethodSpec:
 
 def default_methods() -> str:
     srdiff = [default_srdiff().label, "srdiff:ancestral:100"]
-    return ",".join(["bicubic", "lanczos", BACK_PROJECTED_BICUBIC, ENCODER, DTLS, *DOSSR_ROWS, *srdiff])
+    return ",".join(["bicubic", "lanczos", BACK_PROJECTED_BICUBIC, ENCODER, DTLS, *DOSSR_ROWS, *DIFFSR_ROWS, *srdiff])
 
 
 def expand_specs(specs: Sequence[MethodSpec], steps_sweep: Sequence[int], color_lock: str) -> list[MethodSpec]:
@@ -393,7 +400,7 @@ class BenchReferences:
                 name="Bicubic + back-projection",
                 task=Task.UPSCALE,
                 run=_back_projected_bicubic,
-                capabilities=Capabilities(scales=(SCALE,), default_scale=SCALE, tiles=False),
+                capabilities=Capabilities(scales=SCALES, default_scale=SCALE, tiles=False),
                 description="bench reference: bicubic, then 3 passes of iterative back-projection",
             )
         ]
@@ -402,7 +409,8 @@ class BenchReferences:
 class Runner:
     """Runs method specs on LR images through the engine, as the app and the CLI do."""
 
-    def __init__(self, weights: str | None = None, device: str = "auto", precision: str = "float32"):
+    def __init__(self, weights: str | None = None, device: str = "auto", precision: str = "float32",
+                 scale: int = SCALE):
         from sr_desk.core.settings import Settings
         from sr_desk.engine.plugins import discover_plugins
         from sr_desk.engine.weights import default_weights
@@ -412,6 +420,7 @@ class Runner:
         self.host = discover_plugins(settings)  # as the app finds them, the user plugin folder included
         self.host.register(BenchReferences(), "bench-references")
         self.weights = str(weights) if weights else None
+        self.scale = scale
         self.worker = Worker(
             device=device, weights=default_weights(settings.resolved_models_dir()), precision=precision
         )
@@ -444,7 +453,7 @@ class Runner:
             method,
             JobSpec(
                 method_id=method.id,
-                scale=SCALE,
+                scale=self.scale,
                 params=typed,
                 seed=seed,
                 color_lock=spec.color_lock,
@@ -522,10 +531,11 @@ def evaluate(
             except SrDeskError as exc:
                 row.error = f"{name}: {' '.join(str(exc).split())}"
                 break
-            row.psnr.append(float(np.mean([psnr_y(o, hr) for o in outputs])))
-            row.ssim.append(float(np.mean([ssim_y(o, hr) for o in outputs])))
-            row.lr_psnr.append(float(np.mean([lr_psnr(o, lr) for o in outputs])))
-            row.detail.append(float(np.mean([detail_ratio(o, hr) for o in outputs])))
+            scale = runner.scale
+            row.psnr.append(float(np.mean([psnr_y(o, hr, scale) for o in outputs])))
+            row.ssim.append(float(np.mean([ssim_y(o, hr, scale) for o in outputs])))
+            row.lr_psnr.append(float(np.mean([lr_psnr(o, lr, scale) for o in outputs])))
+            row.detail.append(float(np.mean([detail_ratio(o, hr, scale) for o in outputs])))
             row.sigma.append(diversity(outputs))
             if index < keep:
                 kept.setdefault(spec.label, []).append(outputs[0])
@@ -652,6 +662,8 @@ def grid_columns(rows: Sequence[RowResult]) -> list[tuple[str, str]]:
         columns.append(("DTLS", DTLS))
     if DOSSR in labels:
         columns.append(("DoSSR", DOSSR))
+    if DIFFSR in labels:
+        columns.append(("Diff-SR", DIFFSR))
     default = default_srdiff().label
     srdiff = [r.label for r in rows if r.spec.method_id == SRDIFF and not r.spec.color_lock and not r.error]
     if default in labels:
@@ -667,15 +679,16 @@ def write_grid(
     kept: dict[str, list[np.ndarray]],
     rows: Sequence[RowResult],
     crop: int = GRID_CROP,
+    scale: int = SCALE,
 ) -> None:
     """A PNG: one row per photo (at most three), columns LR (nearest), methods, ground truth; labelled."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default()
     columns = grid_columns(rows)
-    titles = ["LR (nearest x4)", *(title for title, _ in columns), "ground truth"]
+    titles = [f"LR (nearest x{scale})", *(title for title, _ in columns), "ground truth"]
     shown = list(pairs[:GRID_ROWS])
-    boxes = [centre_box(hr.shape[0], hr.shape[1], crop) for _, hr, _ in shown]
+    boxes = [centre_box(hr.shape[0], hr.shape[1], crop, scale) for _, hr, _ in shown]
     cell_h = max(b[2] for b in boxes)
     cell_w = max(max(b[3] for b in boxes), 120)
     label_h, pad = 16, 4
@@ -692,7 +705,7 @@ def write_grid(
     for r, ((name, hr, lr), (y, x, h, w)) in enumerate(zip(shown, boxes)):
         top = label_h + r * (label_h + cell_h + pad)
         draw.text((pad, top + 2), f"{name} (centre {w}x{h} HR px)", fill="black", font=font)
-        lr_crop = u8(lr[y // SCALE : (y + h) // SCALE, x // SCALE : (x + w) // SCALE])
+        lr_crop = u8(lr[y // scale : (y + h) // scale, x // scale : (x + w) // scale])
         cells = [lr_crop.resize((w, h), Image.Resampling.NEAREST)]
         cells += [u8(kept[label][r][y : y + h, x : x + w]) for _, label in columns]
         cells.append(u8(hr[y : y + h, x : x + w]))
@@ -717,7 +730,7 @@ def _int_list(text: str) -> list[int]:
 
 def _crop(text: str) -> int:
     value = int(text)
-    multiple = math.lcm(8, SCALE)
+    multiple = 8  # at --scale 3 the crop is further rounded down to a multiple of 24 (centre_crops)
     if value < 0 or value % multiple:
         raise argparse.ArgumentTypeError(f"--crop must be 0 or a positive multiple of {multiple}, got {value}")
     return value
@@ -726,7 +739,7 @@ def _crop(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench/quality.py",
-        description="PSNR, SSIM, LR-PSNR, diversity and speed of the 4x upscalers on held-out photos.",
+        description="PSNR, SSIM, LR-PSNR, diversity and speed of the upscalers on held-out photos.",
         epilog=LPIPS_NOTE,
     )
     parser.add_argument("--data", type=Path, required=True, help="folder of HR photos (e.g. ../shared/data/train)")
@@ -735,6 +748,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="at most N photos (in name order)")
     parser.add_argument("--crop", type=_crop, default=256,
                         help="central HR crop side per photo, a multiple of 8 (default 256); 0: the whole photo")
+    parser.add_argument("--scale", type=int, choices=SCALES, default=SCALE,
+                        help="the upscale factor (default 4, the SRDiff paper's; the LR is the HR shrunk by it)")
     parser.add_argument("--weights", type=Path, default=None, help="SRDiff weights file (default: the installed ones)")
     parser.add_argument("--methods", default=None,
                         help=f"comma-separated METHOD[:SAMPLER[:STEPS]][:NAME=VALUE...] (default {default_methods()})")
@@ -754,7 +769,7 @@ def build_parser() -> argparse.ArgumentParser:
 def header_lines(args: argparse.Namespace, argv: Sequence[str], paths: Sequence[Path]) -> list[str]:
     crop = (
         f"a fixed central {args.crop}x{args.crop} HR crop of each photo (for speed on a CPU; smaller when the photo is)"
-        if args.crop else f"whole photos, trimmed to a multiple of {SCALE}"
+        if args.crop else f"whole photos, trimmed to a multiple of {args.scale}"
     )
     return [
         "command: python bench/quality.py " + shlex.join(argv),
@@ -762,8 +777,8 @@ def header_lines(args: argparse.Namespace, argv: Sequence[str], paths: Sequence[
         + (": the fixed 10% hold-out by file name" if args.split == "validation" else "")
         + f"), loaded with load_photo(max_side={MAX_SIDE}); {crop}",
         "images: " + ", ".join(p.name for p in paths),
-        f"degradation: MATLAB-style bicubic {SCALE}x down, quantised to 8 bits; outputs rounded to 8 bits",
-        f"PSNR/SSIM: Y of BT.601 YCbCr, {SCALE}-px border cropped (scikit-image, data_range 1; "
+        f"degradation: MATLAB-style bicubic {args.scale}x down, quantised to 8 bits; outputs rounded to 8 bits",
+        f"PSNR/SSIM: Y of BT.601 YCbCr, {args.scale}-px border cropped (scikit-image, data_range 1; "
         "SSIM Gaussian sigma 1.5); LR-PSNR: output bicubic-downscaled (MATLAB-style) vs LR input, RGB",
         f"seeded methods: seeds 0..{args.seeds - 1}; their PSNR/SSIM/LR-PSNR are the mean over the seeds; "
         f"sigma = per-pixel std over the seeds (0-255), averaged (0 for deterministic methods)",
@@ -795,13 +810,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout.flush()
     pairs = []
     for path in paths:
-        hr, lr = hr_lr_pair(load_photo(path, max_side=MAX_SIDE), args.crop)
+        hr, lr = hr_lr_pair(load_photo(path, max_side=MAX_SIDE), args.crop, args.scale)
         pairs.append((path.name, hr, lr))
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    with Runner(args.weights, args.device, args.precision) as runner:
+    with Runner(args.weights, args.device, args.precision, args.scale) as runner:
         rows, kept = evaluate(runner, specs, pairs, args.seeds, keep=GRID_ROWS if args.grid else 0, log=log)
         print(f"device: {runner.device_name}; weights: {args.weights or 'installed'}; "
               f"sizes: HR {' '.join(f'{hr.shape[1]}x{hr.shape[0]}' for _, hr, _ in pairs[:4])}"
@@ -816,7 +831,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(advice)
     if args.grid:
-        write_grid(args.grid, pairs, kept, rows)
+        write_grid(args.grid, pairs, kept, rows, scale=args.scale)
         print(f"grid: {args.grid}")
     return 1 if failed else 0
 

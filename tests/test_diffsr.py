@@ -42,13 +42,14 @@ def random_prior(config: DiffSRConfig = TINY, seed: int = 0) -> DiffSRUNet:
 
 
 def test_the_level_is_interpolated_between_calibrated_scales_and_held_beyond():
-    table = InjectionTable((2.0, 4.0, 8.0), (0.1, 0.3, 0.5), (0.4, 0.2, -0.1))
+    table = InjectionTable((2.0, 4.0, 8.0), (0.1, 0.3, 0.5), (0.4, 0.2, 0.1))
     assert table.level(2.0) == pytest.approx(0.1) and table.level(4.0) == pytest.approx(0.3)
     assert table.level(3.0) == pytest.approx(0.2)
     assert table.level(2.7) == pytest.approx(0.1 + 0.2 * 0.7 / 2)
     assert table.level(6.0) == pytest.approx(0.4)
     assert table.level(1.2) == pytest.approx(0.1) and table.level(16.0) == pytest.approx(0.5)
-    assert table.recoverable(4.0) and not table.recoverable(8.0)
+    assert table.recoverable(8.0)
+    assert not InjectionTable((2.0, 8.0), (0.1, 0.0)).recoverable(8.0)
     assert InjectionTable.from_json(table.to_json()) == table
 
 
@@ -213,7 +214,7 @@ def host():
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "diffsr-tiny.safetensors"
-    save_safetensors(random_prior(), TINY, path, table=InjectionTable((2.0, 4.0, 8.0), (0.2, 0.3, 0.4),
+    save_safetensors(random_prior(), TINY, path, table=InjectionTable((2.0, 4.0, 8.0), (0.2, 0.3, 0.0),
                                                                       (0.3, 0.1, -0.2)))
     return path
 
@@ -262,7 +263,7 @@ def test_a_scale_beyond_the_recoverable_field_says_so(host, weights, rng):
     image = ImageData(rgb=rng.random((4, 4, 3), dtype=np.float32))
     events = []
     run(host, image, weights, events, scale=8, params={"steps": 2})
-    assert any("beyond what this prior can recover" in (e.message or "") for e in events)
+    assert any("no noise level beat the enlarged input" in (e.message or "") for e in events)
 
 
 def test_a_large_canvas_runs_in_tiles_without_seams():
@@ -283,15 +284,29 @@ def test_a_large_canvas_runs_in_tiles_without_seams():
 # -- calibration and training ----------------------------------------------------------------------------------
 
 
-def test_calibration_keeps_the_best_level_per_scale_and_its_gain():
-    table = table_from({2.0: [30.0, 30.5, 30.2], 8.0: [22.0, 21.5, 21.0]}, levels=(0.0, 0.1, 0.2))
-    assert table.scales == (2.0, 8.0) and table.levels == (0.1, 0.0) and table.gains == (0.5, 0.0)
-    assert not table.recoverable(8.0)
+def test_the_prf_rule_stays_as_faithful_as_the_input_and_balances_drift_against_blur():
+    from sr_desk_plugins.diffsr.calibrate import Sweep, prf_index
+
+    # Level 0 is the most faithful and the blurriest; 0.3 falls below bicubic (outside the field).
+    psnr, detail_row = [31.0, 30.8, 30.2, 29.0], [0.60, 0.80, 0.95, 1.20]
+    assert prf_index(psnr, detail_row, bicubic=30.0) == 1  # drift 0.2 dB for half the blur gone
+    assert prf_index(psnr, [0.60, 0.62, 0.64, 1.0], bicubic=30.0) == 0  # little detail for the drift
+    assert prf_index([29.0, 28.0], [0.5, 0.9], bicubic=30.0) == 0  # an empty field: no injection
+    result = Sweep((0.0, 0.1, 0.2, 0.3), psnr={2.0: psnr, 8.0: [25.0, 24.0, 23.0, 22.0]},
+                   detail={2.0: detail_row, 8.0: [0.4, 0.6, 0.8, 0.9]}, bicubic={2.0: 30.0, 8.0: 24.5})
+    table = table_from(result)
+    assert table.scales == (2.0, 8.0) and table.levels == (0.1, 0.0) and table.gains == (0.8, 0.5)
+    assert table.recoverable(2.0) and not table.recoverable(8.0)
+
+
+def test_a_calibration_sweep_measures_every_level():
     hr = torch.rand(2, 3, 24, 24)
     assert shrink(hr, 2.5).shape[-2:] == (10, 10)
     results = sweep(lambda x, i: random_prior()(x, i), SCHEDULE, hr, TINY.size_multiple, scales=(2.0,),
                     levels=(0.0, 0.2), steps=2)
-    assert len(results[2.0]) == 2 and all(np.isfinite(results[2.0]))
+    assert len(results.psnr[2.0]) == 2 and all(np.isfinite(results.psnr[2.0] + results.detail[2.0]))
+    assert results.psnr[2.0][0] > results.bicubic[2.0]  # level 0 is the back-projected input
+    assert json.loads(json.dumps(results.to_json()))["levels"] == [0.0, 0.2]
 
 
 def test_steps_are_drawn_reproducibly_with_most_weight_where_diffsr_injects():

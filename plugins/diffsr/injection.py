@@ -37,11 +37,11 @@ def injection_step(level: float, timesteps: int) -> int:
 
 @dataclass(frozen=True)
 class InjectionTable:
-    """Calibrated noise levels: ``levels[k]`` is NL at ``scales[k]`` (ascending); ``gains`` in dB over NL 0.
+    """Calibrated noise levels: ``levels[k]`` is NL at ``scales[k]`` (ascending); ``gains`` in dB over bicubic.
 
-    ``gains[k]`` is what the calibrated level gained over no injection at all
-    on the held-out photos: a scale whose best gain is not positive has no
-    recoverable field (the paper's 8x), which the method reports to the user.
+    A calibrated level of 0 means that no noise level kept the result at
+    least as faithful as the unprocessed input at that scale: the scale has
+    no recoverable field (the paper's 8x), which the method tells the user.
     """
 
     scales: tuple[float, ...]
@@ -76,11 +76,8 @@ class InjectionTable:
         return levels[-1]
 
     def recoverable(self, scale: float) -> bool:
-        """False beyond the calibrated scales whose best level still gained over the input (spec 8.9)."""
-        if not self.gains:
-            return True
-        usable = [s for s, g in zip(self.scales, self.gains, strict=True) if g > 0]
-        return bool(usable) and scale <= max(usable) + 1e-9
+        """False where the calibrated level is 0: no noise kept the result as faithful as the input (spec 8.9)."""
+        return self.level(scale) > 0
 
     def to_json(self) -> str:
         return json.dumps({"scales": list(self.scales), "levels": list(self.levels), "gains": list(self.gains)})
