@@ -280,6 +280,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         device=args.device or settings.device,
         weights=default_weights(settings.resolved_models_dir()),
         precision=args.precision or settings.precision,
+        preview_side=0,  # the command line shows no previews: methods skip making them
     )
     failures = 0
     try:

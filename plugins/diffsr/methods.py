@@ -19,7 +19,7 @@ import torch
 from sr_desk.api import Context, Request
 from sr_desk.core.errors import SrDeskError
 from sr_desk.diffusion.noise import SeededNoise
-from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor
+from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of
 from sr_desk.diffusion.schedule import NoiseSchedule, from_scheduler_config
 from sr_desk.diffusion.tiled import tiled_predictor
 from sr_desk_plugins.diffsr import BUILTIN_WEIGHTS
@@ -114,7 +114,7 @@ def super_resolve(
             return network(x, i).float()
 
     def on_call(k: int, total: int, x0: torch.Tensor) -> None:
-        context.report(k, total, preview=to_image(x0))
+        context.report(k, total, preview=preview_of(context, x0))
 
     context.report(0, steps)
     try:

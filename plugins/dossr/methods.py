@@ -20,7 +20,7 @@ from sr_desk.api import Context, Request
 from sr_desk.core.errors import SrDeskError
 from sr_desk.diffusion.domain_shift import DomainShiftProcess
 from sr_desk.diffusion.noise import SeededNoise
-from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor
+from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of
 from sr_desk_plugins.dossr import BUILTIN_WEIGHTS
 from sr_desk_plugins.dossr.checkpoints import load_model
 from sr_desk_plugins.dossr.config import DoSSRConfig
@@ -87,7 +87,7 @@ def super_resolve(
                            x_hat.contiguous(memory_format=channels_last), t).float()
 
     def on_call(k: int, total: int, x0: torch.Tensor) -> None:
-        context.report(k, total, preview=to_image(x0))
+        context.report(k, total, preview=preview_of(context, x0))
 
     context.report(0, steps)
     try:

@@ -27,7 +27,7 @@ from sr_desk.diffusion.resolution import (
     start_level,
     two_call_sample,
 )
-from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor
+from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of
 from sr_desk_plugins.dtls import BUILTIN_WEIGHTS, DEFAULT_SAMPLER
 from sr_desk_plugins.dtls.checkpoints import load_model
 from sr_desk_plugins.dtls.config import DTLSConfig
@@ -93,7 +93,7 @@ def super_resolve(
             return unet(x.contiguous(memory_format=torch.channels_last), t).float()
 
     def on_step(step: int, total: int, prediction: torch.Tensor) -> None:
-        context.report(step, total, preview=to_image(prediction[..., : size[0], : size[1]]))
+        context.report(step, total, preview=preview_of(context, prediction[..., : size[0], : size[1]]))
 
     context.report(0, 2 if sampler == "fast" else t0)
     if sampler == "fast":

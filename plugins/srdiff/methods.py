@@ -30,7 +30,7 @@ from sr_desk.diffusion import NoiseSchedule, cosine_schedule, make_sampler
 from sr_desk.diffusion.consistency import back_project, residual_consistency
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import BlendedNoise, NoiseSource, SeededNoise, blend
-from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor
+from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of
 from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS, DEFAULT_ETA, DEFAULT_SAMPLER, FUSION_MODES
 from sr_desk_plugins.srdiff.checkpoints import load_encoder, load_model, read_metadata
 from sr_desk_plugins.srdiff.config import SRDiffConfig
@@ -180,7 +180,7 @@ def denoise(
     def on_step(step: int, total: int, x0: torch.Tensor) -> None:
         sr = x0.clamp(-1, 1) / 2 + cond.up
         shown = preview(sr) if preview is not None else _crop(sr, cond.hr_size)
-        context.report(step, total, preview=to_image(shown), box=preview_box)
+        context.report(step, total, preview=preview_of(context, shown), box=preview_box)
 
     correct = residual_consistency(cond.up, cond.lr, cond.scale) if params.get("lr_consistency") else None
     return sampler.sample(predict_noise, x, start=start, generator=noise, callback=on_step, correct_x0=correct)

@@ -105,7 +105,11 @@ class Context(Protocol):
 
         ``preview`` shows the whole output, or only the part ``box`` =
         ``(x, y, width, height)`` of it (a method that changes a small region
-        of a large image previews just that region).
+        of a large image previews just that region). It may be smaller than
+        the box (the host scales it to fill the box); the host shows at most
+        ``preview_side`` pixels on its longer side and a few a second, and
+        drops the rest: ask ``wants_preview()`` before making one, or use
+        ``sr_desk.diffusion.runtime.preview_of``, which does both.
         Raises ``Cancelled`` if the user cancelled, so calling it once per
         model step is all a method needs for a responsive Cancel.
         """
@@ -113,6 +117,13 @@ class Context(Protocol):
 
     def check_cancelled(self) -> None:
         """Raise ``Cancelled`` if the user cancelled (for loops that report less often)."""
+        ...
+
+    #: Longest side of the previews the host shows (None: any size; 0: the host shows none).
+    preview_side: int | None
+
+    def wants_preview(self) -> bool:
+        """True when a preview reported now would be shown (previews are rate-limited)."""
         ...
 
     @property

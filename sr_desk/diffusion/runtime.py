@@ -16,11 +16,12 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from sr_desk.api import Context, WeightFile
 from sr_desk.core.errors import SrDeskError
 
-__all__ = ["ModelCache", "autocast_for", "image_to_tensor"]
+__all__ = ["ModelCache", "autocast_for", "image_to_tensor", "preview_of"]
 
 Model = TypeVar("Model")
 
@@ -62,3 +63,23 @@ def autocast_for(context: Context) -> contextlib.AbstractContextManager[Any]:
 def image_to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
     """``H x W x 3`` float32 array to a ``1 x 3 x H x W`` float32 tensor on ``device``."""
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).to(device, torch.float32)
+
+
+def preview_of(context: Context, image: torch.Tensor) -> np.ndarray | None:
+    """The preview the host wants now of ``image`` (``1 x 3 x H x W`` in ``[0, 1]``), or None.
+
+    None (and no copy from the device) when the host would drop it: it shows
+    a few previews a second, or none at all (the command line). Larger than
+    the host's ``preview_side``, the image is shrunk on its own device first
+    (area average), so only the small picture crosses to the host.
+    """
+    wants = getattr(context, "wants_preview", None)
+    side = getattr(context, "preview_side", None)
+    if side == 0 or (callable(wants) and not wants()):
+        return None
+    height, width = image.shape[-2:]
+    if side and max(height, width) > side:
+        ratio = side / max(height, width)
+        size = (max(1, round(height * ratio)), max(1, round(width * ratio)))
+        image = F.interpolate(image.float(), size=size, mode="area")
+    return image[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)

@@ -104,13 +104,17 @@ class JobContext:
     a slice of the job's (tiles of an image, say).
     """
 
-    def __init__(self, job: Job, device: Device, weights: WeightsStore, emit: Callable[[JobEvent], None]):
+    def __init__(self, job: Job, device: Device, weights: WeightsStore, emit: Callable[[JobEvent], None],
+                 previews: PreviewGate | None = None):
         self._job = job
         self.device = device.kind
         self.dtype = device.dtype
         self.device_name = device.name
         self.weights = weights
         self._emit = emit
+        self._previews = previews or PreviewGate()
+        #: Longest side of the previews the host shows (None: any size; 0: it shows none).
+        self.preview_side = self._previews.side
         self._started = time.monotonic()
         self._offset = 0.0
         self._width = 1.0
@@ -124,6 +128,14 @@ class JobContext:
         if self._job.cancel_requested:
             raise Cancelled()
 
+    def wants_preview(self) -> bool:
+        """True when a preview sent now would be shown (the host may take only a few a second).
+
+        A method asks before it makes one, so that a step whose preview would
+        be dropped costs no copy from the device.
+        """
+        return self._previews.open()
+
     def report(
         self,
         step: int,
@@ -134,6 +146,8 @@ class JobContext:
     ) -> None:
         self.check_cancelled()
         fraction = self._offset + self._width * (step / total if total else 1.0)
+        if preview is not None:
+            preview = self._previews.admit(preview, final=step >= total)
         if preview is not None and box is None:
             box = self._box
         elif box is not None and self._box is not None:  # a part of a tile: offset by the tile's origin
@@ -161,6 +175,47 @@ class JobContext:
         return child
 
 
+class PreviewGate:
+    """What previews reach the host: at most ``rate`` a second and at most ``side`` pixels on the longer side.
+
+    ``side`` None passes any size, 0 drops every preview (the command line
+    shows none); ``rate`` None passes every one. Larger previews are shrunk by block averaging; a method that
+    uses :func:`sr_desk.diffusion.runtime.preview_of` shrinks them on its
+    device first, so only the small image is copied. The last step of a run
+    always passes, so the final preview is never lost.
+    """
+
+    def __init__(self, side: int | None = None, rate: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.side, self.rate, self._clock = side, rate, clock
+        self._last: float | None = None
+
+    def open(self) -> bool:
+        if self.side == 0:
+            return False
+        return self.rate is None or self._last is None or self._clock() - self._last >= 1.0 / self.rate
+
+    def admit(self, preview: np.ndarray, *, final: bool = False) -> np.ndarray | None:
+        """``preview`` as the host may show it now (shrunk when too large), or None to drop it."""
+        if self.side == 0 or not (final or self.open()):
+            return None
+        self._last = self._clock()
+        return shrink_preview(preview, self.side) if self.side else preview
+
+
+def shrink_preview(preview: np.ndarray, side: int) -> np.ndarray:
+    """``preview`` (H x W x C) averaged over k x k blocks so that its longer side is at most ``side``."""
+    height, width = preview.shape[:2]
+    factor = -(-max(height, width) // side)
+    if factor <= 1:
+        return preview
+    h, w = height // factor * factor, width // factor * factor
+    if h == 0 or w == 0:  # a thin strip: keep every factor-th pixel
+        return np.ascontiguousarray(preview[::factor, ::factor])
+    blocks = preview[:h, :w].reshape(h // factor, factor, w // factor, factor, -1)
+    return blocks.mean(axis=(1, 3), dtype=np.float32).astype(preview.dtype, copy=False)
+
+
 class _EmptyWeights:
     def path(self, name: str):  # type: ignore[no-untyped-def]
         raise FileNotFoundError(f"no weights store is configured (looking for {name!r})")
@@ -181,8 +236,11 @@ class Worker:
         weights: WeightsStore | None = None,
         on_event: EventCallback | None = None,
         precision: str = "auto",
+        preview_side: int | None = None,
+        preview_rate: float | None = None,
     ):
         self._preference = device
+        self._preview_side, self._preview_rate = preview_side, preview_rate
         self._precision = precision
         self._weights = weights or _EmptyWeights()
         self._on_event = on_event
@@ -286,7 +344,8 @@ class Worker:
         try:
             if self._device is None:
                 self._device = resolve_device(self._preference, self._precision)
-            context = JobContext(job, self._device, self._weights, lambda e: self._emit(job, e))
+            context = JobContext(job, self._device, self._weights, lambda e: self._emit(job, e),
+                                 PreviewGate(self._preview_side, self._preview_rate))
             self._emit(job, JobEvent(EventKind.STARTED, job.id, message=self._device.name))
             result = job.fn(context)
         except Cancelled:

@@ -76,6 +76,25 @@ def progress_text(
     return " · ".join(words) if words else f"{fraction * 100:.0f}%"
 
 
+#: Previews a second the canvas is sent at most (what the eye follows; more only costs copies).
+PREVIEW_RATE = 15.0
+#: Previews are never sent larger than this on their longer side, nor than the largest screen.
+PREVIEW_SIDE_FLOOR = 2048
+
+
+def preview_side() -> int:
+    """Longest side of the previews worth sending: the largest screen in device pixels (at least 2048).
+
+    A preview fills the job's box on the canvas, which is never wider than
+    the screen at fit zoom; the floor keeps some sharpness when zoomed in.
+    """
+    from PySide6.QtGui import QGuiApplication
+
+    sides = [round(max(s.size().width(), s.size().height()) * s.devicePixelRatio())
+             for s in QGuiApplication.screens()]
+    return max([PREVIEW_SIDE_FLOOR, *sides])
+
+
 @dataclass(frozen=True)
 class _Steps:
     """What the method itself reported (the worker's event carries only the overall fraction)."""
@@ -199,7 +218,8 @@ class JobController(QObject):
             from sr_desk.engine.weights import default_weights
 
             weights = default_weights(self.settings.resolved_models_dir())
-        return Worker(device=self.settings.device, weights=weights, precision=self.settings.precision)
+        return Worker(device=self.settings.device, weights=weights, precision=self.settings.precision,
+                      preview_side=preview_side(), preview_rate=PREVIEW_RATE)
 
     def apply_settings(self, settings: Settings) -> None:
         """Use new settings: tile size at once; a new device or models folder from the next job."""
