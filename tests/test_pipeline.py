@@ -153,3 +153,46 @@ def test_region_previews_show_the_result_as_it_will_be_applied(rng):
     # NEAREST previews all-black; in the margin around the selection the preview must be the base image.
     assert np.allclose(preview_event.preview[0, 0], base[y, x], atol=1e-6)
     assert np.allclose(preview_event.preview[h // 2, w // 2], 0.0)
+
+
+def memory_hungry(limit: int, error: type[BaseException] = MemoryError):
+    """A nearest x2 that runs out of memory on inputs with a side over ``limit`` (as a GPU would)."""
+    sides = []
+
+    def run(request, context):
+        sides.append(max(request.image.shape[:2]))
+        if sides[-1] > limit:
+            raise error("CUDA out of memory. Tried to allocate 2.00 GiB" if error is RuntimeError else "")
+        return np.repeat(np.repeat(request.image, 2, 0), 2, 1)
+
+    method = Method(id="hungry", name="Hungry", task=Task.UPSCALE, run=run, capabilities=Capabilities(scales=(2,)))
+    return method, sides
+
+
+@pytest.fixture
+def small_tiles_allowed(monkeypatch):
+    from sr_desk.engine import pipeline
+
+    monkeypatch.setattr(pipeline, "MIN_RETRY_TILE", 8)  # test images are tiny
+
+
+@pytest.mark.parametrize("error", [MemoryError, RuntimeError])
+def test_out_of_memory_in_a_tile_retries_with_smaller_tiles(rng, error, small_tiles_allowed):
+    image = document(random_image(rng, 100, 90))
+    method, sides = memory_hungry(40, error)
+    events = []
+    result = run_method(image, method, events, scale=2, tile_size=64, tile_overlap=8)
+    expected = np.repeat(np.repeat(image.rgb, 2, 0), 2, 1)
+    assert result.size == (180, 200) and np.allclose(result.rgb, expected, atol=1e-5)
+    assert max(sides) > 40 and sides[-1] <= 40  # the 64 px tiles failed, the 32 px ones ran
+    assert any("trying again in 32 px tiles" in (e.message or "") for e in events)
+
+
+def test_out_of_memory_on_the_whole_image_tiles_it_and_gives_up_at_last(rng, small_tiles_allowed):
+    image = document(random_image(rng, 50, 50))
+    method, sides = memory_hungry(30)
+    assert run_method(image, method, scale=2, tile_size=0).size == (100, 100)
+    assert sides[0] == 50 and max(sides[1:]) <= 30  # the whole image failed, then 25 px tiles ran
+    starving, _ = memory_hungry(5)
+    with pytest.raises(SrDeskError, match="ran out of memory even in"):
+        run_method(document(random_image(rng, 60, 60)), starving, scale=2, tile_size=0)

@@ -9,6 +9,8 @@ images into tiles, and keeping the alpha channel.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import gc
 import secrets
 import sys
 from collections.abc import Mapping
@@ -214,6 +216,25 @@ def checked_values(method: Method, result: np.ndarray) -> np.ndarray:
     return result.astype(np.float32, copy=False)
 
 
+#: Tiles are never made smaller than this when retrying after running out of memory.
+MIN_RETRY_TILE = 64
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for the allocation failures of numpy, the CPU allocator and CUDA (torch.OutOfMemoryError)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def _release_memory() -> None:
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _upscale(
     rgb: np.ndarray,
     method: Method,
@@ -223,7 +244,39 @@ def _upscale(
     context: JobContext,
     exact_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Run the method on the whole of ``rgb``, in tiles when it is large."""
+    """Run the method on the whole of ``rgb``, in tiles when it is large; out of memory, in smaller tiles.
+
+    A method that can be tiled and runs out of memory (on the whole image or
+    in a tile) runs again from the start in tiles of half the side, down to
+    ``MIN_RETRY_TILE`` input pixels; the user sees why in the progress text.
+    """
+    side = max(rgb.shape[:2])
+    while True:
+        try:
+            return _upscale_once(rgb, method, spec, run_scale, mask, context, exact_size)
+        except Exception as exc:
+            if not is_out_of_memory(exc) or not method.capabilities.tiles or mask is not None:
+                raise
+            current = spec.tile_size if 0 < spec.tile_size < side else side
+            smaller = current // 2
+            if smaller < MIN_RETRY_TILE:
+                raise SrDeskError(f"{method.name} ran out of memory even in {current} px tiles; "
+                                  "close other programs or choose a smaller image") from None
+            del exc
+            _release_memory()
+            context.report(0, 1, message=f"out of memory: trying again in {smaller} px tiles")
+            spec = dataclasses.replace(spec, tile_size=smaller, tile_overlap=min(spec.tile_overlap, smaller // 4))
+
+
+def _upscale_once(
+    rgb: np.ndarray,
+    method: Method,
+    spec: JobSpec,
+    run_scale: float,
+    mask: np.ndarray | None,
+    context: JobContext,
+    exact_size: tuple[int, int] | None = None,
+) -> np.ndarray:
     in_size = (rgb.shape[1], rgb.shape[0])
     needs_tiles = (
         method.capabilities.tiles and mask is None and spec.tile_size > 0 and max(in_size) > spec.tile_size
