@@ -1,0 +1,200 @@
+"""The whole 4x upscale, as the command line runs it, for every diffusion method: seconds, MP/s, peak memory.
+
+    python bench/upscale_speed.py [--sizes 128,256,512] [--methods srdiff,dtls,...] [--devices cpu,cuda]
+        [--precision float32|bfloat16|auto] [--baseline-sizes 128] [--markdown]
+
+Each run is ``sr-desk upscale IN -o OUT.png --method M --scale 4`` called in
+this process (``sr_desk.cli.main``): reading the file, tiling, the method's
+whole pipeline (encoder, sampler, LR consistency), writing the PNG. The input
+is a centre crop of a held-out photo of ``../shared/data/train`` (a seeded
+random texture when it is missing). Each method is warmed up once on a small
+image first (model loading is not timed). Ratios are to bicubic and to the
+SRDiff paper's sampler (100 ancestral steps, float32) run in the same
+process; that baseline runs at ``--baseline-sizes`` only and is scaled
+linearly in output pixels elsewhere (marked "est."). Peak memory is the
+process's peak resident set during the run (Linux VmHWM, reset through
+``/proc/self/clear_refs``) and, on CUDA, torch's peak allocation.
+``s/MP`` is seconds per output megapixel: flat across sizes means linear cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "train"
+SCALE = 4
+METHODS = ("bicubic", "srdiff-encoder", "srdiff", "dtls", "dossr", "diffsr")
+#: The SRDiff paper's sampler, the ratio's baseline.
+PAPER = "srdiff:ancestral:100"
+
+
+@dataclass
+class Run:
+    method: str
+    device: str
+    size: int
+    seconds: float
+    peak_mb: float
+    gpu_peak_mb: float | None = None
+    estimated: bool = False
+
+    @property
+    def output_mp(self) -> float:
+        return (self.size * SCALE) ** 2 / 1e6
+
+
+def test_image(size: int, folder: Path) -> Path:
+    """A ``size`` px square PNG: the centre of the first held-out photo, or seeded texture without the data."""
+    path = folder / f"input-{size}.png"
+    if not path.exists():
+        try:
+            from sr_desk.diffusion.data import list_images, load_photo, split_holdout
+
+            photo = load_photo(split_holdout(list_images(DATA))[1][0])
+            y, x = (photo.shape[0] - size) // 2, (photo.shape[1] - size) // 2
+            pixels = photo[max(0, y) : max(0, y) + size, max(0, x) : max(0, x) + size]
+        except (OSError, IndexError, ValueError):
+            rng = np.random.default_rng(0)
+            pixels = (np.kron(rng.random((size // 8, size // 8, 3)), np.ones((8, 8, 1))) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(path)
+    return path
+
+
+def reset_peak() -> None:
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_mb() -> float:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def split_method(spec: str) -> list[str]:
+    """``srdiff:ancestral:100`` -> the CLI's ``--method srdiff --param sampler=ancestral --param steps=100``."""
+    method, *rest = spec.split(":")
+    args = ["--method", method]
+    for name, value in zip(("sampler", "steps"), (r for r in rest if "=" not in r), strict=False):
+        args += ["--param", f"{name}={value}"]
+    for item in (r for r in rest if "=" in r):
+        args += ["--param", item]
+    return args
+
+
+def upscale(spec: str, source: Path, out: Path, device: str, precision: str) -> tuple[float, float, float | None]:
+    """``(seconds, peak RSS MB, CUDA peak MB)`` of one CLI upscale in this process."""
+    from sr_desk.cli import main
+
+    torch = sys.modules.get("torch")
+    cuda = device == "cuda" and torch is not None and torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    reset_peak()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):  # the CLI's "wrote ..." lines; stdout is for the table
+        code = main(["upscale", str(source), "-o", str(out), "--scale", str(SCALE), "--device", device,
+                     "--precision", precision, "--seed", "0", "--force", *split_method(spec)])
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    if code != 0:
+        raise RuntimeError(f"{spec} failed on {source.name} (exit {code})")
+    return seconds, peak_mb(), (torch.cuda.max_memory_allocated() / 2**20 if cuda else None)
+
+
+def measure(methods: Sequence[str], sizes: Sequence[int], device: str, precision: str, baseline_sizes: Sequence[int],
+            folder: Path) -> list[Run]:
+    runs: list[Run] = []
+    warm = test_image(32, folder)
+    for spec in [*methods, *([PAPER] if baseline_sizes else [])]:
+        upscale(split_steps(spec), warm, folder / "warm.png", device, precision)  # loads the model
+        for size in sizes:
+            if spec == PAPER and size not in baseline_sizes:
+                continue
+            seconds, peak, gpu = upscale(spec, test_image(size, folder), folder / "out.png", device, precision)
+            runs.append(Run(spec, device, size, seconds, peak, gpu))
+            print(f"{spec} {device} {size}: {seconds:.2f} s, peak {peak:.0f} MB", file=sys.stderr, flush=True)
+    measured = {r.size: r for r in runs if r.method == PAPER}
+    if measured:
+        base = max(measured.values(), key=lambda r: r.size)
+        for size in sizes:
+            if size not in measured:
+                runs.append(Run(PAPER, device, size, base.seconds * (size / base.size) ** 2, math.nan, estimated=True))
+    return runs
+
+
+def split_steps(spec: str) -> str:
+    """The warm-up's spec: one step where the method has steps (loading is what it is for)."""
+    method = spec.split(":")[0]
+    return f"{method}:steps=1" if method in ("srdiff", "dossr", "diffsr") else method
+
+
+def table(runs: Sequence[Run], markdown: bool) -> str:
+    header = ("method", "device", "input", "seconds", "out MP/s", "s/MP", "peak MB", "x bicubic", "x faster than paper")
+    rows = []
+    for run in runs:
+        if run.method == PAPER and run.estimated:
+            continue
+        same = {r.method: r for r in runs if r.size == run.size and r.device == run.device}
+        bicubic, paper = same.get("bicubic"), same.get(PAPER)
+        rows.append([
+            run.method, run.device, f"{run.size}px", f"{run.seconds:.2f}", f"{run.output_mp / run.seconds:.3f}",
+            f"{run.seconds / run.output_mp:.2f}",
+            f"{run.peak_mb:.0f}" + (f" (GPU {run.gpu_peak_mb:.0f})" if run.gpu_peak_mb is not None else ""),
+            f"{run.seconds / bicubic.seconds:.0f}" if bicubic else "",
+            (f"{paper.seconds / run.seconds:.1f}" + (" (est.)" if paper.estimated else "")) if paper else "",
+        ])
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *rows])
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench/upscale_speed.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", type=_ints, default=[128, 256, 512], help="input sides in px (default 128,256,512)")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated (default {','.join(METHODS)})")
+    p.add_argument("--devices", default=None, help="comma-separated: cpu, cuda (default: cpu, and cuda when present)")
+    p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="auto")
+    p.add_argument("--baseline-sizes", type=_ints, default=[128],
+                   help="sizes at which the paper's 100-step sampler really runs (elsewhere: scaled, est.; "
+                   "empty: no baseline)")
+    p.add_argument("--markdown", action="store_true")
+    args = p.parse_args(argv)
+    import torch
+
+    devices = args.devices.split(",") if args.devices else ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="sr-desk-speed-") as tmp:
+        for device in devices:
+            runs += measure([m for m in args.methods.split(",") if m], args.sizes, device, args.precision,
+                            args.baseline_sizes, Path(tmp))
+    name = torch.cuda.get_device_name() if "cuda" in devices else f"CPU, {torch.get_num_threads()} threads"
+    print(f"command: python bench/upscale_speed.py {' '.join(argv or sys.argv[1:])}")
+    print(f"device: {name}; torch {torch.__version__}; precision {args.precision}; x{SCALE}")
+    print(table(runs, args.markdown))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
