@@ -39,7 +39,8 @@ from PySide6.QtWidgets import (
 )
 
 from sr_desk.api import FloatParam, ImageParam, Method, ParamError, SeedParam, Task
-from sr_desk.engine.pipeline import JobSpec
+from sr_desk.core.errors import SrDeskError
+from sr_desk.engine.pipeline import JobSpec, target_size
 from sr_desk.engine.plugins import PluginHost, default_upscaler
 from sr_desk.ui.params_widgets import ImageWidget, ParamWidget, SeedWidget, make_param_widget
 
@@ -180,6 +181,10 @@ class MethodPanel(QWidget):
         scale_row.addStretch(1)
         self.scale_label = QLabel("Scale", self)
         general.addRow(self.scale_label, self.scale_box)
+        self.result_label = QLabel(self)
+        self.result_label.setToolTip("The size of the result for the open image")
+        _secondary(self.result_label)
+        general.addRow("", self.result_label)
 
         options = QWidget(self)
         options_row = QHBoxLayout(options)
@@ -425,6 +430,7 @@ class MethodPanel(QWidget):
         finally:
             self._building = False
         self.announce_placeable()
+        self._show_result_size()
 
     def _placeable_param(self) -> ImageParam | None:
         method = self._method
@@ -521,6 +527,7 @@ class MethodPanel(QWidget):
     def _remember_general(self) -> None:
         if self._building or self._method is None:
             return
+        self._show_result_size()
         memory = self._memory.setdefault(self._method.id, {})
         memory["scale"] = self.scale_combo.currentData()
         memory["custom"] = float(self.scale_spin.value())
@@ -557,6 +564,23 @@ class MethodPanel(QWidget):
     def set_document_size(self, size: tuple[int, int] | None) -> None:
         """The open document's ``(width, height)``: target sizes start from it times the scale."""
         self._doc_size = tuple(size) if size else None  # type: ignore[assignment]
+        self._show_result_size()
+
+    def result_size(self) -> tuple[int, int] | None:
+        """The size the current settings make of the open image (None without an image or a scale)."""
+        method, spec = self._method, self.current_spec()
+        if method is None or spec is None or self._doc_size is None or not self._shows_scale(method):
+            return None
+        try:
+            return target_size(self._doc_size, spec, method)
+        except SrDeskError:
+            return None
+
+    def _show_result_size(self) -> None:
+        size = self.result_size()
+        self.result_label.setVisible(size is not None)
+        if size is not None:
+            self.result_label.setText(f"Result: {size[0]}×{size[1]} px ({size[0] * size[1] / 1e6:.1f} MP)")
 
     def _live_toggled(self, on: bool) -> None:
         if on and self._method is not None and self._method.capabilities.seeds and self.seed_widget.is_random():

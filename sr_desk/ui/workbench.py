@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6.QtCore import QObject, QRectF
 from PySide6.QtGui import QAction, QImage, QKeySequence
-from PySide6.QtWidgets import QDialog, QVBoxLayout
+from PySide6.QtWidgets import QDialog, QMessageBox, QVBoxLayout
 
 from sr_desk.api import ImageInput, Method, Task
 from sr_desk.core.imageio import ImageData
@@ -41,6 +41,11 @@ from sr_desk.ui.qimage import rgb_to_qimage
 from sr_desk.ui.seed_picker import SeedPicker, SeedResult
 
 log = logging.getLogger(__name__)
+
+#: Results larger than this (megapixels) are made only after the user says yes.
+LARGE_RESULT_MP = 100
+#: From this size on, "Selection only" says that the whole image is enlarged (the rest with bicubic).
+SELECTION_NOTE_MP = 16
 
 
 @dataclass
@@ -257,6 +262,8 @@ class Workbench(QObject):
         except Exception as exc:  # a bad scale or size: the panel validated most, say the rest
             self.window.show_message(str(exc), "error")
             return
+        if not spec.draft and not self._large_result_confirmed(document.image.size, output_size, spec):
+            return
         self.trial = None
         tries = 1 if spec.draft else self.panel.variations()
         if tries > 1:
@@ -267,6 +274,30 @@ class Workbench(QObject):
             self.trial = SeedTrial(spec, seeds, box)
             spec = dataclasses.replace(spec, seed=seeds[0])
         self._start(view, method, spec, output_size)
+
+    def _large_result_confirmed(self, source: tuple[int, int], output: tuple[int, int], spec: JobSpec) -> bool:
+        """Ask before a document over ``LARGE_RESULT_MP`` megapixels; say what "Selection only" enlarges."""
+        megapixels = output[0] * output[1] / 1e6
+        whole = spec.selection is not None and output != source
+        if megapixels <= LARGE_RESULT_MP:
+            if whole and megapixels >= SELECTION_NOTE_MP:
+                self.window.show_message(
+                    f"Selection only: the whole image becomes {output[0]}×{output[1]}; the selection is upscaled "
+                    "with the method, the rest with bicubic.", "info")
+            return True
+        gigabytes = megapixels * 1e6 * 3 * 4 / 1e9  # float32 RGB, as the document holds it
+        text = (f"The result will be {output[0]}×{output[1]} pixels ({megapixels:.0f} MP, about "
+                f"{gigabytes:.1f} GB of memory)"
+                + (", the whole image, although only the selection is upscaled with the method" if whole else "")
+                + ". Make it?")
+        return self.confirm(f"A {megapixels:.0f}-megapixel result", text)
+
+    def confirm(self, title: str, text: str) -> bool:
+        """A yes/no question to the user (tests replace it)."""
+        answer = QMessageBox.question(self.window, title, text,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                                      QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
 
     def _start(self, view: DocumentView, method: Method, spec: JobSpec, output_size: tuple[int, int]) -> None:
         image = view.document.image

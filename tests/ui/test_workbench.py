@@ -341,3 +341,20 @@ def test_the_seed_row_shows_only_for_methods_with_seeds(window, bench):
     assert not bench.panel.variations_spin.isHidden()
     bench.panel.select_method("fake-x2")
     assert bench.panel.variations_spin.isHidden() and bench.panel.variations() == 1
+
+
+def test_the_panel_shows_the_result_size_and_a_huge_result_is_asked_about_first(window, bench, make_png, qtbot):
+    view = window.open_paths([make_png("a.png", size=(12, 8))])[0]
+    panel = bench.panel
+    panel.select_method("fake-x2")
+    assert panel.result_label.text() == "Result: 24×16 px (0.0 MP)"
+    panel.scale_combo.setCurrentIndex(panel.scale_combo.findData("size"))
+    panel.fit_check.setChecked(False)
+    panel.size_width.setValue(12000)
+    panel.size_height.setValue(10000)
+    assert panel.result_label.text() == "Result: 12000×10000 px (120.0 MP)"
+    asked = []
+    bench.confirm = lambda title, text: asked.append((title, text)) or False
+    panel.request_run()
+    assert asked and asked[0][0] == "A 120-megapixel result" and "12000×10000" in asked[0][1]
+    assert bench.job is None and view.document.image.size == (12, 8)  # declined: nothing ran
