@@ -7,7 +7,8 @@ From a plain checkout: ``python -m sr_desk.training diffsr ...``. The
 paper's recipe (spec 4): epsilon prediction with MSE, T = 1000, linear betas
 1e-4 to 0.02; no LR image is ever seen. One deliberate change (spec 9, in
 the model card): steps are drawn with most of their weight where Diff-SR
-injects (NL at most 0.6), since the reverse chain never starts above it.
+injects (NL at most 0.6, and most at small levels, :data:`STEP_MIX`), since
+the reverse chain never starts above it.
 The export is calibrated afterwards with ``python -m sr_desk_plugins.diffsr.calibrate``.
 """
 
@@ -26,7 +27,7 @@ from sr_desk.training.cli import add_export_arguments, add_training_arguments, r
 from sr_desk.training.metrics import forward_flops
 from sr_desk_plugins.diffsr.checkpoints import load_model, save_safetensors
 from sr_desk_plugins.diffsr.config import DiffSRConfig
-from sr_desk_plugins.diffsr.injection import LEVEL_RANGE, fallback_level
+from sr_desk_plugins.diffsr.injection import fallback_level
 from sr_desk_plugins.diffsr.network import DiffSRUNet
 from sr_desk_plugins.diffsr.process import DEFAULT_STEPS, restore
 
@@ -35,8 +36,10 @@ PRESETS = {
     "tiny": DiffSRConfig(width=8, mults=(1, 2), blocks=1, attention=False, unshuffle=2),
 }
 
-#: Share of each batch drawn below the highest level Diff-SR injects (the rest: uniform over all T steps).
-USED_SHARE = 0.8
+#: How the steps of a batch are drawn: (share, highest level); each share uniform below its level.
+#: Diff-SR injects at most 0.6 T (spec 2.6), and a prior this small is only ever useful at low levels
+#: (the calibration finds them), so the denoiser's weakest region, small t, gets most of the batch.
+STEP_MIX = ((0.4, 0.1), (0.4, 0.6), (0.2, 1.0))
 
 
 class DiffSRPriorTask:
@@ -47,17 +50,18 @@ class DiffSRPriorTask:
     def __init__(self, config: DiffSRConfig, network: DiffSRUNet, scale: int = 4):
         self.config, self.module, self.scale = config, network, scale
         self.schedule: NoiseSchedule = from_scheduler_config(config.scheduler_config())
-        self.used_steps = max(1, round(LEVEL_RANGE[1] * self.schedule.T))
 
     def config_json(self) -> str:
         return self.config.to_json()
 
     def sample_steps(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """Step indices drawn by :data:`STEP_MIX`, reproducibly from ``generator``."""
         device = generator.device
-        used = torch.randint(0, self.used_steps, (batch,), generator=generator, device=device)
-        anywhere = torch.randint(0, self.schedule.T, (batch,), generator=generator, device=device)
-        pick = torch.rand(batch, generator=generator, device=device) < USED_SHARE
-        return torch.where(pick, used, anywhere)
+        shares = torch.tensor([share for share, _ in STEP_MIX], device=device)
+        highest = torch.tensor([max(1, round(level * self.schedule.T)) for _, level in STEP_MIX], device=device)
+        which = torch.multinomial(shares, batch, replacement=True, generator=generator)
+        uniform = torch.rand(batch, generator=generator, device=device)
+        return (uniform * highest[which]).long().clamp(max=self.schedule.T - 1)
 
     def loss(self, module: nn.Module, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x0 = hr * 2 - 1
