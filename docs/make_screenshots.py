@@ -39,7 +39,7 @@ from sr_desk_resources import SAMPLE_IMAGE
 
 HERE = Path(__file__).resolve().parent / "images"
 SELECTION = (12, 112, 104, 72)
-SHOTS = ("first-start", "preview", "compare-large", "interpolate", "seeds")
+SHOTS = ("first-start", "preview", "compare-large", "interpolate", "seeds", "target-size")
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 
 
@@ -192,6 +192,18 @@ def shot_seeds() -> None:
     close(window)
 
 
+def shot_target_size() -> None:
+    """Diff-SR's panel, built from its declarations, asked for 4K: the presets and the result's size."""
+    window = new_window([str(SAMPLE_IMAGE)])
+    panel = window.workbench.panel
+    panel.select_method("diffsr")
+    panel.scale_combo.setCurrentIndex(panel.scale_combo.findData("size"))
+    panel.size_preset.setCurrentIndex(panel.size_preset.findData("3840x2160"))
+    pump(0.5)
+    save(window, "target-size")
+    close(window)
+
+
 def shot_fusion(base_path: Path, donor_path: Path) -> None:
     from PIL import Image
 
@@ -257,6 +269,8 @@ def main() -> None:
         shot_interpolate()
     if "seeds" in wanted:
         shot_seeds()
+    if "target-size" in wanted:
+        shot_target_size()
     if "fusion" in wanted:
         shot_fusion(args.fusion_base, args.fusion_donor)
     app.quit()
