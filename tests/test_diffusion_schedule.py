@@ -202,3 +202,24 @@ def test_schedule_config_is_frozen_and_checked(schedule):
         NoiseSchedule.from_config({"kind": "sigmoid"})
     with pytest.raises(ValueError):
         NoiseSchedule.from_config({"kind": "cosine", "steps": 100})
+
+
+def test_the_coarse_vp_schedule_is_ddgan_s_closed_form():
+    import math
+
+    from sr_desk.diffusion.schedule import NoiseSchedule, vp_coarse_schedule
+
+    schedule = vp_coarse_schedule(4)
+    assert schedule.T == 4 and NoiseSchedule.from_config(schedule.to_config()) == schedule
+
+    def log_mean(t):
+        return -0.25 * t * t * (20.0 - 0.1) - 0.5 * t * 0.1
+
+    times = [1e-3 + (1 - 1e-3) * k / 4 for k in range(5)]
+    expected = [math.exp(2 * log_mean(t) - 2 * log_mean(times[0])) for t in times[1:]]
+    assert torch.allclose(schedule.alphas_cumprod, torch.tensor(expected, dtype=torch.float64), rtol=1e-12)
+    assert float(schedule.alphas_cumprod[-1]) < 1e-3  # the last coarse step is (nearly) pure noise
+    # the posterior step DDGAN samples from: mean and variance of q(x_{k-1} | x_k, x0), none at k = 0
+    x0, x_t = torch.rand(1, 1, 2, 2, dtype=torch.float64), torch.rand(1, 1, 2, 2, dtype=torch.float64)
+    _, variance, _ = schedule.posterior(x0, x_t, 0)
+    assert float(variance.max()) == 0.0

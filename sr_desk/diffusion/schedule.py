@@ -20,7 +20,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["NoiseSchedule", "cosine_schedule", "from_betas", "from_scheduler_config", "linear_schedule"]
+__all__ = [
+    "NoiseSchedule", "cosine_schedule", "from_betas", "from_scheduler_config", "linear_schedule", "vp_coarse_schedule",
+]
 
 Index = int | torch.Tensor
 """A step index: a Python int (one step for the whole batch) or a 1-D integer tensor (one per batch item)."""
@@ -99,7 +101,8 @@ class NoiseSchedule:
         """The schedule described by ``config`` (a dict made by :meth:`to_config`)."""
         params = dict(config)
         kind = params.pop("kind", None)
-        builders = {"cosine": cosine_schedule, "linear": linear_schedule, "betas": from_betas}
+        builders = {"cosine": cosine_schedule, "linear": linear_schedule, "betas": from_betas,
+                    "vp_coarse": vp_coarse_schedule}
         if kind not in builders:
             raise ValueError(f"unknown schedule kind {kind!r}; expected one of {sorted(builders)}")
         try:
@@ -209,6 +212,27 @@ def linear_schedule(timesteps: int = 1000, beta_start: float = 1e-4, beta_end: f
         "beta_start": float(beta_start),
         "beta_end": float(beta_end),
     }
+    return _build(betas, config)
+
+
+def vp_coarse_schedule(
+    steps: int = 4, beta_min: float = 0.1, beta_max: float = 20.0, eps_small: float = 1e-3
+) -> NoiseSchedule:
+    """A few-step schedule cut from the continuous VP process, as DDGAN (and LDDPM after it) uses.
+
+    With ``L(t) = -t^2 (beta_max - beta_min) / 4 - t beta_min / 2`` and
+    ``t_k = eps + (1 - eps) k / steps``, the marginal's abar at ``t_k`` is
+    ``exp(2 L(t_k))``; step ``k`` (1-based) has ``beta_k = 1 - abar(t_k) / abar(t_{k-1})``,
+    so ``alphas_cumprod[k-1] = exp(2 L(t_k) - 2 L(t_0))``. DDGAN's defaults:
+    4 steps, beta_min 0.1, beta_max 20.
+    """
+    _check_timesteps(steps)
+    t = torch.arange(steps + 1, dtype=torch.float64) / steps * (1 - eps_small) + eps_small
+    log_mean = -0.25 * t**2 * (beta_max - beta_min) - 0.5 * t * beta_min
+    abar = torch.exp(2 * log_mean)
+    betas = 1 - abar[1:] / abar[:-1]
+    config = {"kind": "vp_coarse", "steps": int(steps), "beta_min": float(beta_min), "beta_max": float(beta_max),
+              "eps_small": float(eps_small)}
     return _build(betas, config)
 
 
