@@ -1,7 +1,8 @@
 """LDDPM (issue 15): latent-feature diffusion SR with few adversarial steps, being built part by part.
 
 Not registered as a plugin yet (no entry point): each mechanism lands here
-with its tests first (the conditional flow: :mod:`.flow`); the method, its
+with its tests first (the conditional flow: :mod:`.flow`; the network with
+the LR encoder, cross-attention, CVAE and flow: :mod:`.network`); the method, its
 trainer and its weights follow, and only then does ``pyproject.toml`` list
 it under ``sr_desk.plugins``.
 """
