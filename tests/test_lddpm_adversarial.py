@@ -1,0 +1,55 @@
+"""LDDPM's adversarial step (issue 15, spec 2.5): the coarse pairs, the posterior step and both losses."""
+
+from __future__ import annotations
+
+import torch
+
+from sr_desk.diffusion.schedule import vp_coarse_schedule
+from sr_desk_plugins.lddpm.adversarial import (
+    Discriminator,
+    discriminator_loss,
+    fake_pair,
+    generator_loss,
+    real_pair,
+)
+
+SCHEDULE = vp_coarse_schedule(4)
+
+
+def test_real_pairs_have_the_forward_marginals():
+    x0 = torch.full((4000, 1, 1, 1), 0.5, dtype=torch.float64)
+    k = torch.full((4000,), 2)
+    x_prev, x_t = real_pair(SCHEDULE, x0, k, torch.Generator().manual_seed(0))
+    for x, abar in ((x_prev, SCHEDULE.alphas_cumprod_prev[2]), (x_t, SCHEDULE.alphas_cumprod[2])):
+        assert abs(float(x.mean()) - 0.5 * float(abar) ** 0.5) < 0.03
+        assert abs(float(x.std()) - float(1 - abar) ** 0.5) < 0.03
+
+
+def test_the_posterior_step_is_exact_with_the_true_x0_and_adds_no_noise_at_the_last_step():
+    x0 = torch.rand(3, 3, 4, 4, dtype=torch.float64) * 2 - 1
+    x_t = torch.randn(3, 3, 4, 4, dtype=torch.float64)
+    k = torch.tensor([0, 0, 0])
+    out = fake_pair(SCHEDULE, x0, x_t, k, torch.Generator().manual_seed(0))
+    mean, _, _ = SCHEDULE.posterior(x0, x_t, k)
+    assert torch.allclose(out, mean)  # k = 0: the clean image, no noise
+    k = torch.tensor([3, 3, 3])
+    a = fake_pair(SCHEDULE, x0, x_t, k, torch.Generator().manual_seed(1))
+    assert torch.equal(a, fake_pair(SCHEDULE, x0, x_t, k, torch.Generator().manual_seed(1)))
+    assert not torch.allclose(a, SCHEDULE.posterior(x0, x_t, k)[0])
+
+
+def test_a_discriminator_and_a_generator_step_run_with_r1():
+    torch.manual_seed(0)
+    d = Discriminator(width=8, levels=2)
+    x0 = torch.rand(2, 3, 16, 16) * 2 - 1
+    k = torch.tensor([1, 3])
+    x_prev, x_t = real_pair(SCHEDULE, x0, k, torch.Generator().manual_seed(0))
+    x0_hat = (x0 + 0.1 * torch.randn_like(x0)).requires_grad_(True)
+    fake = fake_pair(SCHEDULE, x0_hat, x_t, k, torch.Generator().manual_seed(1))
+    loss_d = discriminator_loss(d, (x_prev, x_t), fake, k, r1_gamma=0.05)
+    loss_d.backward()
+    assert torch.isfinite(loss_d) and d.stem.weight.grad.abs().sum() > 0
+    assert x0_hat.grad is None  # the discriminator's step does not reach the generator
+    loss_g = generator_loss(d, fake, x_t, k)
+    loss_g.backward()
+    assert x0_hat.grad is not None and x0_hat.grad.abs().sum() > 0
