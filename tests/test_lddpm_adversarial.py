@@ -53,3 +53,31 @@ def test_a_discriminator_and_a_generator_step_run_with_r1():
     loss_g = generator_loss(d, fake, x_t, k)
     loss_g.backward()
     assert x0_hat.grad is not None and x0_hat.grad.abs().sum() > 0
+
+
+def test_restore_takes_four_steps_from_noise_and_a_seed_gives_the_same_image():
+    from sr_desk.diffusion.noise import SeededNoise
+    from sr_desk_plugins.lddpm.network import LDDPMConfig, LDDPMNet
+    from sr_desk_plugins.lddpm.process import restore
+
+    torch.manual_seed(0)
+    net = LDDPMNet(LDDPMConfig(width=8, mults=(1, 2), latent_channels=2, gan_latent=4, flow_steps=1, heads=2,
+                               dropout=0.0)).eval()
+    torch.nn.init.normal_(net.head.weight, std=0.05)
+    lr = torch.rand(1, 3, 7, 9)
+    calls = []
+
+    def run(seed, **kw):
+        return restore(net, lr, (21, 27), SCHEDULE, SeededNoise(seed), callback=lambda k, n, x0: calls.append(k),
+                       **kw)
+
+    a = run(3)
+    assert a.shape == (1, 3, 21, 27) and calls == [1, 2, 3, 4]
+    assert torch.equal(a, run(3)) and not torch.equal(a, run(4))
+    loose = run(3, lr_consistency=False)
+    from sr_desk.diffusion.imresize import imresize
+
+    def lr_error(image):
+        return float((imresize(image, size=(7, 9)) - lr).abs().mean())
+
+    assert lr_error(a) < 0.5 * lr_error(loose)

@@ -15,28 +15,29 @@ import torch.nn.functional as F
 from torch import nn
 
 from sr_desk.diffusion.compact_unet import timestep_embedding
+from sr_desk.diffusion.samplers.base import Randomness, standard_normal_like
 from sr_desk.diffusion.schedule import NoiseSchedule
 
 __all__ = ["Discriminator", "discriminator_loss", "fake_pair", "generator_loss", "real_pair"]
 
 
 def real_pair(schedule: NoiseSchedule, x0: torch.Tensor, k: torch.Tensor,
-              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+              generator: Randomness) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x_{k-1}, x_k)`` from q: the marginal at k - 1 (x0 itself at k = 0), then one forward step."""
     device = x0.device
-    noise = torch.randn(x0.shape, generator=generator, device=device)
+    noise = standard_normal_like(x0, generator)
     prev_abar = schedule.alphas_cumprod_prev.to(device, x0.dtype)[k].view(-1, 1, 1, 1)
     x_prev = prev_abar.sqrt() * x0 + (1 - prev_abar).sqrt() * noise
     beta = schedule.betas.to(device, x0.dtype)[k].view(-1, 1, 1, 1)
-    step_noise = torch.randn(x0.shape, generator=generator, device=device)
+    step_noise = standard_normal_like(x0, generator)
     return x_prev, (1 - beta).sqrt() * x_prev + beta.sqrt() * step_noise
 
 
 def fake_pair(schedule: NoiseSchedule, x0_hat: torch.Tensor, x_t: torch.Tensor, k: torch.Tensor,
-              generator: torch.Generator) -> torch.Tensor:
+              generator: Randomness) -> torch.Tensor:
     """``x_{k-1}`` drawn from q(x_{k-1} | x_k, x0_hat): the implicit reverse step (eq. 15)."""
     mean, _, log_variance = schedule.posterior(x0_hat, x_t, k)
-    noise = torch.randn(x_t.shape, generator=generator, device=x_t.device)
+    noise = standard_normal_like(x_t, generator)
     nonzero = (k > 0).to(x_t.dtype).view(-1, 1, 1, 1)  # no noise on the last step
     return mean + nonzero * (0.5 * log_variance).exp() * noise
 
