@@ -5,7 +5,8 @@ with its tests first (the conditional flow: :mod:`.flow`; the network with
 the LR encoder, cross-attention, CVAE and flow: :mod:`.network`; DDGAN's
 real and fake pairs, discriminator and losses: :mod:`.adversarial`; the four
 coarse steps: ``sr_desk.diffusion.schedule.vp_coarse_schedule``; sampling
-with its three seeded noise sources: :mod:`.process`); the method, its
+with its three seeded noise sources: :mod:`.process`; both training stages on
+the shared trainer: :mod:`.train`, run as ``python -m sr_desk.training lddpm``); the method, its
 trainer and its weights follow, and only then does ``pyproject.toml`` list
 it under ``sr_desk.plugins``.
 """

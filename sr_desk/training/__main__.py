@@ -33,7 +33,7 @@ def _plugins_package() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
-        print("usage: python -m sr_desk.training NAME [ARGS]   (NAME: srdiff, dtls, dossr, diffsr)", file=sys.stderr)
+        print("usage: python -m sr_desk.training NAME [ARGS]   (NAME: srdiff, dtls, dossr, diffsr, lddpm)", file=sys.stderr)
         return 2
     _plugins_package()
     trainer = importlib.import_module(f"sr_desk_plugins.{argv[0]}.train")

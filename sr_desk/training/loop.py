@@ -62,6 +62,9 @@ class TrainingTask(Protocol):
         """Forward FLOPs of one training sample (for the throughput log), or None."""
         ...
 
+    # Optional: ``extra_state() -> dict`` and ``load_extra_state(dict)`` for state the task keeps
+    # itself (a discriminator and its optimiser); it goes into the checkpoint and comes back on --resume.
+
 
 @dataclass
 class ValidationSet:
@@ -167,6 +170,8 @@ class TrainingRun:
             "ema": self.ema.shadow.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
+            # A task with state of its own (a GAN's discriminator and its optimiser) saves it here.
+            **({"task": self.task.extra_state()} if hasattr(self.task, "extra_state") else {}),
         }
 
     def save(self, elapsed: float) -> None:
@@ -185,6 +190,8 @@ class TrainingRun:
         self.ema.shadow.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
+        if "task" in state and hasattr(self.task, "load_extra_state"):
+            self.task.load_extra_state(state["task"])
         self.step = int(state["step"])
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
 

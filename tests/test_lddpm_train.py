@@ -1,0 +1,64 @@
+"""LDDPM's trainer (issue 15): a step of each stage runs, the style stand-in, and D's state in the checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sr_desk.training.__main__ import main as train  # LDDPM is not a registered plugin yet
+from sr_desk_plugins.lddpm.checkpoints import load_model
+from sr_desk_plugins.lddpm.network import LDDPMNet
+from sr_desk_plugins.lddpm.train import PRESETS, LDDPMTask, style_loss
+
+TINY = PRESETS["tiny"]
+
+
+def test_a_step_of_each_stage_runs_and_the_adversarial_one_trains_the_discriminator():
+    for stage in ("denoise", "adversarial"):
+        torch.manual_seed(0)
+        task = LDDPMTask(TINY, LDDPMNet(TINY).train(), stage)
+        hr = torch.rand(2, 3, 32, 32)
+        lr = torch.nn.functional.avg_pool2d(hr, 4)
+        before = None if task.discriminator is None else task.discriminator.stem.weight.detach().clone()
+        loss = task.loss(task.module, lr, hr, torch.Generator().manual_seed(0))
+        loss.backward()
+        assert torch.isfinite(loss) and task.module.head.weight.grad.abs().sum() > 0
+        if stage == "adversarial":
+            assert not torch.equal(before, task.discriminator.stem.weight)  # D took its own step
+            assert all(p.grad is None for p in task.discriminator.parameters())
+            assert set(task.extra_state()) == {"discriminator", "d_optimizer", "d_steps"}
+        assert task.predict(task.module.eval(), lr).shape == hr.shape
+
+
+def test_the_style_term_sees_texture_not_only_colour():
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    grain = (flat + 0.1 * torch.randn(1, 3, 32, 32)).clamp(0, 1)
+    assert float(style_loss(flat, flat)) == 0.0
+    assert float(style_loss(flat, grain)) > 10 * float(style_loss(grain, (grain + 0.001).clamp(0, 1)))
+
+
+@pytest.mark.slow
+def test_both_stages_resume_and_export_from_a_plain_checkout(tmp_path, rng, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(12):
+        smooth = np.kron(rng.random((6, 8, 3)), np.ones((12, 12, 1)))
+        Image.fromarray((smooth * 255).astype(np.uint8)).save(photos / f"photo_{i:02d}.png")
+    out = tmp_path / "run"
+    common = ["lddpm", "--data", str(photos), "--out", str(out), "--preset", "tiny", "--batch", "2",
+              "--patch", "32", "--log-every", "1", "--ckpt-every", "2", "--val-every", "2", "--no-progress"]
+    assert train([*common, "--steps", "2"]) == 0
+    denoise = tmp_path / "denoise.safetensors"
+    assert train(["lddpm", "--out", str(out), "--export", str(denoise)]) == 0
+    adversarial = [*common, "--stage", "adversarial", "--init", str(denoise)]
+    assert train([*adversarial, "--steps", "2"]) == 0
+    assert train([*adversarial, "--steps", "3", "--resume"]) == 0
+    assert "resumed adversarial at step 2" in capsys.readouterr().err
+    state = torch.load(out / "adversarial.pt", weights_only=True)
+    assert state["task"]["d_steps"] == 3  # the discriminator came back with the resume
+    weights = tmp_path / "lddpm.safetensors"
+    assert train(["lddpm", "--out", str(out), "--stage", "adversarial", "--export", str(weights), "--fp16"]) == 0
+    _, config, metadata = load_model(weights)
+    assert config == TINY and metadata["steps"] == "3"
