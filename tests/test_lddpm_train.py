@@ -62,3 +62,27 @@ def test_both_stages_resume_and_export_from_a_plain_checkout(tmp_path, rng, caps
     assert train(["lddpm", "--out", str(out), "--stage", "adversarial", "--export", str(weights), "--fp16"]) == 0
     _, config, metadata = load_model(weights)
     assert config == TINY and metadata["steps"] == "3"
+
+
+def test_the_method_runs_in_the_app_deterministic_by_seed_with_a_preview_per_step(tmp_path, rng):
+    from sr_desk.core.imageio import ImageData
+    from sr_desk.engine.plugins import PluginHost
+    from sr_desk.engine.worker import EventKind
+    from sr_desk_plugins import lddpm
+    from sr_desk_plugins.lddpm.checkpoints import save_safetensors
+    from tests.conftest import run_method
+
+    torch.manual_seed(0)
+    net = LDDPMNet(TINY)
+    torch.nn.init.normal_(net.head.weight, std=0.05)
+    weights = tmp_path / "lddpm-tiny.safetensors"
+    save_safetensors(net, TINY, weights)
+    host = PluginHost()
+    assert host.register(lddpm, "lddpm").ok  # registered by hand: no entry point until it has weights
+    method = host.method("lddpm")
+    image = ImageData(rgb=rng.random((9, 10, 3), dtype=np.float32))
+    events = []
+    a = run_method(image, method, events, weights=str(weights), scale=2.7, seed=4)
+    assert a.size == (27, 24) and np.isfinite(a.rgb).all()
+    assert len([e for e in events if e.kind is EventKind.PROGRESS and e.preview is not None]) == 4
+    assert np.array_equal(a.rgb, run_method(image, method, weights=str(weights), scale=2.7, seed=4).rgb)

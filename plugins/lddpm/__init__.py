@@ -1,12 +1,59 @@
-"""LDDPM (issue 15): latent-feature diffusion SR with few adversarial steps, being built part by part.
+"""LDDPM (Zhou et al.): latent-feature diffusion SR in a few adversarial steps (issue 15, being finished).
 
-Not registered as a plugin yet (no entry point): each mechanism lands here
-with its tests first (the conditional flow: :mod:`.flow`; the network with
-the LR encoder, cross-attention, CVAE and flow: :mod:`.network`; DDGAN's
-real and fake pairs, discriminator and losses: :mod:`.adversarial`; the four
-coarse steps: ``sr_desk.diffusion.schedule.vp_coarse_schedule``; sampling
-with its three seeded noise sources: :mod:`.process`; both training stages on
-the shared trainer: :mod:`.train`, run as ``python -m sr_desk.training lddpm``); the method, its
-trainer and its weights follow, and only then does ``pyproject.toml`` list
-it under ``sr_desk.plugins``.
+Every mechanism of the paper at spec 9's size: the conditional flow
+(:mod:`.flow`); the network with the LR encoder, cross-attention, CVAE and
+flow (:mod:`.network`); DDGAN's pairs, discriminator and losses
+(:mod:`.adversarial`); the four coarse steps
+(``sr_desk.diffusion.schedule.vp_coarse_schedule``); sampling with its three
+seeded noise sources (:mod:`.process`); both training stages on the shared
+trainer (:mod:`.train`, ``python -m sr_desk.training lddpm``); the method
+(:mod:`.methods`). Not registered in ``pyproject.toml`` until its weights
+are trained and measured: until then a user would only meet "no weights".
+Declarations only here: torch loads when the method first runs.
 """
+
+from __future__ import annotations
+
+import numpy as np
+
+from sr_desk.api import BoolParam, Capabilities, Context, Method, Request, Task, Trainer, WeightFile, hookimpl
+
+SR_DESK_API_VERSION = "1.1"
+
+#: The built-in weights (resources/weights) once trained; see the issue.
+BUILTIN_WEIGHTS = WeightFile(name="lddpm-x4.safetensors", license="MIT (weights trained by sr-desk)")
+
+
+def _upscale(request: Request, context: Context) -> np.ndarray:
+    from sr_desk_plugins.lddpm import methods
+
+    return methods.upscale(request, context)
+
+
+@hookimpl
+def sr_desk_methods() -> list[Method]:
+    return [
+        Method(
+            id="lddpm",
+            name="LDDPM",
+            task=Task.UPSCALE,
+            run=_upscale,
+            params=[BoolParam(name="lr_consistency", label="LR consistency", default=True,
+                              help="Back-project the result onto the input, so it downscales to the input")],
+            capabilities=Capabilities(scales=None, default_scale=4, previews=True, seeds=True,
+                                      weights=(BUILTIN_WEIGHTS,)),
+            description="Latent-feature diffusion SR in four adversarial steps (LDDPM): a CVAE latent, a flow and "
+            "cross-attention to the LR in the middle of the network; any scale or exact size.",
+        ),
+    ]
+
+
+def _train_main(argv: list[str]) -> int:
+    from sr_desk_plugins.lddpm import train
+
+    return train.main(argv)
+
+
+@hookimpl
+def sr_desk_trainers() -> list[Trainer]:
+    return [Trainer(name="lddpm", description="Train LDDPM (denoise stage, then adversarial)", main=_train_main)]
