@@ -70,8 +70,9 @@ def sr_desk_methods() -> list[Method]:
             capabilities=Capabilities(scales=None, default_scale=4, previews=True, seeds=True, tiles=False,
                                       weights=(BUILTIN_WEIGHTS,)),
             description="Any scale or exact target size (1080p, 4K) from an unconditional diffusion prior "
-            "(Diff-SR): the input is enlarged, noised to the level calibrated for the scale and denoised. "
-            "Runs a diffusers UNet2DModel folder too.",
+            "(Diff-SR): the input is enlarged, noised to the level calibrated for the scale and denoised; runs a "
+            "diffusers UNet2DModel folder too. The built-in prior found no level that beats bicubic, so "
+            "Automatic injects none: x4 on held-out photos 34.5 dB, the no-model reference's.",
         ),
     ]
 
