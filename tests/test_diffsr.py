@@ -269,7 +269,12 @@ def test_a_scale_beyond_the_recoverable_field_says_so(host, weights, rng):
 def test_a_large_canvas_runs_in_tiles_without_seams():
     from sr_desk.diffusion.tiled import tile_starts, tiled_predictor
 
+    from sr_desk.diffusion.tiled import balanced_tile
+
     assert tile_starts(1000, 256, 32, 8)[-1] == 744 and tile_starts(200, 256, 32) == [0]
+    # three tiles of 384 cover 1024 with the same overlap as three of 512 would, at 56% of the cost
+    assert balanced_tile(1024, 512, 64, 8) == 384 and tile_starts(1024, 384, 64, 8) == [0, 320, 640]
+    assert balanced_tile(500, 512, 64) == 500 and balanced_tile(2160, 512, 64, 8) == 488
     pointwise = lambda x, i: torch.tanh(x) * i  # noqa: E731 - a network without a receptive field
     x = torch.randn(1, 3, 200, 136)
     assert torch.allclose(tiled_predictor(pointwise, 64, 16, 8)(x, 3), pointwise(x, 3), atol=1e-5)

@@ -13,13 +13,29 @@ import torch
 
 from sr_desk.diffusion.samplers.base import NoisePredictor
 
-__all__ = ["tile_starts", "tiled_predictor"]
+__all__ = ["balanced_tile", "tile_starts", "tiled_predictor"]
+
+
+def balanced_tile(length: int, tile: int, overlap: int, multiple: int = 1) -> int:
+    """The side, at most ``tile``, of the fewest tiles that cover ``length``, shrunk so they share it evenly.
+
+    A 1024 px side in tiles of at most 512 overlapping by 64 needs three; three
+    of 384 cover it as well as three of 512 and cost 44% less (and far less
+    than that where attention is quadratic in the tile's area).
+    """
+    if tile >= length:
+        return length
+    if not 0 <= overlap < tile:
+        raise ValueError(f"the overlap ({overlap}) must be smaller than the tile ({tile})")
+    count = -(-(length - overlap) // (tile - overlap))
+    side = -(-(length + (count - 1) * overlap) // count)
+    return min(tile, -(-side // multiple) * multiple)
 
 
 def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
     """Start offsets covering ``[0, length)`` with tiles of ``tile`` overlapping by at least ``overlap``.
 
-    ``tile`` and every start are multiples of ``multiple`` where the length allows, so tiles fit the network.
+    Every start is a multiple of ``multiple`` where the length allows, so tiles fit the network.
     """
     if tile >= length:
         return [0]
@@ -43,7 +59,7 @@ def _ramp(length: int, overlap: int, first: bool, last: bool) -> torch.Tensor:
 
 
 def tiled_predictor(predict_noise: NoisePredictor, tile: int, overlap: int = 32, multiple: int = 1) -> NoisePredictor:
-    """``predict_noise`` run on ``tile`` x ``tile`` windows of its input and blended; whole when it fits one tile."""
+    """``predict_noise`` run on windows of at most ``tile`` px a side (balanced) and blended; whole when it fits."""
     if tile % multiple:
         raise ValueError(f"the tile ({tile}) must be a multiple of {multiple}")
 
@@ -53,10 +69,12 @@ def tiled_predictor(predict_noise: NoisePredictor, tile: int, overlap: int = 32,
             return predict_noise(x, i)
         out = torch.zeros_like(x)
         total = torch.zeros((height, width), dtype=x.dtype, device=x.device)
-        rows, cols = tile_starts(height, tile, overlap, multiple), tile_starts(width, tile, overlap, multiple)
+        tile_h = balanced_tile(height, tile, overlap, multiple)
+        tile_w = balanced_tile(width, tile, overlap, multiple)
+        rows, cols = tile_starts(height, tile_h, overlap, multiple), tile_starts(width, tile_w, overlap, multiple)
         for r, top in enumerate(rows):
             for c, left in enumerate(cols):
-                window = x[..., top : top + tile, left : left + tile]
+                window = x[..., top : top + tile_h, left : left + tile_w]
                 h, w = window.shape[-2:]
                 weight = (_ramp(h, overlap, r == 0, r == len(rows) - 1)[:, None]
                           * _ramp(w, overlap, c == 0, c == len(cols) - 1)[None, :]).to(x.device, x.dtype)
