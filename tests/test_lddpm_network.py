@@ -64,3 +64,18 @@ def test_config_values_from_a_header_are_checked():
     for field, value in (("width", 12), ("flow_steps", 100), ("dropout", 1.5), ("mults", [])):
         with pytest.raises(ValueError):
             LDDPMConfig.from_json(json.dumps(json.loads(TINY.to_json()) | {field: value}))
+
+
+def test_the_compact_preset_enters_as_pixel_blocks_and_keeps_every_shape():
+    from sr_desk_plugins.lddpm.train import PRESETS
+
+    config = PRESETS["compact"]
+    assert config.unshuffle == 2 and config.size_multiple == 8
+    net = LDDPMNet(config).eval()
+    assert sum(p.numel() for p in net.parameters()) == 3_791_356
+    x = torch.randn(1, 3, 24, 40)
+    latent = torch.randn(net.latent_shape(x))
+    assert latent.shape == (1, 8, 3, 5)
+    with torch.no_grad():
+        eps, _ = net(x, x, 2, torch.randn(1, config.gan_latent), z_latent=latent)
+    assert eps.shape == x.shape
