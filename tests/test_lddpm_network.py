@@ -79,3 +79,11 @@ def test_the_compact_preset_enters_as_pixel_blocks_and_keeps_every_shape():
     with torch.no_grad():
         eps, _ = net(x, x, 2, torch.randn(1, config.gan_latent), z_latent=latent)
     assert eps.shape == x.shape
+
+
+def test_an_untrained_network_returns_the_enlarged_input():
+    net = LDDPMNet(TINY).eval()  # its head starts at zero
+    x, lr_up, t, z = inputs()
+    with torch.no_grad():
+        out, _ = net(x, lr_up, t, z, z_latent=torch.randn(net.latent_shape(x)))
+    assert torch.equal(out, lr_up)

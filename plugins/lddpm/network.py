@@ -1,6 +1,6 @@
 """LDDPM's network at section 9's size: every mechanism of the paper, none dropped.
 
-``forward(x_t, lr_up, t, z_gan, z_latent)`` -> (noise estimate, KL term):
+``forward(x_t, lr_up, t, z_gan, z_latent)`` -> (clean-image estimate, KL term):
 
 - an SR3-style conditional U-Net on ``[x_t, up(LR)]`` (the shared compact
   blocks; the GAN latent ``z_gan`` enters through an MLP added to the time
@@ -16,7 +16,13 @@
 - the conditional Glow (:mod:`.flow`) on F_g, its couplings seeing tau(LR);
 - cross-attention in the middle: queries from the U-Net, keys and values
   from tau(LR);
-- the decoder back up with the skips, an epsilon head that starts at zero.
+- the decoder back up with the skips, and a head that starts at zero.
+
+The head predicts the clean image as a residual on ``up(LR)`` (an untrained
+network returns the enlarged input), and the noise the paper's eq. 7 scores
+is derived from it: on four coarse steps the last has abar = 4e-5, where an
+epsilon head's x0 divides its error by 0.007 (DDGAN's generator predicts x0
+for the same reason). The model card lists this choice.
 """
 
 from __future__ import annotations
@@ -168,7 +174,7 @@ class LDDPMNet(nn.Module):
     def forward(self, x_t: torch.Tensor, lr_up: torch.Tensor, t: int | torch.Tensor, z_gan: torch.Tensor,
                 z_latent: torch.Tensor | None = None,
                 delta: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The noise estimate and the CVAE's KL term (0 at inference).
+        """The clean image's estimate in ``[-1, 1]`` (unclamped) and the CVAE's KL term (0 at inference).
 
         Inference: give ``z_latent`` ~ N(0, I) (:meth:`latent_shape`); the
         CVAE encoder is not run. Training: give ``delta`` ~ N(0, I) instead;
@@ -205,4 +211,4 @@ class LDDPMNet(nn.Module):
                 h = next(blocks)(torch.cat([h, skips.pop()], dim=1), emb)
             if level > 0:
                 h = self.upsample[k](F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        return F.pixel_shuffle(self.head(F.silu(self.head_norm(h))), factor), kl
+        return lr_up + F.pixel_shuffle(self.head(F.silu(self.head_norm(h))), factor), kl

@@ -59,8 +59,8 @@ def restore(
         z_gan = draw((x.shape[0], network.config.gan_latent))
         z_latent = draw(network.latent_shape(x))
         with precision():
-            eps, _ = network(x, lr_up, k, z_gan, z_latent=z_latent)
-        x0 = schedule.predict_x0(x, k, eps.float()).clamp(-1, 1)
+            x0, _ = network(x, lr_up, k, z_gan, z_latent=z_latent)
+        x0 = x0.float().clamp(-1, 1)
         steps = torch.full((x.shape[0],), k, device=device)
         x = fake_pair(schedule, x0, x, steps, noise)
         if callback is not None:

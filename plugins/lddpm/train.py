@@ -4,7 +4,8 @@
     sr-desk train lddpm --stage adversarial --init runs/lddpm/denoise.safetensors --data ... --out runs/lddpm
     sr-desk train lddpm --out runs/lddpm --stage adversarial --export resources/weights/lddpm-x4.safetensors --fp16
 
-Stage ``denoise``: the noise MSE of eq. 7 on the four coarse steps, the L1
+Stage ``denoise``: the noise MSE of eq. 7 on the four coarse steps (the
+network predicts x0, a residual on ``up(LR)``; the noise follows from it), the L1
 between the predicted and the true HR image, the CVAE's KL term (weight
 1e-3 at first, spec 9) and a style term; stage ``adversarial`` adds DDGAN's
 non-saturating generator loss against a time-conditioned discriminator
@@ -102,9 +103,10 @@ class LDDPMTask:
         z_gan = torch.randn(hr.shape[0], self.config.gan_latent, generator=generator, device=device)
         delta = torch.randn(module.latent_shape(x0), generator=generator, device=device)
         eps_true = self.schedule.eps_from_x0(x_t, k, x0)
-        eps, kl = module(x_t.contiguous(memory_format=torch.channels_last), lr_up, k, z_gan, delta=delta)
-        eps = eps.float()
-        x0_hat = self.schedule.predict_x0(x_t, k, eps).clamp(-1, 1)
+        x0_raw, kl = module(x_t.contiguous(memory_format=torch.channels_last), lr_up, k, z_gan, delta=delta)
+        x0_raw = x0_raw.float()
+        eps = self.schedule.eps_from_x0(x_t, k, x0_raw)  # eq. 7's noise, from the network's x0
+        x0_hat = x0_raw.clamp(-1, 1)
         loss = (eps - eps_true).pow(2).mean() + (x0_hat - x0).abs().mean() + KL_WEIGHT * kl.float()
         loss = loss + STYLE_WEIGHT * style_loss(x0_hat / 2 + 0.5, hr)
         if self.discriminator is not None:
