@@ -1,7 +1,7 @@
 """Training throughput: the old SRDiff loop against the shared trainer (sr_desk.training), in one process.
 
     python bench/train_throughput.py [--data ../shared/data/train] [--device auto] [--batch 16] [--patch 96]
-        [--stages encoder,diffusion] [--iters 5] [--peak-tflops N]
+        [--stages encoder,diffusion] [--iters 5] [--peak-tflops N] [--profile N]
 
 For each SRDiff stage (encoder; compact U-Net with the encoder frozen) and
 each loop, patches per second of:
@@ -20,7 +20,9 @@ step time). FLOPs are the model's forward FLOPs per sample counted by torch's
 FLOP counter, times 3 for training; "% peak" needs the device's dense peak
 (known for a few GPUs, ``--peak-tflops`` otherwise). Without ``--data`` the
 photos are synthetic (for a quick run). CUDA times are taken after a
-``synchronize``.
+``synchronize``. ``--profile N`` then runs N iterations of the new loop under
+torch's profiler and prints the operators that take the most device time:
+what limits the step.
 """
 
 from __future__ import annotations
@@ -165,8 +167,8 @@ def measure_stage(stage: str, photos: list[np.ndarray], args: argparse.Namespace
     fixed = new_data()
     rows = []
     for name, data, step_cls in (("old", old_data, OldStep), ("new", new_data, NewStep)):
+        flops = make_task(stage, torch.device("cpu"), args.preset).flops_per_sample(patch) or float("nan")
         task = make_task(stage, device, args.preset)
-        flops = task.flops_per_sample(patch) or float("nan")
         step = step_cls(task, precision, device)
         t_data = timed(data, args.iters, device)
         t_step = timed(lambda: step(*fixed), args.iters, device)
@@ -174,6 +176,27 @@ def measure_stage(stage: str, photos: list[np.ndarray], args: argparse.Namespace
         rows.append(dict(stage=stage, loop=name, data=batch / t_data, step=batch / t_step, whole=batch / t_loop,
                          share=t_data / (t_data + t_step), tflops=3 * flops * batch / t_loop / 1e12))
     return rows
+
+
+def profile_new_loop(stage: str, photos: list[np.ndarray], args: argparse.Namespace, device: torch.device,
+                     precision: str, top: int = 10) -> str:
+    """The profiler's table of the operators with the most self time on the device, for the new loop."""
+    from torch.profiler import ProfilerActivity, profile
+
+    bank = PhotoBank(photos, args.patch, 4, device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    step = NewStep(make_task(stage, device, args.preset), precision, device)
+    for _ in range(2):
+        step(*bank.batch(args.batch, generator))
+    synchronize(device)
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    with profile(activities=activities) as prof:
+        for _ in range(args.profile):
+            step(*bank.batch(args.batch, generator))
+        synchronize(device)
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=top, max_name_column_width=60)
 
 
 def peak_of(device: torch.device, given: float | None) -> float | None:
@@ -203,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--peak-tflops", type=float, default=None, help="the device's dense peak, for '%% peak'")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="then profile N iterations of the new loop and print its top operators")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -228,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
             pct = f"{100 * r['tflops'] / peak:.1f}%" if peak else "n/a"
             print(f"| {r['stage']} | {r['loop']} | {r['data']:.4g} | {r['step']:.4g} | {r['whole']:.4g} | {share} | "
                   f"{r['tflops']:.3g} | {pct} | {r['whole'] / old:.2f}x |", flush=True)
+    for stage in args.stages.split(",") if args.profile else ():
+        print(f"\nnew loop, {stage} stage: top operators by self time on {device_name(device)} "
+              f"({args.profile} iterations)\n")
+        print(profile_new_loop(stage, photos, args, device, args.precision), flush=True)
     return 0
 
 

@@ -19,7 +19,7 @@ from sr_desk.training.ema import EMA
 from sr_desk.training.loop import bicubic_score
 from sr_desk.training.metrics import luma, psnr_y
 from sr_desk.training.photos import dihedral_maps, reference_crops
-from sr_desk.training.schedule import learning_rate
+from sr_desk.training.schedule import learning_rate, time_paced_rate
 
 
 @pytest.fixture
@@ -82,6 +82,15 @@ def test_learning_rate_warmup_then_cosine_to_the_floor():
     assert learning_rate(60, **kw) == pytest.approx(0.55)  # half way: the mean of peak and floor
     assert learning_rate(35, **kw) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi / 4)))
     assert learning_rate(110, **kw) == pytest.approx(0.1) == learning_rate(500, **kw)
+
+
+def test_time_paced_rate_follows_the_share_of_the_budget_spent():
+    kw = dict(peak=1.0, warmup=10, floor_ratio=0.1)
+    assert time_paced_rate(4, 0.9, **kw) == pytest.approx(0.5)  # warm-up counts steps, whatever the clock says
+    assert time_paced_rate(10, 0.0, **kw) == pytest.approx(1.0)
+    assert time_paced_rate(50, 0.5, **kw) == pytest.approx(0.55)
+    assert time_paced_rate(50, 0.25, **kw) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi / 4)))
+    assert time_paced_rate(99, 1.0, **kw) == pytest.approx(0.1) == time_paced_rate(99, 1.7, **kw)
 
 
 def test_ema_update_is_the_closed_form_lerp():
@@ -172,6 +181,17 @@ def test_resumed_run_gives_the_same_weights_as_an_uninterrupted_one(tmp_path, rn
     resumed = fit(TinyUpscaler(), PhotoBank(photos, 32, 4), None, _options(tmp_path / "b", resume=True))
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_run_paced_by_time_trains_until_the_budget_and_ends_at_the_floor(tmp_path, rng):
+    options = _options(tmp_path, steps=0, minutes=0.02, log_every=1000, ckpt_every=1000, lr_floor=0.25)
+    fit(TinyUpscaler(), PhotoBank(_smooth_photos(rng), 32, 4), None, options)
+    rows = read_log(tmp_path / "log.csv")
+    assert len(rows) == 1 and int(rows[0]["step"]) > 2  # only the last step logs: the budget, not a count, ended it
+    assert float(rows[0]["lr"]) == pytest.approx(0.25 * options.lr, rel=0.05)
+    assert torch.load(tmp_path / "tiny.pt", weights_only=True)["step"] == int(rows[0]["step"])
+    with pytest.raises(ValueError, match="needs a time budget"):
+        fit(TinyUpscaler(), PhotoBank(_smooth_photos(rng), 32, 4), None, _options(tmp_path / "x", steps=0))
 
 
 def test_resume_refuses_another_configuration(tmp_path, rng):

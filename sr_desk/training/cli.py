@@ -33,7 +33,8 @@ VALIDATION_CROP = 192
 def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, help="folder of HR photos (10%% held out by name for validation)")
     p.add_argument("--out", type=Path, required=False, help="run folder: checkpoints, log.csv, loss.png")
-    p.add_argument("--steps", type=int, default=1000, help="optimiser steps of this stage (the cosine ends there)")
+    p.add_argument("--steps", type=int, default=1000, help="optimiser steps of this stage (the cosine ends there); 0: as many as --minutes allows, "
+                        "the cosine paced by the time budget (for a lent GPU)")
     p.add_argument("--minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--patch", type=int, default=128, help="HR patch side (a multiple of 8 and of the scale)")

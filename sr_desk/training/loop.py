@@ -31,7 +31,7 @@ from sr_desk.diffusion.training_log import TrainingLog, plot_log
 from sr_desk.training.ema import EMA
 from sr_desk.training.metrics import psnr_y
 from sr_desk.training.photos import PhotoBank
-from sr_desk.training.schedule import learning_rate
+from sr_desk.training.schedule import learning_rate, time_paced_rate
 
 __all__ = ["TrainOptions", "TrainingRun", "TrainingTask", "ValidationSet", "fit", "pick_device"]
 
@@ -82,6 +82,8 @@ class ValidationSet:
 
 @dataclass
 class TrainOptions:
+    """How one stage trains. ``steps=0`` with ``minutes`` paces the cosine by the time budget instead of a step count."""
+
     out: Path
     steps: int = 1000
     minutes: float | None = None
@@ -208,7 +210,7 @@ def validate(task: TrainingTask, module: nn.Module, val: ValidationSet, precisio
 
 def _eta(options: TrainOptions, step: int, steps_per_s: float, elapsed: float) -> str:
     """Time left: to the last step at the current pace, or to the end of the time budget if that comes first."""
-    left = (options.steps - step) / max(steps_per_s, 1e-9)
+    left = (options.steps - step) / max(steps_per_s, 1e-9) if options.steps else float("inf")
     if options.minutes is not None:
         left = min(left, max(0.0, options.minutes * 60 - elapsed))
     return f"{int(left // 60)}m{int(left % 60):02d}s"
@@ -243,14 +245,18 @@ def fit(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     options.out.mkdir(parents=True, exist_ok=True)
+    # Counted before the module moves to the device: a task builds its probe inputs on the CPU.
+    flops = task.flops_per_sample(bank.patch)
     run = TrainingRun(task, options, device)
     if options.resume and run.path.exists():
         run.restore()
         print(f"resumed {task.stage} at step {run.step}", file=sys.stderr)
     log = TrainingLog(options.out / "log.csv")
-    bar = _progress_bar(options.steps, run.step, options.progress and sys.stderr.isatty())
+    if not options.steps and options.minutes is None:
+        raise ValueError("steps=0 (paced by time) needs a time budget in minutes")
+    bar = _progress_bar(options.steps or None, run.step, options.progress and sys.stderr.isatty())
     with _StopRequests() as stop:
-        _loop(run, bank, val, log, precision, stop, bar, on_log)
+        _loop(run, bank, val, log, precision, stop, bar, on_log, flops)
     if bar is not None:
         bar.close()
     plot_log(options.out / "log.csv", options.out / "loss.png")
@@ -266,19 +272,25 @@ def _loop(
     stop: _StopRequests,
     bar: Any,
     on_log: Callable[[dict[str, Any]], None] | None,
+    flops: float | None,
 ) -> None:
     """Steps until the last one, the time budget or a stop request; logs, validates and checkpoints on the way."""
     task, options, device = run.task, run.options, bank.device
     autocast = autocast_for(device, precision)
-    flops = task.flops_per_sample(bank.patch)
     started = time.monotonic()
     window_start, window_samples = started, 0
     loss_sum = torch.zeros((), device=device)
     loss_count = 0
     run.module.train()
-    while run.step < options.steps:
-        rate = learning_rate(run.step, peak=options.lr, total=options.steps, warmup=options.warmup,
-                             floor_ratio=options.lr_floor)
+    paced_by_time = not options.steps
+    while paced_by_time or run.step < options.steps:
+        if paced_by_time:
+            fraction = (time.monotonic() - started) / (60 * options.minutes)
+            rate = time_paced_rate(run.step, fraction, peak=options.lr, warmup=options.warmup,
+                                   floor_ratio=options.lr_floor)
+        else:
+            rate = learning_rate(run.step, peak=options.lr, total=options.steps, warmup=options.warmup,
+                                 floor_ratio=options.lr_floor)
         for group in run.optimizer.param_groups:
             group["lr"] = rate
         lr, hr = bank.batch(options.batch, run.generator)
@@ -288,7 +300,7 @@ def _loop(
         window_samples += options.batch
         elapsed = time.monotonic() - started
         out_of_time = (options.minutes is not None and elapsed > options.minutes * 60) or stop.requested
-        last = run.step == options.steps or out_of_time
+        last = (not paced_by_time and run.step == options.steps) or out_of_time
         if bar is not None:
             bar.update(1)
         if run.step % options.log_every == 0 or last:
