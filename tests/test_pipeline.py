@@ -196,3 +196,36 @@ def test_out_of_memory_on_the_whole_image_tiles_it_and_gives_up_at_last(rng, sma
     starving, _ = memory_hungry(5)
     with pytest.raises(SrDeskError, match="ran out of memory even in"):
         run_method(document(random_image(rng, 60, 60)), starving, scale=2, tile_size=0)
+
+
+def recording_nearest_x2(max_output_tile: int):
+    """A nearest x2 that declares the largest output it computes in one piece, and records each input side."""
+    sides = []
+
+    def run(request, context):
+        sides.append(max(request.image.shape[:2]))
+        return np.repeat(np.repeat(request.image, 2, 0), 2, 1)
+
+    capabilities = Capabilities(scales=(2,), max_output_tile=max_output_tile)
+    return Method(id="attentive", name="Attentive", task=Task.UPSCALE, run=run, capabilities=capabilities), sides
+
+
+def test_a_method_tile_limit_tiles_even_when_the_user_asked_for_none(rng):
+    image = document(random_image(rng, 120, 90))
+    method, sides = recording_nearest_x2(max_output_tile=100)
+    result = run_method(image, method, scale=2, tile_size=0)
+    assert result.size == (180, 240)
+    assert np.allclose(result.rgb, np.repeat(np.repeat(image.rgb, 2, 0), 2, 1), atol=1e-5)
+    assert len(sides) > 1 and max(sides) <= 50  # 100 output px at x2: 50 px input tiles
+    method, sides = recording_nearest_x2(max_output_tile=100)
+    run_method(image, method, scale=2, tile_size=40, tile_overlap=8)
+    assert max(sides) <= 40  # the user's smaller tiles stand
+
+
+def test_a_tile_limit_needs_tiles_and_a_sane_size():
+    from sr_desk.api import DeclarationError
+
+    with pytest.raises(DeclarationError, match="max_output_tile"):
+        Capabilities(tiles=False, max_output_tile=512)
+    with pytest.raises(DeclarationError, match="max_output_tile"):
+        Capabilities(max_output_tile=16)

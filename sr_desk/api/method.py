@@ -64,6 +64,10 @@ class Capabilities:
     ``region``: the method uses ``Request.mask`` itself (fusion does). Upscale
     methods without it still work on a selection: the host crops, runs and
     blends the result back.
+    ``max_output_tile``: the largest output side the method computes in one
+    piece (``None``: no limit). A method whose cost grows faster than its
+    pixels (global attention) sets it; the host then tiles above it, whatever
+    the user's tile setting.
     """
 
     scales: tuple[int, ...] | None = None
@@ -73,6 +77,7 @@ class Capabilities:
     seeds: bool = False
     tiles: bool = True
     weights: tuple[WeightFile, ...] = ()
+    max_output_tile: int | None = None
 
     def __post_init__(self) -> None:
         if self.scales is not None:
@@ -83,6 +88,8 @@ class Capabilities:
                 object.__setattr__(self, "default_scale", float(self.scales[-1]))
         if not self.default_scale > 0:
             raise DeclarationError("default_scale must be positive")
+        if self.max_output_tile is not None and (not self.tiles or self.max_output_tile < 64):
+            raise DeclarationError("max_output_tile needs tiles=True and at least 64 px")
         object.__setattr__(self, "weights", tuple(self.weights))
 
     @property

@@ -251,6 +251,7 @@ def _upscale(
     ``MIN_RETRY_TILE`` input pixels; the user sees why in the progress text.
     """
     side = max(rgb.shape[:2])
+    spec = within_method_tile_limit(spec, method, run_scale)
     while True:
         try:
             return _upscale_once(rgb, method, spec, run_scale, mask, context, exact_size)
@@ -266,6 +267,21 @@ def _upscale(
             _release_memory()
             context.report(0, 1, message=f"out of memory: trying again in {smaller} px tiles")
             spec = dataclasses.replace(spec, tile_size=smaller, tile_overlap=min(spec.tile_overlap, smaller // 4))
+
+
+def within_method_tile_limit(spec: JobSpec, method: Method, run_scale: float) -> JobSpec:
+    """``spec`` with tiles no larger than the method computes in one piece (``Capabilities.max_output_tile``).
+
+    The overlap shrinks with such tiles (an eighth of the side), so that
+    small tiles do not compute most pixels twice.
+    """
+    limit = method.capabilities.max_output_tile
+    if limit is None or run_scale <= 0:
+        return spec
+    tile = max(MIN_RETRY_TILE // 2, int(limit / run_scale))
+    if 0 < spec.tile_size <= tile:
+        return spec
+    return dataclasses.replace(spec, tile_size=tile, tile_overlap=min(spec.tile_overlap, max(4, tile // 8)))
 
 
 def _upscale_once(
