@@ -83,11 +83,14 @@ ENCODER = "srdiff-encoder"
 DTLS = "dtls"
 DOSSR = "dossr"
 DIFFSR = "diffsr"
+LDDPM = "lddpm"
 #: DoSSR rows of the default run: the paper's three solver orders at 5 steps (the first is the app's default).
 DOSSR_ROWS = ("dossr", "dossr:solver=dos-sde-2", "dossr:solver=dos-sde-1")
 #: Diff-SR rows of the default run: LR consistency at every step (the app's default), at the end only, and
 #: never (the paper's plain chain), all at the calibrated noise level.
 DIFFSR_ROWS = ("diffsr", "diffsr:consistency=end", "diffsr:consistency=off")
+#: LDDPM rows of the default run: four coarse steps with LR consistency (the app's default), and without.
+LDDPM_ROWS = ("lddpm", "lddpm:lr_consistency=false")
 PSNR_TOLERANCE_DB = 0.2  # the default-steps rule: PSNR within this of the 100-step sampler
 LR_PSNR_TOLERANCE_DB = 1.0  # ... and LR-PSNR within this
 GRID_ROWS = 3
@@ -291,7 +294,7 @@ def default_srdiff() -> MethodSpec:
 
 def default_methods() -> str:
     srdiff = [default_srdiff().label, "srdiff:ancestral:100"]
-    return ",".join(["bicubic", "lanczos", BACK_PROJECTED_BICUBIC, ENCODER, DTLS, *DOSSR_ROWS, *DIFFSR_ROWS, *srdiff])
+    return ",".join(["bicubic", "lanczos", BACK_PROJECTED_BICUBIC, ENCODER, DTLS, *DOSSR_ROWS, *DIFFSR_ROWS, *LDDPM_ROWS, *srdiff])
 
 
 def expand_specs(specs: Sequence[MethodSpec], steps_sweep: Sequence[int], color_lock: str) -> list[MethodSpec]:
@@ -651,7 +654,7 @@ def centre_box(height: int, width: int, size: int = GRID_CROP, scale: int = SCAL
 
 
 def grid_columns(rows: Sequence[RowResult]) -> list[tuple[str, str]]:
-    """``(title, row label)`` of the method columns: bicubic, encoder, SRDiff with the default sampler."""
+    """``(title, row label)`` of the method columns: bicubic, each method's default, SRDiff's default sampler."""
     labels = {r.label for r in rows if not r.error}
     columns = []
     if "bicubic" in labels:
@@ -664,6 +667,8 @@ def grid_columns(rows: Sequence[RowResult]) -> list[tuple[str, str]]:
         columns.append(("DoSSR", DOSSR))
     if DIFFSR in labels:
         columns.append(("Diff-SR", DIFFSR))
+    if LDDPM in labels:
+        columns.append(("LDDPM", LDDPM))
     default = default_srdiff().label
     srdiff = [r.label for r in rows if r.spec.method_id == SRDIFF and not r.spec.color_lock and not r.error]
     if default in labels:

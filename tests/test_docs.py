@@ -28,7 +28,7 @@ def test_ci_runs_the_readme_test_command():
     assert test_command in ci.splitlines()
 
 
-@pytest.mark.parametrize("method_id", ["srdiff", "srdiff-encoder", "dtls", "dossr", "diffsr"])
+@pytest.mark.parametrize("method_id", ["srdiff", "srdiff-encoder", "dtls", "dossr", "diffsr", "lddpm"])
 def test_method_descriptions_quote_the_measured_quality_table(method_id):
     """Issue 19: a description must say what the shipped weights measurably do, and stay true when they change:
     the dB it quotes is the README quality table's bold (default) row for the method."""
