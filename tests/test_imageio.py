@@ -704,6 +704,20 @@ def test_output_paths_are_checked_before_any_work(tmp_path):
     check_output_path(tmp_path / "new" / "folder" / "out.png")  # created when written
 
 
+def test_an_output_under_a_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    """Issue 18: a new folder on a read-only mount failed with a traceback after the whole upscale."""
+    from sr_desk.core.imageio import check_output_path
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # What a read-only mount answers (root passes chmod, so the mount is imitated): access() says no.
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(locked) else real_access(path, mode))
+    with pytest.raises(ImageWriteError, match="cannot be written"):
+        check_output_path(locked / "new" / "out.png")
+    check_output_path(tmp_path / "out.png")
+
+
 def test_a_name_of_255_bytes_can_be_written(tmp_path):
     """Issue 18: names of 242-255 bytes were refused because the temporary name was longer."""
     path = tmp_path / ("x" * 251 + ".png")

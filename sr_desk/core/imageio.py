@@ -558,8 +558,9 @@ def check_output_path(path: str | os.PathLike[str], format: str | None = None) -
     """Raise :class:`ImageWriteError` now if ``path`` cannot be written, so no work is done for nothing.
 
     Checks the format (from the extension), that the target is not a folder,
-    a pipe or a device, that no parent on the way is a file, and that the
-    name fits the file system (255 bytes).
+    a pipe or a device, that no parent on the way is a file, that the name
+    fits the file system (255 bytes), and that the nearest existing folder
+    can be written (a read-only mount or a folder without write permission).
     """
     name = _display_name(path)
     target = os.path.abspath(os.fspath(path))
@@ -575,6 +576,8 @@ def check_output_path(path: str | os.PathLike[str], format: str | None = None) -
         parent = os.path.dirname(parent) if os.path.dirname(parent) != parent else ""
     if parent and not os.path.isdir(parent):
         raise ImageWriteError(f"cannot save '{name}': {parent} is a file, not a folder")
+    if parent and not os.access(parent, os.W_OK | os.X_OK):
+        raise ImageWriteError(f"cannot save '{name}': {parent} cannot be written (read-only or no permission)")
 
 
 def _is_special(path: str | os.PathLike[str]) -> bool:
