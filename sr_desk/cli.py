@@ -84,7 +84,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="random seed (default: a new one, printed)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, help="compute device (default: settings, then auto)")
     parser.add_argument("--precision", choices=PRECISION_CHOICES,
-                        help="compute precision (default: settings, then auto: bf16 on CUDA, float32 elsewhere)")
+                        help="compute precision (default: settings, then auto: bf16 on CUDA and on CPUs with native bf16, "
+                        "float32 elsewhere)")
     parser.add_argument("--tile", type=int, help="tile size in input pixels for large images (0: never tile)")
     parser.add_argument("--weights", type=Path, metavar="PATH",
                         help="use this weights file (safetensors, or an official .ckpt) instead of the built-in one; "

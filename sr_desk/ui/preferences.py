@@ -50,7 +50,7 @@ _DEVICE_LABELS = {
     "cpu": "CPU",
 }
 _PRECISION_LABELS = {
-    "auto": "Automatic (bfloat16 on CUDA, float32 elsewhere)",
+    "auto": "Automatic (bfloat16 on CUDA and on CPUs with native bf16, float32 elsewhere)",
     "float32": "float32 (exact)",
     "bfloat16": "bfloat16 (faster, less memory)",
 }
