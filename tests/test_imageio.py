@@ -435,6 +435,18 @@ def test_to_uint8_rounds_and_clips() -> None:
     assert to_uint8(values).tolist() == [0, 0, 1, 0, 255, 255, 0]
 
 
+def test_quantising_band_by_band_equals_quantising_at_once(monkeypatch) -> None:
+    """Large results are quantised a band of rows at a time (no float copy of the whole): the same bytes."""
+    from sr_desk.core import imageio
+
+    values = np.random.default_rng(0).normal(0.5, 0.6, (50, 9, 3)).astype(np.float32)
+    values[3, 4, 1], values[20, 0, 2] = np.nan, -np.inf
+    at_once = to_uint8(values)
+    monkeypatch.setattr(imageio, "QUANTISE_ROWS", 7)  # 50 rows: seven full bands and a short one
+    np.testing.assert_array_equal(to_uint8(values), at_once)
+    np.testing.assert_array_equal(imageio._to_uint16(values), np.clip(np.nan_to_num(values * 65535 + 0.5, nan=0), 0, 65535).astype("<u2"))
+
+
 def test_with_pixels_keeps_metadata() -> None:
     img = ImageData(
         rgb=np.zeros((2, 3, 3), np.float32), icc_profile=b"x", exif=b"y", dpi=(72.0, 72.0)

@@ -604,13 +604,29 @@ def _save_format(path: str | os.PathLike[str], format: str | None, name: str) ->
     )
 
 
+#: Rows quantised at a time: a 386 MP float result needs no second float copy of itself on the way to 8 bits.
+QUANTISE_ROWS = 256
+
+
 def to_uint8(values: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     """Float [0, 1] -> uint8 with rounding; out-of-range values clip, NaN -> 0."""
-    return _quantise(values, 255).astype(np.uint8)
+    return _quantised(values, 255, np.dtype(np.uint8))
 
 
 def _to_uint16(values: npt.NDArray[Any]) -> npt.NDArray[np.uint16]:
-    return _quantise(values, 65535).astype("<u2")
+    return _quantised(values, 65535, np.dtype("<u2"))
+
+
+def _quantised(values: npt.NDArray[Any], top: int, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """``_quantise`` a band of rows at a time into the integer result (memory: the result plus one band)."""
+    values = np.asarray(values)
+    if values.ndim == 0:
+        return _quantised(values.reshape(1), top, dtype).reshape(())
+    out = np.empty(values.shape, dtype=dtype)
+    for start in range(0, values.shape[0], QUANTISE_ROWS):
+        rows = slice(start, start + QUANTISE_ROWS)
+        out[rows] = _quantise(values[rows], top)
+    return out
 
 
 def _quantise(values: npt.NDArray[Any], top: int) -> npt.NDArray[np.float32]:
@@ -640,8 +656,11 @@ def _to_pil(image: ImageData, fmt: str) -> Image.Image:
             return Image.frombytes("I;16", size, _to_uint16(gray).tobytes())
         return Image.frombytes("L", size, to_uint8(gray).tobytes())
     if alpha is not None:
-        return Image.frombytes("RGBA", size, to_uint8(np.dstack([rgb, alpha])).tobytes())
-    return Image.frombytes("RGB", size, to_uint8(rgb).tobytes())
+        rgba = np.empty((image.height, image.width, 4), np.uint8)  # no float RGBA copy of a large result
+        rgba[..., :3] = to_uint8(rgb)
+        rgba[..., 3] = to_uint8(alpha)
+        return Image.frombuffer("RGBA", size, rgba, "raw", "RGBA", 0, 1)
+    return Image.frombuffer("RGB", size, to_uint8(rgb), "raw", "RGB", 0, 1)
 
 
 def _save_params(image: ImageData, mode: str, fmt: str, quality: int) -> dict[str, Any]:
