@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sr_desk.core.resize import Filter, resize, scaled_size
-from sr_desk.core.tiling import plan_tiles, tiled_upscale
+from sr_desk.core.tiling import plan_tiles, tiled_bands, tiled_upscale
 
 
 def _rng_image(h: int, w: int, c: int | None = 3, seed: int = 0) -> np.ndarray:
@@ -210,3 +210,24 @@ def test_on_tile_progress_and_cancel() -> None:
     with pytest.raises(Cancelled):
         tiled_upscale(img, 2, fn, tile=32, overlap=8, on_tile=cancel)
     assert len(seen) == 3
+
+
+@pytest.mark.parametrize(("scale", "tile", "overlap"), [(2, 32, 8), (4, 17, 8), (1.5, 48, 8), (3, 200, 16)])
+def test_bands_come_in_order_hold_only_a_row_of_tiles_and_equal_the_whole(scale: float, tile: int, overlap: int) -> None:
+    img = _rng_image(97, 61, seed=3)
+    fn = _resizer(scale)
+    bands = list(tiled_bands(img, scale, fn, tile=tile, overlap=overlap))
+    starts = [first for first, _ in bands]
+    assert starts[0] == 0 and starts == sorted(starts)
+    assert all(a + rows.shape[0] == b for (a, rows), b in zip(bands, starts[1:]))  # contiguous, no gaps
+    np.testing.assert_array_equal(np.concatenate([rows for _, rows in bands]),
+                                  tiled_upscale(img, scale, fn, tile=tile, overlap=overlap))
+    tallest_tile = max(t.out_box[3] - t.out_box[1] for t in plan_tiles((61, 97), scale, tile, overlap))
+    assert max(rows.shape[0] for _, rows in bands) <= tallest_tile  # never more than one row of tiles
+
+
+def test_bands_stop_where_the_consumer_stops() -> None:
+    calls = []
+    bands = tiled_bands(_rng_image(100, 40), 2, lambda a: (calls.append(1), _nearest(2)(a))[1], tile=32, overlap=8)
+    next(bands)
+    assert 0 < len(calls) < len(plan_tiles((40, 100), 2, 32, 8))  # tiles below the first band have not run

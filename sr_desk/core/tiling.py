@@ -22,7 +22,7 @@ radius times four, or accepts a soft, invisible seam instead of exactness.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -30,10 +30,9 @@ import numpy as np
 
 from .resize import scaled_size
 
-__all__ = ["AxisWeight", "Tile", "plan_tiles", "tiled_upscale"]
+__all__ = ["AxisWeight", "Tile", "plan_tiles", "tiled_bands", "tiled_upscale"]
 
 _MAX_DENOMINATOR = 64
-_BAND_ELEMENTS = 1 << 22  # rows normalised per step: bounded extra memory with a memmap
 
 
 @dataclass(frozen=True)
@@ -235,19 +234,14 @@ def tiled_upscale(
     Lanczos-3. A smaller overlap still blends smoothly, just not exactly.
 
     ``out`` (shape ``(H*scale, W*scale[, C])``, floating dtype, e.g. an
-    ``np.memmap``) receives the result and is returned; it is used as the
-    accumulator, so only one H x W float32 weight sum is allocated besides.
-    ``on_tile(index, count)`` runs after each tile, ``index`` 0-based; an
-    exception it raises (a cancel) propagates and leaves ``out`` partial.
+    ``np.memmap``) receives the result and is returned. The blend runs in
+    bands of rows (:func:`tiled_bands`), so besides ``out`` only one band of
+    tiles is held. ``on_tile(index, count)`` runs after each tile, ``index``
+    0-based; an exception it raises (a cancel) propagates and leaves ``out`` partial.
     """
-    if image.ndim not in (2, 3):
-        raise ValueError(f"expected an H x W or H x W x C image, got shape {image.shape}")
     height, width = image.shape[:2]
-    tiles = plan_tiles((width, height), scale, tile, overlap)
     out_w, out_h = scaled_size((width, height), scale)
-    channels = image.shape[2:]
-    out_shape = (out_h, out_w) + channels
-
+    out_shape = (out_h, out_w) + image.shape[2:]
     if out is None:
         out = np.zeros(out_shape, dtype=np.float32)
     else:
@@ -255,34 +249,89 @@ def tiled_upscale(
             raise ValueError(f"out has shape {out.shape}, expected {out_shape}")
         if not np.issubdtype(out.dtype, np.floating):
             raise ValueError(f"out must have a floating dtype, got {out.dtype}")
-        out.fill(0)
-    weight_sum = np.zeros((out_h, out_w), dtype=np.float32)
-
-    for index, t in enumerate(tiles):
-        x0, y0, x1, y1 = t.in_box
-        crop = np.ascontiguousarray(image[y0:y1, x0:x1], dtype=np.float32)
-        result = np.asarray(fn(crop))
-        ox0, oy0, ox1, oy1 = t.out_box
-        expected = (oy1 - oy0, ox1 - ox0) + channels
-        if result.shape != expected:
-            raise ValueError(
-                f"tile {index}: fn returned shape {result.shape} for a {crop.shape} crop, "
-                f"expected {expected} (the crop upscaled by {scale})"
-            )
-        wx, wy = t.x_weight, t.y_weight
-        weight = np.outer(wy.profile(), wx.profile())
-        rows = slice(oy0 + wy.start, oy0 + wy.stop)
-        cols = slice(ox0 + wx.start, ox0 + wx.stop)
-        part = result[wy.start : wy.stop, wx.start : wx.stop]
-        out[rows, cols] += part * (weight[..., None] if channels else weight)
-        weight_sum[rows, cols] += weight
-        if on_tile is not None:
-            on_tile(index, len(tiles))
-
-    if not weight_sum.all():
-        raise RuntimeError("tiling left output pixels uncovered (bug)")
-    band = max(1, _BAND_ELEMENTS // max(1, out_w * (channels[0] if channels else 1)))
-    for r in range(0, out_h, band):
-        w = weight_sum[r : r + band]
-        out[r : r + band] /= w[..., None] if channels else w
+    for first, rows in tiled_bands(image, scale, fn, tile=tile, overlap=overlap, on_tile=on_tile):
+        out[first : first + rows.shape[0]] = rows
     return out
+
+
+def tiled_bands(
+    image: np.ndarray,
+    scale: float,
+    fn: Callable[[np.ndarray], np.ndarray],
+    *,
+    tile: int = 256,
+    overlap: int = 16,
+    on_tile: Callable[[int, int], None] | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`tiled_upscale`, yielding ``(first row, rows)`` of finished float32 output, top to bottom.
+
+    Tiles run a row of tiles at a time; once a row of tiles is done, every
+    output row above the next row's first weighted row is final and is
+    yielded. Only the rows under the current row of tiles are held, so a
+    result can go to a file band by band without ever being whole in memory.
+    """
+    if image.ndim not in (2, 3):
+        raise ValueError(f"expected an H x W or H x W x C image, got shape {image.shape}")
+    height, width = image.shape[:2]
+    tiles = plan_tiles((width, height), scale, tile, overlap)
+    out_w, out_h = scaled_size((width, height), scale)
+    channels = image.shape[2:]
+    tile_rows: list[list[tuple[int, Tile]]] = []
+    for index, t in enumerate(tiles):
+        if not tile_rows or tile_rows[-1][0][1].in_box[1] != t.in_box[1]:
+            tile_rows.append([])
+        tile_rows[-1].append((index, t))
+
+    first = 0  # the first output row not yet yielded; acc holds rows [first, first + len(acc))
+    acc = np.zeros((0, out_w) + channels, dtype=np.float32)
+    weight_sum = np.zeros((0, out_w), dtype=np.float32)
+    for r, row in enumerate(tile_rows):
+        band_end = max(t.out_box[1] + t.y_weight.stop for _, t in row)
+        if band_end - first > acc.shape[0]:
+            grow = band_end - first - acc.shape[0]
+            acc = np.concatenate([acc, np.zeros((grow, out_w) + channels, np.float32)])
+            weight_sum = np.concatenate([weight_sum, np.zeros((grow, out_w), np.float32)])
+        for index, t in row:
+            _blend_tile(image, fn, t, index, scale, channels, acc, weight_sum, first)
+            if on_tile is not None:
+                on_tile(index, len(tiles))
+        done = out_h if r + 1 == len(tile_rows) else min(t.out_box[1] + t.y_weight.start for _, t in tile_rows[r + 1])
+        count = done - first
+        if count <= 0:
+            continue
+        weights = weight_sum[:count]
+        if not weights.all():
+            raise RuntimeError("tiling left output pixels uncovered (bug)")
+        yield first, acc[:count] / (weights[..., None] if channels else weights)
+        acc, weight_sum, first = acc[count:].copy(), weight_sum[count:].copy(), done
+
+
+def _blend_tile(
+    image: np.ndarray,
+    fn: Callable[[np.ndarray], np.ndarray],
+    t: Tile,
+    index: int,
+    scale: float,
+    channels: tuple[int, ...],
+    acc: np.ndarray,
+    weight_sum: np.ndarray,
+    first: int,
+) -> None:
+    """Run ``fn`` on one tile and add its weighted result into the band ``acc`` (whose row 0 is ``first``)."""
+    x0, y0, x1, y1 = t.in_box
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1], dtype=np.float32)
+    result = np.asarray(fn(crop))
+    ox0, oy0, ox1, oy1 = t.out_box
+    expected = (oy1 - oy0, ox1 - ox0) + channels
+    if result.shape != expected:
+        raise ValueError(
+            f"tile {index}: fn returned shape {result.shape} for a {crop.shape} crop, "
+            f"expected {expected} (the crop upscaled by {scale})"
+        )
+    wx, wy = t.x_weight, t.y_weight
+    weight = np.outer(wy.profile(), wx.profile())
+    rows = slice(oy0 + wy.start - first, oy0 + wy.stop - first)
+    cols = slice(ox0 + wx.start, ox0 + wx.stop)
+    part = result[wy.start : wy.stop, wx.start : wx.stop]
+    acc[rows, cols] += part * (weight[..., None] if channels else weight)
+    weight_sum[rows, cols] += weight
