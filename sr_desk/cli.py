@@ -23,7 +23,14 @@ from sr_desk import __version__
 from sr_desk.api import API_VERSION, Method, ParamError
 from sr_desk.api.params import parse_size
 from sr_desk.core.errors import SrDeskError
-from sr_desk.core.imageio import IMAGE_EXTENSIONS, SAVE_FORMATS, check_output_path, load_image, save_image
+from sr_desk.core.imageio import (
+    IMAGE_EXTENSIONS,
+    SAVE_FORMATS,
+    check_output_path,
+    load_image,
+    save_image,
+    save_png_bands,
+)
 from sr_desk.core.settings import Settings
 from sr_desk.engine.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from sr_desk.engine.plugins import PREFERRED_UPSCALERS, default_upscaler
@@ -261,7 +268,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             seed=args.seed,
             feather=args.feather,
             tile_size=max(0, tile),
-            tile_overlap=settings.tile_overlap,
+            tile_overlap=min(settings.tile_overlap, tile // 4) if tile > 0 else settings.tile_overlap,  # small --tile
             color_lock=args.color_lock,
             weights=str(args.weights) if args.weights else None,
         ),
@@ -331,7 +338,7 @@ def input_warnings(spec, size: tuple[int, int], name: str) -> list[str]:  # type
 def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: int, named: bool) -> None:  # type: ignore[no-untyped-def]
     from tqdm import tqdm
 
-    from sr_desk.engine.pipeline import run_job
+    from sr_desk.engine.pipeline import run_job, stream_job, target_size
     from sr_desk.engine.worker import EventKind, JobState
 
     image = load_image(source)
@@ -353,7 +360,16 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
             reported[0] = tenth
             print(f"{label}: {tenth * 10}% ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
 
-    job = worker.submit(lambda ctx: run_job(image, method, spec, ctx), f"{method.id} {source.name}", on_event)
+    streamed = _streams_to_png(image, method, spec, target)
+    if streamed:  # a large result goes to the file band by band: never whole in memory
+        def work(ctx):  # type: ignore[no-untyped-def]
+            size = target_size(image.size, spec, method)
+            save_png_bands(target, image, size, lambda start: stream_job(image, method, spec, ctx, start))
+            return size
+    else:
+        def work(ctx):  # type: ignore[no-untyped-def]
+            return run_job(image, method, spec, ctx)
+    job = worker.submit(work, f"{method.id} {source.name}", on_event)
     try:
         while not job.wait(0.2):
             pass
@@ -367,11 +383,25 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
         raise SrDeskError("cancelled; nothing was written")
     if job.state is JobState.FAILED:
         raise SrDeskError(f"{method.id} failed on {source.name}: {job.error}")
-    result = job.result
-    target.parent.mkdir(parents=True, exist_ok=True)
-    save_image(target, result, quality=quality)
+    if streamed:
+        width, height = job.result
+    else:
+        result = job.result
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_image(target, result, quality=quality)
+        width, height = result.size
     seed = f", seed {spec.seed}" if method.capabilities.seeds else ""  # with the result: what reproduces it
-    print(f"{target} ({result.width}x{result.height}{seed})", file=sys.stderr)
+    print(f"{target} ({width}x{height}{seed})", file=sys.stderr)
+
+
+def _streams_to_png(image, method: Method, spec, target: Path) -> bool:  # type: ignore[no-untyped-def]
+    """Whether this upscale writes its PNG band by band (a large result the pipeline can stream)."""
+    from sr_desk.engine.pipeline import STREAM_MIN_PIXELS, can_stream, target_size
+
+    if SAVE_FORMATS.get(target.suffix.lower()) != "PNG" or not can_stream(image, method, spec):
+        return False
+    width, height = target_size(image.size, spec, method)
+    return width * height >= STREAM_MIN_PIXELS
 
 
 def _wait_for_cancel(job) -> None:  # type: ignore[no-untyped-def]

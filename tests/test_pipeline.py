@@ -229,3 +229,77 @@ def test_a_tile_limit_needs_tiles_and_a_sane_size():
         Capabilities(tiles=False, max_output_tile=512)
     with pytest.raises(DeclarationError, match="max_output_tile"):
         Capabilities(max_output_tile=16)
+
+
+def stream_to_png(image, method, path, **spec_fields):
+    """``stream_job`` into ``save_png_bands`` on a worker, as the command line does for large results."""
+    from sr_desk.core.imageio import save_png_bands
+    from sr_desk.engine.pipeline import prepare, stream_job, target_size
+    from sr_desk.engine.worker import JobState, Worker
+
+    spec = prepare(method, JobSpec(method_id=method.id, **spec_fields))
+    size = target_size(image.size, spec, method)
+    with Worker(device="cpu") as worker:
+        job = worker.submit(lambda ctx: save_png_bands(path, image, size, lambda start: stream_job(image, method, spec, ctx, start)))
+        assert job.wait(120)
+    if job.state is JobState.FAILED:
+        raise SrDeskError(job.error)
+
+
+@pytest.mark.parametrize("grayscale", [False, True])
+def test_a_streamed_png_has_exactly_the_pixels_of_the_whole_result(rng, tmp_path, grayscale):
+    from sr_desk.core.imageio import load_image, save_image
+
+    rgb = random_image(rng, 70, 90)
+    if grayscale:
+        rgb = np.repeat(rgb.mean(axis=2, keepdims=True), 3, axis=2)
+    image = dataclasses_replace(document(rgb), grayscale=grayscale, icc_profile=None)
+    streamed, whole = tmp_path / "streamed.png", tmp_path / "whole.png"
+    stream_to_png(image, BICUBIC, streamed, scale=3, tile_size=32, tile_overlap=8)
+    save_image(whole, run_method(image, BICUBIC, scale=3, tile_size=32, tile_overlap=8))
+    a, b = load_image(streamed), load_image(whole)
+    assert a.size == b.size == (270, 210) and a.grayscale == b.grayscale == grayscale
+    np.testing.assert_array_equal(a.rgb, b.rgb)
+
+
+def test_out_of_memory_while_streaming_starts_the_file_again_in_smaller_tiles(rng, tmp_path, small_tiles_allowed):
+    from sr_desk.core.imageio import load_image
+
+    image = document(random_image(rng, 100, 90))
+    method, sides = memory_hungry(40)
+    stream_to_png(image, method, tmp_path / "out.png", scale=2, tile_size=64, tile_overlap=8)
+    assert max(sides) > 40 and sides[-1] <= 40
+    expected = np.repeat(np.repeat(image.rgb, 2, 0), 2, 1)
+    assert np.abs(load_image(tmp_path / "out.png").rgb - expected).max() <= 0.5 / 255 + 1e-6
+
+
+def test_only_whole_image_upscales_that_tiles_reach_by_themselves_are_streamed(rng):
+    from sr_desk.engine.pipeline import can_stream
+
+    image = document(random_image(rng, 20, 30))
+    assert can_stream(image, BICUBIC, JobSpec(method_id="bicubic-x", scale=2))
+    assert can_stream(image, NEAREST, JobSpec(method_id="nearest-x", scale=4))
+    assert not can_stream(image, NEAREST, JobSpec(method_id="nearest-x", scale=3))  # x4 then resized
+    assert not can_stream(image, BICUBIC, JobSpec(method_id="bicubic-x", scale=2, region=(0, 0, 5, 5)))
+    assert not can_stream(image, BICUBIC, JobSpec(method_id="bicubic-x", scale=2, color_lock=True))
+    assert not can_stream(document(random_image(rng, 20, 30), alpha=np.ones((20, 30), np.float32)), BICUBIC,
+                          JobSpec(method_id="bicubic-x", scale=2))
+
+
+def test_a_failing_method_while_streaming_leaves_the_old_file(rng, tmp_path):
+    target = tmp_path / "out.png"
+    target.write_bytes(b"old")
+
+    def broken(request, context):
+        raise RuntimeError("the network fell over")
+
+    method = Method(id="broken", name="Broken", task=Task.UPSCALE, run=broken, capabilities=Capabilities(scales=(2,)))
+    with pytest.raises(SrDeskError, match="fell over"):
+        stream_to_png(document(random_image(rng, 40, 40)), method, target, scale=2, tile_size=16, tile_overlap=4)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def dataclasses_replace(image, **changes):
+    import dataclasses
+
+    return dataclasses.replace(image, **changes)

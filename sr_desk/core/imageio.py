@@ -541,6 +541,54 @@ def _without_sub_ifds(exif: bytes) -> bytes | None:
         return None
 
 
+#: A function that takes the next uint8 rows of a streamed PNG.
+RowWriter = Callable[[npt.NDArray[np.uint8]], None]
+
+
+def save_png_bands(
+    path: str | os.PathLike[str],
+    template: ImageData,
+    size: tuple[int, int],
+    produce: Callable[[Callable[[], RowWriter]], None],
+) -> None:
+    """Write a PNG of ``size`` atomically from rows handed over a band at a time; nothing whole in memory.
+
+    ``produce(start)`` makes the pixels: it calls ``start()`` to begin (or to
+    begin again after a failed attempt, e.g. out of memory in a tile), which
+    returns the function taking the next 8-bit rows (``n x width x 3``; one
+    channel for a grayscale ``template``). ICC profile, EXIF and DPI come from
+    ``template``. An exception from ``produce`` (a cancel, a failed method)
+    propagates as it is, and the existing file stays untouched.
+    """
+    from sr_desk.core.png_stream import PngStreamWriter
+
+    name = _display_name(path)
+    check_output_path(path, "PNG")
+    channels = 1 if template.grayscale else 3
+    icc = template.icc_profile if template.icc_profile and _icc_matches(template.icc_profile, "L" if channels == 1 else "RGB") else None
+    dpi = template.dpi if template.dpi is not None and _read_dpi(template.dpi) is not None else None
+
+    def write(f: BinaryIO) -> None:
+        writers: list[PngStreamWriter] = []
+
+        def start() -> RowWriter:
+            f.seek(0)
+            f.truncate()
+            writers[:] = [PngStreamWriter(f, size[0], size[1], channels, icc_profile=icc, exif=template.exif, dpi=dpi)]
+            return writers[0].write_rows
+
+        produce(start)
+        if not writers:
+            raise RuntimeError("produce() never started the file (bug)")
+        writers[0].close()
+
+    try:
+        atomic_write(path, write)
+    except OSError as exc:
+        folder = os.path.dirname(os.path.abspath(path))
+        raise ImageWriteError(f"cannot save '{name}': {_os_reason(exc, folder)}") from None
+
+
 def _write_encoded(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
     name = _display_name(path)
     try:

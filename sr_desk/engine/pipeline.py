@@ -13,7 +13,7 @@ import dataclasses
 import gc
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,10 @@ from sr_desk.api import ImageInput, ImageParam, Method, Request, SeedParam, Task
 from sr_desk.api.params import MAX_SEED
 from sr_desk.core.color import color_lock
 from sr_desk.core.errors import SrDeskError
-from sr_desk.core.imageio import ImageData, load_image
+from sr_desk.core.imageio import ImageData, load_image, to_uint8
 from sr_desk.core.masks import composite, feather_mask, mask_bbox, rect_mask, resize_mask
 from sr_desk.core.resize import Filter, clip01, fit_within, resize, scaled_size
-from sr_desk.core.tiling import plan_tiles, tiled_upscale
+from sr_desk.core.tiling import plan_tiles, tiled_bands, tiled_upscale
 from sr_desk.engine.worker import JobContext
 
 Box = tuple[int, int, int, int]
@@ -162,6 +162,99 @@ def run_job(image: ImageData, method: Method, spec: JobSpec, context: JobContext
     if image.alpha is not None:
         alpha = clip01(resize(image.alpha, out_size, Filter.BICUBIC))
     return image.with_pixels(clip01(rgb), alpha)
+
+
+#: Results at least this large go to a PNG band by band when the job allows it (:func:`can_stream`).
+STREAM_MIN_PIXELS = 50_000_000
+#: The tile side a streamed job uses when the user asked for none: it needs tiles to stream.
+STREAM_TILE = 512
+
+
+def can_stream(image: ImageData, method: Method, spec: JobSpec) -> bool:
+    """Whether ``run_job`` would be the method run in tiles and nothing else, so its rows can go to a file.
+
+    That is: an upscale over the whole image (no region, no selection), a
+    method that accepts tiles, no colour lock, no alpha, 8 bits, and a
+    target size that the tiles reach by themselves (no final resize).
+    """
+    if method.task is not Task.UPSCALE or not method.capabilities.tiles:
+        return False
+    if spec.region is not None or spec.selection is not None or spec.color_lock:
+        return False
+    if image.alpha is not None or image.bit_depth != 8:
+        return False
+    out_size = target_size(image.size, spec, method)
+    run_scale = method.capabilities.native_scale_for(max(out_size[0] / image.size[0], out_size[1] / image.size[1]))
+    return scaled_size(image.size, run_scale) == out_size
+
+
+def stream_job(
+    image: ImageData,
+    method: Method,
+    spec: JobSpec,
+    context: JobContext,
+    start: Callable[[], Callable[[np.ndarray], None]],
+) -> tuple[int, int]:
+    """``run_job`` for results too large to hold: tiles blended a band at a time, each band written as 8 bits.
+
+    ``start()`` begins the output and returns the function taking the next
+    uint8 rows (``save_png_bands`` provides both). Memory holds the input,
+    one row of tiles and one band, whatever the output size. Out of memory
+    in a tile, the output starts again in tiles of half the side, as
+    ``run_job`` does. Returns the output size. Needs :func:`can_stream`.
+    """
+    assert spec.seed is not None, "run prepare() first"
+    if not can_stream(image, method, spec):
+        raise SrDeskError(f"this {method.id} job cannot be written band by band")
+    if spec.weights:
+        context.weights = PreferredWeights(method, Path(spec.weights), context.weights)
+    out_size = target_size(image.size, spec, method)
+    run_scale = method.capabilities.native_scale_for(max(out_size[0] / image.size[0], out_size[1] / image.size[1]))
+    spec = dataclasses.replace(spec, tile_size=spec.tile_size or STREAM_TILE)
+    spec = within_method_tile_limit(spec, method, run_scale)
+    while True:
+        try:
+            _stream_once(image, method, spec, run_scale, context, start())
+            return out_size
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            smaller = spec.tile_size // 2
+            if smaller < MIN_RETRY_TILE:
+                raise SrDeskError(f"{method.name} ran out of memory even in {spec.tile_size} px tiles; "
+                                  "close other programs or choose a smaller image") from None
+            del exc
+            _release_memory()
+            context.report(0, 1, message=f"out of memory: trying again in {smaller} px tiles")
+            spec = dataclasses.replace(spec, tile_size=smaller, tile_overlap=min(spec.tile_overlap, smaller // 4))
+
+
+def _stream_once(
+    image: ImageData,
+    method: Method,
+    spec: JobSpec,
+    run_scale: float,
+    context: JobContext,
+    write_rows: Callable[[np.ndarray], None],
+) -> None:
+    tiles = plan_tiles(image.size, run_scale, spec.tile_size, spec.tile_overlap)
+    done = 0
+
+    def run_tile(crop: np.ndarray) -> np.ndarray:
+        x0, y0, x1, y1 = tiles[done].out_box
+        sub = context.span(done, len(tiles), (x0, y0, x1 - x0, y1 - y0))
+        return _call_method(method, crop, run_scale, (x1 - x0, y1 - y0), spec, None, sub, tile_index=done)
+
+    def next_tile(index: int, count: int) -> None:
+        nonlocal done
+        done = index + 1
+        context.report(done, count)
+
+    bands = tiled_bands(image.rgb, run_scale, run_tile, tile=spec.tile_size, overlap=spec.tile_overlap,
+                        on_tile=next_tile)
+    for _, rows in bands:
+        rows = clip01(rows)
+        write_rows(to_uint8(rows.mean(axis=2) if image.grayscale else rows))
 
 
 def _call_method(
