@@ -191,3 +191,35 @@ def test_any_option_value_works_or_fails_in_one_line(tmp_path, photo_file, capsy
         assert len(err) == 1 and err[0].startswith("sr-desk"), err
         assert not out.exists()
 
+
+
+# -- coverage-guided, with atheris -------------------------------------------------------
+
+
+@pytest.mark.parametrize("target, runs", [("images", 20000), ("weights", 5000)])
+def test_coverage_guided_fuzzing_finds_no_crash(tmp_path, target, runs):
+    """libFuzzer's mutations from a corpus the test writes, guided by the lines of sr-desk and Pillow reached."""
+    pytest.importorskip("atheris")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    if target == "images":
+        for name, data in zip(("rgb.png", "rgba.png", "p.png", "l.png"), SEEDS):
+            (corpus / name).write_bytes(data)
+        for fmt in ("JPEG", "TIFF", "WEBP", "GIF", "BMP"):
+            buffer = io.BytesIO()
+            Image.new("RGB", (5, 3), 90).save(buffer, format=fmt)
+            (corpus / f"seed.{fmt.lower()}").write_bytes(buffer.getvalue())
+    else:
+        header = json.dumps({"__metadata__": {"format": "sr-desk", "config": "{}"},
+                             "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+        (corpus / "tiny.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\0\0\0\0")
+    harness = Path(__file__).with_name("fuzz_atheris.py")
+    runs = max(1, int(runs * SCALE))
+    done = subprocess.run([sys.executable, str(harness), target, str(corpus), f"-runs={runs}", "-max_total_time=120"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Done {runs} runs" in done.stderr or "Done" in done.stderr
