@@ -785,3 +785,23 @@ def test_a_palette_png_without_its_palette_is_a_one_line_error(tmp_path: Path) -
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
     with pytest.raises(ImageReadError, match="palette image without its palette"):
         load_image(path)
+
+
+def test_pillow_warnings_about_a_damaged_file_become_one_logged_line(tmp_path, caplog, recwarn):
+    """Issue 18: a TIFF tag pointing past the end printed four lines of Pillow warnings on stderr."""
+    import logging
+    import struct
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), 90).save(buffer, format="TIFF")
+    data = bytearray(buffer.getvalue())
+    ifd = struct.unpack("<I", data[4:8])[0]
+    last = ifd + 2 + (struct.unpack("<H", data[ifd : ifd + 2])[0] - 1) * 12
+    data[last + 4 : last + 8] = struct.pack("<I", 100_000)  # the last tag claims 100,000 values
+    path = tmp_path / "damaged.tif"
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="sr_desk.core.imageio"):
+        assert load_image(path).size == (8, 8)
+    assert len(recwarn) == 0  # nothing reaches Python's warning printer
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "damaged.tif" in lines[0] and "Skipping tag" in lines[0] and "\n" not in lines[0]

@@ -217,12 +217,28 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
 
 
 def _decode(f: BinaryIO, name: str, head: bytes, limit: int) -> ImageData:
+    """Decode with Pillow's warnings (a damaged tag skipped, corrupt EXIF) gathered into one logged line.
+
+    Pillow warns on stderr, several lines per damaged tag; the app promises
+    one line. Pillow only *warns* between 1x and 2x its pixel limit: that
+    warning is an error here.
+    """
+    with _warnings_lock, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return _decode_quietly(f, name, head, limit)
+        finally:
+            messages = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+            if messages:
+                summary = "; ".join(messages)
+                log.warning("warning: '%s': %s", name, summary if len(summary) <= 200 else summary[:197] + "...")
+
+
+def _decode_quietly(f: BinaryIO, name: str, head: bytes, limit: int) -> ImageData:
     corrupt = f"'{name}' is truncated or corrupt"
     try:
-        with _warnings_lock, warnings.catch_warnings():
-            # Pillow only *warns* between 1x and 2x its pixel limit.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(f, formats=READ_FORMATS)
+        im = Image.open(f, formats=READ_FORMATS)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageReadError(
             f"'{name}' is too large to open: above the "
@@ -251,7 +267,7 @@ def _decode(f: BinaryIO, name: str, head: bytes, limit: int) -> ImageData:
             warnings.warn(
                 "ImageFile.LOAD_TRUNCATED_IMAGES is set: truncated files load silently",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         try:
             im.load()
