@@ -364,6 +364,7 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
     if streamed:  # a large result goes to the file band by band: never whole in memory
         def work(ctx):  # type: ignore[no-untyped-def]
             size = target_size(image.size, spec, method)
+            target.parent.mkdir(parents=True, exist_ok=True)
             save_png_bands(target, image, size, lambda start: stream_job(image, method, spec, ctx, start))
             return size
     else:

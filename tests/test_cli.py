@@ -33,7 +33,7 @@ def test_a_large_png_result_is_written_band_by_band_with_the_same_pixels(photo, 
     real_stream_job = pipeline.stream_job
     monkeypatch.setattr(pipeline, "stream_job", lambda *a: streamed_jobs.append(1) or real_stream_job(*a))
     monkeypatch.setattr(pipeline, "STREAM_MIN_PIXELS", 100 * 100)
-    streamed = tmp_path / "streamed.png"
+    streamed = tmp_path / "new" / "folder" / "streamed.png"  # folders are made, as for any output
     assert main(["upscale", str(photo), "-o", str(streamed), "--scale", "4", "--method", "bicubic", "--tile", "8"]) == 0
     assert streamed_jobs and f"{streamed} (128x96)" in capsys.readouterr().err
     np.testing.assert_array_equal(np.asarray(Image.open(streamed)), np.asarray(Image.open(whole)))
