@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from sr_desk.core.tiling import plan_tiles, tiled_bands, tiled_upscale
 from sr_desk.engine.worker import JobContext
 
 Box = tuple[int, int, int, int]
+T = TypeVar("T")
 
 
 class MethodOutputError(SrDeskError):
@@ -103,6 +104,11 @@ def target_size(input_size: tuple[int, int], spec: JobSpec, method: Method) -> t
     return scaled_size(input_size, scale)
 
 
+def run_scale_for(in_size: tuple[int, int], out_size: tuple[int, int], method: Method) -> float:
+    """The scale ``method`` runs at to reach ``out_size``: the larger axis ratio, or its next native scale up."""
+    return method.capabilities.native_scale_for(max(out_size[0] / in_size[0], out_size[1] / in_size[1]))
+
+
 def load_image_params(method: Method, values: Mapping[str, Any]) -> dict[str, Any]:
     """Replace file paths given for image parameters by loaded ``ImageInput`` values."""
     loaded = dict(values)
@@ -142,8 +148,7 @@ def run_job(image: ImageData, method: Method, spec: JobSpec, context: JobContext
         context.weights = PreferredWeights(method, Path(spec.weights), context.weights)
     in_size = image.size
     out_size = target_size(in_size, spec, method)
-    scale = max(out_size[0] / in_size[0], out_size[1] / in_size[1])
-    run_scale = method.capabilities.native_scale_for(scale)
+    run_scale = run_scale_for(in_size, out_size, method)
     mask = region_mask(spec, in_size)
 
     if mask is not None and not method.capabilities.region:
@@ -184,8 +189,7 @@ def can_stream(image: ImageData, method: Method, spec: JobSpec) -> bool:
     if image.alpha is not None or image.bit_depth != 8:
         return False
     out_size = target_size(image.size, spec, method)
-    run_scale = method.capabilities.native_scale_for(max(out_size[0] / image.size[0], out_size[1] / image.size[1]))
-    return scaled_size(image.size, run_scale) == out_size
+    return scaled_size(image.size, run_scale_for(image.size, out_size, method)) == out_size
 
 
 def stream_job(
@@ -209,24 +213,14 @@ def stream_job(
     if spec.weights:
         context.weights = PreferredWeights(method, Path(spec.weights), context.weights)
     out_size = target_size(image.size, spec, method)
-    run_scale = method.capabilities.native_scale_for(max(out_size[0] / image.size[0], out_size[1] / image.size[1]))
+    run_scale = run_scale_for(image.size, out_size, method)
     spec = dataclasses.replace(spec, tile_size=spec.tile_size or STREAM_TILE)
     spec = within_method_tile_limit(spec, method, run_scale)
-    while True:
-        try:
-            _stream_once(image, method, spec, run_scale, context, start())
-            return out_size
-        except Exception as exc:
-            if not is_out_of_memory(exc):
-                raise
-            smaller = spec.tile_size // 2
-            if smaller < MIN_RETRY_TILE:
-                raise SrDeskError(f"{method.name} ran out of memory even in {spec.tile_size} px tiles; "
-                                  "close other programs or choose a smaller image") from None
-            del exc
-            _release_memory()
-            context.report(0, 1, message=f"out of memory: trying again in {smaller} px tiles")
-            spec = dataclasses.replace(spec, tile_size=smaller, tile_overlap=min(spec.tile_overlap, smaller // 4))
+    _in_smaller_tiles_when_out_of_memory(
+        lambda tiled: _stream_once(image, method, tiled, run_scale, context, start()),
+        spec, method, context, side=max(image.size),
+    )
+    return out_size
 
 
 def _stream_once(
@@ -343,13 +337,32 @@ def _upscale(
     in a tile) runs again from the start in tiles of half the side, down to
     ``MIN_RETRY_TILE`` input pixels; the user sees why in the progress text.
     """
-    side = max(rgb.shape[:2])
-    spec = within_method_tile_limit(spec, method, run_scale)
+    return _in_smaller_tiles_when_out_of_memory(
+        lambda tiled: _upscale_once(rgb, method, tiled, run_scale, mask, context, exact_size),
+        within_method_tile_limit(spec, method, run_scale), method, context, side=max(rgb.shape[:2]),
+        can_retry=method.capabilities.tiles and mask is None,
+    )
+
+
+def _in_smaller_tiles_when_out_of_memory(
+    attempt: Callable[[JobSpec], T],
+    spec: JobSpec,
+    method: Method,
+    context: JobContext,
+    *,
+    side: int,
+    can_retry: bool = True,
+) -> T:
+    """``attempt(spec)``; out of memory, again from the start in tiles of half the side (``side``: the input's).
+
+    Down to ``MIN_RETRY_TILE`` input pixels, then one clear message; the
+    user sees each retry in the progress text.
+    """
     while True:
         try:
-            return _upscale_once(rgb, method, spec, run_scale, mask, context, exact_size)
+            return attempt(spec)
         except Exception as exc:
-            if not is_out_of_memory(exc) or not method.capabilities.tiles or mask is not None:
+            if not is_out_of_memory(exc) or not can_retry:
                 raise
             current = spec.tile_size if 0 < spec.tile_size < side else side
             smaller = current // 2
