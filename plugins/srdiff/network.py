@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sr_desk.diffusion.imresize import imresize
+from sr_desk.diffusion.reflect_conv import reflect_conv3x3
 
 from .config import SRDiffConfig
 
@@ -165,14 +166,18 @@ def timestep_embedding(steps: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class Block(nn.Module):
-    """ReflectionPad2d(1) -> 3x3 conv -> Mish; the conv is ``block.1`` (no GroupNorm: ``gn_groups 0``)."""
+    """ReflectionPad2d(1) -> 3x3 conv -> Mish; the conv is ``block.1`` (no GroupNorm: ``gn_groups 0``).
+
+    The padding and the convolution run as one :func:`reflect_conv3x3`, which
+    pads nothing but the border (the same numbers, faster on the CPU).
+    """
 
     def __init__(self, ci: int, co: int) -> None:
         super().__init__()
         self.block = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(ci, co, 3), nn.Mish())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block(x)
+        return F.mish(reflect_conv3x3(x, self.block[1]))  # type: ignore[arg-type]
 
 
 class ResnetBlock(nn.Module):
@@ -200,7 +205,7 @@ class Downsample(nn.Module):
         self.conv = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        return reflect_conv3x3(x, self.conv[1])  # type: ignore[arg-type]
 
 
 class Upsample(nn.Module):
