@@ -172,6 +172,10 @@ def denoise(
 
     precision = autocast_for(context)
     projected = cond.projected.contiguous(memory_format=torch.channels_last)
+    if context.dtype == "bfloat16":
+        # Added to the bf16 activations at level 0: in float32 it would promote them and every later
+        # convolution would cast them back (12% of a step at 2048 px on the CPU, in layout copies).
+        projected = projected.to(torch.bfloat16)
 
     def predict_noise(x_t: torch.Tensor, index: int) -> torch.Tensor:
         with precision:
