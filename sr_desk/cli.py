@@ -29,7 +29,7 @@ from sr_desk.core.imageio import (
     check_output_path,
     load_image,
     save_image,
-    save_png_bands,
+    save_image_bands,
 )
 from sr_desk.core.settings import Settings
 from sr_desk.engine.devices import DEVICE_CHOICES, PRECISION_CHOICES
@@ -360,12 +360,13 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
             reported[0] = tenth
             print(f"{label}: {tenth * 10}% ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
 
-    streamed = _streams_to_png(image, method, spec, target)
-    if streamed:  # a large result goes to the file band by band: never whole in memory
+    streamed = _streams_bands(image, method, spec)
+    if streamed:  # a large result goes to the file band by band: never whole in memory as float
         def work(ctx):  # type: ignore[no-untyped-def]
             size = target_size(image.size, spec, method)
             target.parent.mkdir(parents=True, exist_ok=True)
-            save_png_bands(target, image, size, lambda start: stream_job(image, method, spec, ctx, start))
+            save_image_bands(target, image, size, lambda start: stream_job(image, method, spec, ctx, start),
+                             quality=quality)
             return size
     else:
         def work(ctx):  # type: ignore[no-untyped-def]
@@ -395,11 +396,11 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
     print(f"{target} ({width}x{height}{seed})", file=sys.stderr)
 
 
-def _streams_to_png(image, method: Method, spec, target: Path) -> bool:  # type: ignore[no-untyped-def]
-    """Whether this upscale writes its PNG band by band (a large result the pipeline can stream)."""
+def _streams_bands(image, method: Method, spec) -> bool:  # type: ignore[no-untyped-def]
+    """Whether this upscale goes to its file band by band (a large result the pipeline can stream)."""
     from sr_desk.engine.pipeline import STREAM_MIN_PIXELS, can_stream, target_size
 
-    if SAVE_FORMATS.get(target.suffix.lower()) != "PNG" or not can_stream(image, method, spec):
+    if not can_stream(image, method, spec):
         return False
     width, height = target_size(image.size, spec, method)
     return width * height >= STREAM_MIN_PIXELS

@@ -216,7 +216,9 @@ def test_on_tile_progress_and_cancel() -> None:
 def test_bands_come_in_order_hold_only_a_row_of_tiles_and_equal_the_whole(scale: float, tile: int, overlap: int) -> None:
     img = _rng_image(97, 61, seed=3)
     fn = _resizer(scale)
-    bands = list(tiled_bands(img, scale, fn, tile=tile, overlap=overlap))
+    views = list(tiled_bands(img, scale, fn, tile=tile, overlap=overlap))  # each valid until the next is asked
+    assert all(np.shares_memory(rows, views[0][1]) for _, rows in views)  # one band buffer, reused
+    bands = [(first, rows.copy()) for first, rows in tiled_bands(img, scale, fn, tile=tile, overlap=overlap)]
     starts = [first for first, _ in bands]
     assert starts[0] == 0 and starts == sorted(starts)
     assert all(a + rows.shape[0] == b for (a, rows), b in zip(bands, starts[1:]))  # contiguous, no gaps

@@ -516,11 +516,37 @@ def save_image(
         params = _save_params(image, pil.mode, fmt, quality)
     except MemoryError:
         raise ImageWriteError(f"not enough memory to save '{name}'") from None
+    check_output_path(path, format)
+    _encode(path, pil, fmt, params)
+
+
+def _gather_rows(pixels: npt.NDArray[np.uint8], produce: Callable[[Callable[[], RowWriter]], None]) -> None:
+    """Fill ``pixels`` (``H x W x C``) with the rows ``produce`` hands over; colour rows fill the first three channels."""
+    height, width, channels = pixels.shape
+    filled = 0
+
+    def write_rows(rows: npt.NDArray[np.uint8]) -> None:
+        nonlocal filled
+        pixels[filled : filled + len(rows), :, : min(channels, 3)] = rows.reshape(len(rows), width, -1)
+        filled += len(rows)
+
+    def start() -> RowWriter:
+        nonlocal filled
+        filled = 0
+        return write_rows
+
+    produce(start)
+    if filled != height:
+        raise RuntimeError(f"produce() wrote {filled} of {height} rows (bug)")
+
+
+def _encode(path: str | os.PathLike[str], pil: Image.Image, fmt: str, params: dict[str, Any]) -> None:
+    """Write ``pil`` atomically; EXIF the format cannot hold as it came is flattened, then dropped."""
+    name = _display_name(path)
 
     def write(f: BinaryIO) -> None:
         pil.save(f, format=fmt, **params)
 
-    check_output_path(path, format)
     try:
         _write_encoded(path, write)
     except ImageWriteError:
@@ -557,8 +583,47 @@ def _without_sub_ifds(exif: bytes) -> bytes | None:
         return None
 
 
-#: A function that takes the next uint8 rows of a streamed PNG.
+#: A function that takes the next uint8 rows of a result written band by band.
 RowWriter = Callable[[npt.NDArray[np.uint8]], None]
+
+
+def save_image_bands(
+    path: str | os.PathLike[str],
+    template: ImageData,
+    size: tuple[int, int],
+    produce: Callable[[Callable[[], RowWriter]], None],
+    *,
+    quality: int = 95,
+) -> None:
+    """:func:`save_png_bands` for every save format: the result arrives a band of 8-bit rows at a time.
+
+    A PNG is deflated row by row and never whole in memory. JPEG, WebP and
+    TIFF encoders want the whole picture, so their rows are gathered as
+    8 bits and encoded at the end, with ``save_image``'s metadata and
+    ``quality``. A colour JPEG gathers them as RGBX, which Pillow encodes
+    from our buffer without a copy: 4 bytes a pixel in all, where the float
+    result alone takes 12. WebP and TIFF take RGB only, so Pillow copies our
+    3 bytes a pixel into its own 4.
+    """
+    name = _display_name(path)
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be between 1 and 100, got {quality}")
+    fmt = _save_format(path, None, name)
+    if fmt == "PNG":
+        save_png_bands(path, template, size, produce)
+        return
+    check_output_path(path, fmt)
+    mode = "L" if template.grayscale else "RGBX" if fmt == "JPEG" else "RGB"
+    try:
+        pixels = np.zeros((size[1], size[0], len(mode)), np.uint8)
+    except MemoryError:
+        raise ImageWriteError(f"not enough memory to save '{name}'") from None
+    _gather_rows(pixels, produce)
+    pil = Image.frombuffer(mode, size, pixels, "raw", mode, 0, 1)
+    del pixels  # Pillow holds a reference (L, RGBX) or its own copy (RGB)
+    if fmt == "WEBP" and mode == "L":  # WebP stores colour only, as save_image writes it
+        pil = pil.convert("RGB")
+    _encode(path, pil, fmt, _save_params(template, pil.mode, fmt, quality))
 
 
 def save_png_bands(

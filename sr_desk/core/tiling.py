@@ -269,6 +269,11 @@ def tiled_bands(
     output row above the next row's first weighted row is final and is
     yielded. Only the rows under the current row of tiles are held, so a
     result can go to a file band by band without ever being whole in memory.
+
+    The band is allocated once and reused: ``rows`` is a view into it, the
+    caller's to read (or change in place) until it asks for the next band.
+    A 4x of a 24 MP photo in 512 px tiles holds a 590 MB band, and each
+    extra copy of it (growing, dividing, shifting) would be as much again.
     """
     if image.ndim not in (2, 3):
         raise ValueError(f"expected an H x W or H x W x C image, got shape {image.shape}")
@@ -282,28 +287,36 @@ def tiled_bands(
             tile_rows.append([])
         tile_rows[-1].append((index, t))
 
-    first = 0  # the first output row not yet yielded; acc holds rows [first, first + len(acc))
-    acc = np.zeros((0, out_w) + channels, dtype=np.float32)
-    weight_sum = np.zeros((0, out_w), dtype=np.float32)
+    band_ends = [max(t.out_box[1] + t.y_weight.stop for _, t in row) for row in tile_rows]
+    dones = [min(t.out_box[1] + t.y_weight.start for _, t in row) for row in tile_rows[1:]] + [out_h]
+    height_needed, first = 0, 0  # the tallest band: from the first row not yet yielded to the row's end
+    for end, done in zip(band_ends, dones, strict=True):
+        height_needed, first = max(height_needed, end - first), max(first, done)
+    acc = np.zeros((height_needed, out_w) + channels, dtype=np.float32)
+    weight_sum = np.zeros((height_needed, out_w), dtype=np.float32)
+    first = 0  # the output row that acc's row 0 holds
+    held = 0  # rows of acc carried over from the previous band (weighted, not yet final)
     for r, row in enumerate(tile_rows):
-        band_end = max(t.out_box[1] + t.y_weight.stop for _, t in row)
-        if band_end - first > acc.shape[0]:
-            grow = band_end - first - acc.shape[0]
-            acc = np.concatenate([acc, np.zeros((grow, out_w) + channels, np.float32)])
-            weight_sum = np.concatenate([weight_sum, np.zeros((grow, out_w), np.float32)])
         for index, t in row:
             _blend_tile(image, fn, t, index, scale, channels, acc, weight_sum, first)
             if on_tile is not None:
                 on_tile(index, len(tiles))
-        done = out_h if r + 1 == len(tile_rows) else min(t.out_box[1] + t.y_weight.start for _, t in tile_rows[r + 1])
-        count = done - first
+        held = max(held, band_ends[r] - first)
+        count = dones[r] - first
         if count <= 0:
             continue
         weights = weight_sum[:count]
         if not weights.all():
             raise RuntimeError("tiling left output pixels uncovered (bug)")
-        yield first, acc[:count] / (weights[..., None] if channels else weights)
-        acc, weight_sum, first = acc[count:].copy(), weight_sum[count:].copy(), done
+        rows = acc[:count]
+        np.divide(rows, weights[..., None] if channels else weights, out=rows)
+        yield first, rows
+        rest = max(0, held - count)  # the weighted rows below the band move to the top; the rest starts at zero
+        acc[:rest] = acc[count : count + rest]
+        weight_sum[:rest] = weight_sum[count : count + rest]
+        acc[rest:held] = 0
+        weight_sum[rest:held] = 0
+        first, held = dones[r], rest
 
 
 def _blend_tile(

@@ -169,7 +169,7 @@ def run_job(image: ImageData, method: Method, spec: JobSpec, context: JobContext
     return image.with_pixels(clip01(rgb), alpha)
 
 
-#: Results at least this large go to a PNG band by band when the job allows it (:func:`can_stream`).
+#: Results at least this large go to their file band by band when the job allows it (:func:`can_stream`).
 STREAM_MIN_PIXELS = 50_000_000
 #: The tile side a streamed job uses when the user asked for none: it needs tiles to stream.
 STREAM_TILE = 512
@@ -247,7 +247,7 @@ def _stream_once(
     bands = tiled_bands(image.rgb, run_scale, run_tile, tile=spec.tile_size, overlap=spec.tile_overlap,
                         on_tile=next_tile)
     for _, rows in bands:
-        rows = clip01(rows)
+        np.clip(rows, 0.0, 1.0, out=rows)  # the band is ours until the next: no copy of it
         write_rows(to_uint8(rows.mean(axis=2) if image.grayscale else rows))
 
 
