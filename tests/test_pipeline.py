@@ -305,3 +305,63 @@ def dataclasses_replace(image, **changes):
     import dataclasses
 
     return dataclasses.replace(image, **changes)
+
+
+def measured_nearest_x2(per_pixel: int):
+    """A nearest x2 that declares its working memory per output pixel, and records each input side."""
+    sides = []
+
+    def run(request, context):
+        sides.append(max(request.image.shape[:2]))
+        return np.repeat(np.repeat(request.image, 2, 0), 2, 1)
+
+    capabilities = Capabilities(scales=(2,), memory_per_output_pixel=per_pixel)
+    return Method(id="measured", name="Measured", task=Task.UPSCALE, run=run, capabilities=capabilities), sides
+
+
+def test_tiles_are_sized_to_fit_half_the_free_memory():
+    from dataclasses import replace
+
+    from sr_desk.engine.pipeline import within_free_memory
+
+    method, _ = measured_nearest_x2(1000)
+    spec = JobSpec(method_id="measured", tile_size=512, tile_overlap=32)
+    # Half of 2 GB at 1000 bytes a pixel: 1 MP of output, 1000 px a side, 500 input px at x2, 448 in 64s.
+    assert within_free_memory(spec, method, 2, 2_000_000_000) == replace(spec, tile_size=448)
+    assert within_free_memory(replace(spec, tile_size=256), method, 2, 2_000_000_000).tile_size == 256
+    assert within_free_memory(replace(spec, tile_size=0), method, 2, 2_000_000_000).tile_size == 448  # "no tiles"
+    assert within_free_memory(spec, method, 2, 1000) == replace(spec, tile_size=64, tile_overlap=16)  # the floor
+    assert within_free_memory(spec, method, 2, None) == spec  # free memory unknown
+    assert within_free_memory(spec, NEAREST, 2, 1000) == spec  # nothing declared
+
+
+def test_a_job_is_tiled_to_fit_the_free_memory_and_says_so(rng, monkeypatch):
+    from sr_desk.engine import pipeline
+
+    monkeypatch.setattr(pipeline, "free_memory", lambda device: 40_000_000)  # 20 MB at 1000 B/px: 128 px out
+    image = document(random_image(rng, 150, 200))
+    method, sides = measured_nearest_x2(1000)
+    events = []
+    result = run_method(image, method, events, scale=2, tile_size=512, tile_overlap=8)
+    assert np.allclose(result.rgb, np.repeat(np.repeat(image.rgb, 2, 0), 2, 1), atol=1e-5)
+    assert len(sides) > 1 and max(sides) <= 64
+    assert any("tiles of 64 px, to fit in the free memory" in (e.message or "") for e in events)
+
+
+def test_a_declared_working_memory_needs_tiles():
+    from sr_desk.api import DeclarationError
+
+    with pytest.raises(DeclarationError, match="memory_per_output_pixel"):
+        Capabilities(tiles=False, memory_per_output_pixel=100)
+    with pytest.raises(DeclarationError, match="memory_per_output_pixel"):
+        Capabilities(memory_per_output_pixel=0)
+
+
+def test_free_memory_is_read_from_the_system():
+    from sr_desk.engine.memory import free_memory, mem_available
+
+    assert mem_available("MemTotal:       24000000 kB\nMemAvailable:   16000000 kB\n") == 16_000_000 * 1024
+    assert mem_available("MemTotal:       24000000 kB\n") is None
+    free = free_memory("cpu")
+    assert free is None or free > 0
+    assert free_memory("mps") is None

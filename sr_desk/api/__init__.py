@@ -7,6 +7,7 @@ host ``1.y`` with ``y >= x``; a different major is refused with a message
 that names both versions.
 
 1.1 added ``ImageParam(placeable=True)``, ``ImageInput.placement`` and ``Request.draft``.
+1.2 added ``Capabilities.memory_per_output_pixel``.
 """
 
 from sr_desk.api.hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl
@@ -27,7 +28,7 @@ from sr_desk.api.params import (
 from sr_desk.api.request import Cancelled, Context, ImageInput, Request, WeightsStore
 from sr_desk.api.training import Trainer
 
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 __all__ = [
     "API_VERSION",

@@ -68,6 +68,12 @@ class Capabilities:
     piece (``None``: no limit). A method whose cost grows faster than its
     pixels (global attention) sets it; the host then tiles above it, whatever
     the user's tile setting.
+    ``memory_per_output_pixel`` (API 1.2): the method's peak working memory,
+    in bytes per output pixel of a tile, measured in float32 (``None``:
+    unknown). The host then makes tiles small enough to fit in half of what
+    the device has free, before they run, whatever the user's tile setting:
+    on a small machine a tile too large may swap for minutes or be killed,
+    rather than fail and be retried.
     """
 
     scales: tuple[int, ...] | None = None
@@ -78,6 +84,7 @@ class Capabilities:
     tiles: bool = True
     weights: tuple[WeightFile, ...] = ()
     max_output_tile: int | None = None
+    memory_per_output_pixel: int | None = None
 
     def __post_init__(self) -> None:
         if self.scales is not None:
@@ -90,6 +97,8 @@ class Capabilities:
             raise DeclarationError("default_scale must be positive")
         if self.max_output_tile is not None and (not self.tiles or self.max_output_tile < 64):
             raise DeclarationError("max_output_tile needs tiles=True and at least 64 px")
+        if self.memory_per_output_pixel is not None and (not self.tiles or self.memory_per_output_pixel <= 0):
+            raise DeclarationError("memory_per_output_pixel needs tiles=True and a positive number of bytes")
         object.__setattr__(self, "weights", tuple(self.weights))
 
     @property

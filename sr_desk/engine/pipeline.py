@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import math
 import secrets
 import sys
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from sr_desk.core.imageio import ImageData, load_image, to_uint8
 from sr_desk.core.masks import composite, feather_mask, mask_bbox, rect_mask, resize_mask
 from sr_desk.core.resize import Filter, clip01, fit_within, resize, scaled_size
 from sr_desk.core.tiling import plan_tiles, tiled_bands, tiled_upscale
+from sr_desk.engine.memory import free_memory
 from sr_desk.engine.worker import JobContext
 
 Box = tuple[int, int, int, int]
@@ -215,7 +217,7 @@ def stream_job(
     out_size = target_size(image.size, spec, method)
     run_scale = run_scale_for(image.size, out_size, method)
     spec = dataclasses.replace(spec, tile_size=spec.tile_size or STREAM_TILE)
-    spec = within_method_tile_limit(spec, method, run_scale)
+    spec = within_limits(spec, method, run_scale, context, side=max(image.size))
     _in_smaller_tiles_when_out_of_memory(
         lambda tiled: _stream_once(image, method, tiled, run_scale, context, start()),
         spec, method, context, side=max(image.size),
@@ -331,7 +333,8 @@ def _upscale(
     context: JobContext,
     exact_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Run the method on the whole of ``rgb``, in tiles when it is large; out of memory, in smaller tiles.
+    """Run the method on the whole of ``rgb``, in tiles when it is large or would not fit the free
+    memory (:func:`within_limits`); out of memory all the same, in smaller tiles.
 
     A method that can be tiled and runs out of memory (on the whole image or
     in a tile) runs again from the start in tiles of half the side, down to
@@ -339,7 +342,8 @@ def _upscale(
     """
     return _in_smaller_tiles_when_out_of_memory(
         lambda tiled: _upscale_once(rgb, method, tiled, run_scale, mask, context, exact_size),
-        within_method_tile_limit(spec, method, run_scale), method, context, side=max(rgb.shape[:2]),
+        within_limits(spec, method, run_scale, context, side=max(rgb.shape[:2])) if mask is None else spec,
+        method, context, side=max(rgb.shape[:2]),
         can_retry=method.capabilities.tiles and mask is None,
     )
 
@@ -373,6 +377,41 @@ def _in_smaller_tiles_when_out_of_memory(
             _release_memory()
             context.report(0, 1, message=f"out of memory: trying again in {smaller} px tiles")
             spec = dataclasses.replace(spec, tile_size=smaller, tile_overlap=min(spec.tile_overlap, smaller // 4))
+
+
+#: The share of the device's free memory a method's tiles are sized to (the rest: the document, the app, others).
+MEMORY_SHARE = 0.5
+
+
+def within_limits(spec: JobSpec, method: Method, run_scale: float, context: JobContext, *, side: int) -> JobSpec:
+    """``spec`` with tiles within the method's limit and within the free memory; says so when memory decides.
+
+    ``side`` is the input's longer side: an image that fits in one tile of
+    the new size is not tiled, and nothing is said.
+    """
+    spec = within_method_tile_limit(spec, method, run_scale)
+    fitted = within_free_memory(spec, method, run_scale, free_memory(context.device))
+    if fitted.tile_size != spec.tile_size and fitted.tile_size < side:
+        context.report(0, 1, message=f"tiles of {fitted.tile_size} px, to fit in the free memory")
+    return fitted
+
+
+def within_free_memory(spec: JobSpec, method: Method, run_scale: float, free: int | None) -> JobSpec:
+    """``spec`` with tiles whose working memory fits in ``MEMORY_SHARE`` of ``free`` bytes.
+
+    Needs the method's ``Capabilities.memory_per_output_pixel``; without it,
+    or without a figure for the free memory, ``spec`` as it is. Tiles are a
+    multiple of 64 input pixels, at least ``MIN_RETRY_TILE``, and replace
+    "no tiles" too: a whole image that does not fit would swap or be killed.
+    """
+    per_pixel = method.capabilities.memory_per_output_pixel
+    if per_pixel is None or free is None or run_scale <= 0:
+        return spec
+    output_side = math.sqrt(max(0.0, free * MEMORY_SHARE / per_pixel))
+    tile = max(MIN_RETRY_TILE, int(output_side / run_scale) // 64 * 64)
+    if 0 < spec.tile_size <= tile:
+        return spec
+    return dataclasses.replace(spec, tile_size=tile, tile_overlap=min(spec.tile_overlap, tile // 4))
 
 
 def within_method_tile_limit(spec: JobSpec, method: Method, run_scale: float) -> JobSpec:
