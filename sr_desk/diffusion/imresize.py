@@ -72,18 +72,22 @@ def _contributions(in_len: int, out_len: int, scale: float, antialias: bool) -> 
 
 
 def _resize_axis(x: torch.Tensor, dim: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
+    """One axis: a weighted sum of ``taps`` gathered copies, accumulated in place.
+
+    Gathering all taps at once (``out_len * taps`` rows, then a product and a
+    sum over them) moved three tap-sized tensors through memory: 3.4x slower
+    to shrink a 2056 px image by 4, 1.5x to enlarge 514 px by 4, on 2 cores.
+    """
     in_len = x.shape[dim]
     idx, w = _contributions(in_len, out_len, float(scale), antialias)
-    out_len, taps = idx.shape
     idx = idx.to(x.device)
     w = w.to(device=x.device, dtype=x.dtype)
-    gathered = x.index_select(dim, idx.reshape(-1))
-    if dim == x.ndim - 1:  # width: (..., out*taps) -> (..., out, taps)
-        gathered = gathered.reshape(*x.shape[:-1], out_len, taps)
-        return (gathered * w).sum(dim=-1)
-    # height: (..., out*taps, W) -> (..., out, taps, W)
-    gathered = gathered.reshape(*x.shape[:-2], out_len, taps, x.shape[-1])
-    return (gathered * w[:, :, None]).sum(dim=-2)
+    shape = [1] * x.ndim
+    shape[dim] = out_len
+    out = x.index_select(dim, idx[:, 0]).mul_(w[:, 0].reshape(shape))
+    for k in range(1, idx.shape[1]):
+        out.addcmul_(x.index_select(dim, idx[:, k]), w[:, k].reshape(shape))
+    return out
 
 
 def imresize(
