@@ -31,6 +31,7 @@ from sr_desk.diffusion.consistency import back_project, residual_consistency
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import BlendedNoise, NoiseSource, SeededNoise, blend
 from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of
+from sr_desk.diffusion.tiled import tiled_window_predictor
 from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS, DEFAULT_ETA, DEFAULT_SAMPLER, FUSION_MODES
 from sr_desk_plugins.srdiff.checkpoints import load_encoder, load_model, read_metadata
 from sr_desk_plugins.srdiff.config import SRDiffConfig
@@ -145,6 +146,12 @@ def _crop(x: torch.Tensor, hr_size: tuple[int, int]) -> torch.Tensor:
     return x[..., : hr_size[0], : hr_size[1]]
 
 
+#: Above this output side each U-Net step runs on overlapping windows, blended at every step (no seams).
+#: At 2048 px a step takes 7.8 s in nine 728 px windows against 9.2 s whole (2 CPU cores, bf16), its
+#: activations a quarter the size; held-out PSNR moves by 0.001 dB (bench in the README).
+STEP_TILE, STEP_OVERLAP = 1024, 64
+
+
 @torch.no_grad()
 def denoise(
     loaded: LoadedModel,
@@ -177,9 +184,13 @@ def denoise(
         # convolution would cast them back (12% of a step at 2048 px on the CPU, in layout copies).
         projected = projected.to(torch.bfloat16)
 
-    def predict_noise(x_t: torch.Tensor, index: int) -> torch.Tensor:
+    def predict_window(x_t: torch.Tensor, index: int, box: tuple[int, int]) -> torch.Tensor:
+        top, left = box
+        cond_window = projected[..., top : top + x_t.shape[-2], left : left + x_t.shape[-1]]
         with precision:
-            return denoise_fn(x_t.contiguous(memory_format=torch.channels_last), index, projected).float()
+            return denoise_fn(x_t.contiguous(memory_format=torch.channels_last), index, cond_window).float()
+
+    predict_noise = tiled_window_predictor(predict_window, STEP_TILE, STEP_OVERLAP, loaded.config.size_multiple)
 
     def on_step(step: int, total: int, x0: torch.Tensor) -> None:
         sr = x0.clamp(-1, 1) / 2 + cond.up

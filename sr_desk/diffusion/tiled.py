@@ -9,11 +9,13 @@ stitching of separately finished tiles.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from sr_desk.diffusion.samplers.base import NoisePredictor
 
-__all__ = ["balanced_tile", "tile_starts", "tiled_predictor"]
+__all__ = ["WindowPredictor", "balanced_tile", "tile_starts", "tiled_predictor", "tiled_window_predictor"]
 
 
 def balanced_tile(length: int, tile: int, overlap: int, multiple: int = 1) -> int:
@@ -58,15 +60,30 @@ def _ramp(length: int, overlap: int, first: bool, last: bool) -> torch.Tensor:
     return weight
 
 
+#: ``predict(window, step, box)``: the noise in ``window``, cut from the whole at ``box = (top, left)``.
+WindowPredictor = Callable[[torch.Tensor, int, tuple[int, int]], torch.Tensor]
+
+
 def tiled_predictor(predict_noise: NoisePredictor, tile: int, overlap: int = 32, multiple: int = 1) -> NoisePredictor:
     """``predict_noise`` run on windows of at most ``tile`` px a side (balanced) and blended; whole when it fits."""
+    return tiled_window_predictor(lambda window, i, box: predict_noise(window, i), tile, overlap, multiple)
+
+
+def tiled_window_predictor(
+    predict: WindowPredictor, tile: int, overlap: int = 32, multiple: int = 1
+) -> NoisePredictor:
+    """:func:`tiled_predictor` for a conditional network: ``predict`` also gets each window's place.
+
+    A network conditioned on a per-pixel map (SRDiff's projected LR
+    features) crops the map to the same ``box`` as the window it is given.
+    """
     if tile % multiple:
         raise ValueError(f"the tile ({tile}) must be a multiple of {multiple}")
 
-    def predict(x: torch.Tensor, i: int) -> torch.Tensor:
+    def predict_whole(x: torch.Tensor, i: int) -> torch.Tensor:
         height, width = x.shape[-2:]
         if height <= tile and width <= tile:
-            return predict_noise(x, i)
+            return predict(x, i, (0, 0))
         out = torch.zeros_like(x)
         total = torch.zeros((height, width), dtype=x.dtype, device=x.device)
         tile_h = balanced_tile(height, tile, overlap, multiple)
@@ -78,8 +95,8 @@ def tiled_predictor(predict_noise: NoisePredictor, tile: int, overlap: int = 32,
                 h, w = window.shape[-2:]
                 weight = (_ramp(h, overlap, r == 0, r == len(rows) - 1)[:, None]
                           * _ramp(w, overlap, c == 0, c == len(cols) - 1)[None, :]).to(x.device, x.dtype)
-                out[..., top : top + h, left : left + w] += predict_noise(window, i) * weight
+                out[..., top : top + h, left : left + w] += predict(window, i, (top, left)) * weight
                 total[top : top + h, left : left + w] += weight
         return out / total
 
-    return predict
+    return predict_whole
