@@ -19,6 +19,7 @@ import dataclasses
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,9 +27,9 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from sr_desk.api import Method, ParamError
 from sr_desk.core.errors import SrDeskError
-from sr_desk.core.imageio import ImageData
+from sr_desk.core.imageio import ImageData, save_image_bands
 from sr_desk.core.settings import Settings
-from sr_desk.engine.pipeline import JobSpec, prepare, run_job
+from sr_desk.engine.pipeline import JobSpec, prepare, run_job, stream_job, target_size
 from sr_desk.engine.qt_bridge import WorkerBridge
 from sr_desk.engine.worker import EventKind, Job, JobContext, JobEvent, Worker, describe_error
 from sr_desk.ui.qimage import rgb_to_qimage
@@ -155,6 +156,14 @@ class _Running:
     recorder: _StepRecorder
 
 
+@dataclass(frozen=True)
+class SavedResult:
+    """A result written straight to a file, band by band, instead of becoming a document: where, how large."""
+
+    path: Path
+    size: tuple[int, int]
+
+
 class JobController(QObject):
     """Runs methods on one background worker and reports in Qt signals.
 
@@ -164,7 +173,7 @@ class JobController(QObject):
     - ``progress(fraction: float, text: str)`` -- text like ``"step 12/20 · 3 s left"``
     - ``preview(image: QImage, box: tuple | None)`` -- ready to draw, ``box`` = ``(x, y, w, h)``
       in output pixels (``None``: the whole output); at most ``preview_rate`` a second
-    - ``finished(result: ImageData, spec: JobSpec)`` -- ``spec`` as prepared (its seed is set)
+    - ``finished(result: ImageData | SavedResult, spec: JobSpec)`` -- ``spec`` as prepared (its seed is set)
     - ``failed(message: str)`` -- one line, starting with the method's name
     - ``cancelled()``
 
@@ -243,11 +252,16 @@ class JobController(QObject):
 
     # --------------------------------------------------------------- jobs
 
-    def start(self, image: ImageData, method: Method, spec: JobSpec) -> int:
+    def start(
+        self, image: ImageData, method: Method, spec: JobSpec, *, save_to: tuple[Path, int] | None = None
+    ) -> int:
         """Queue ``method`` on ``image``; returns the job id, or -1 if the job could not be prepared.
 
         A running job is cancelled first (it stops within one step). Bad
-        parameters are reported through ``failed``, never raised.
+        parameters are reported through ``failed``, never raised. With
+        ``save_to = (path, quality)`` the result goes to that file band by
+        band (``stream_job``; the job must pass ``can_stream``) and never
+        whole into memory; ``finished`` then brings a :class:`SavedResult`.
         """
         if self._shut:
             self._fail_soon(f"{method.name}: the editor is closing")
@@ -264,8 +278,15 @@ class JobController(QObject):
         self._abandon_current()
         recorder = _StepRecorder()
 
-        def work(context: JobContext) -> ImageData:
-            return run_job(image, method, prepared, _StepContext(context, recorder))  # type: ignore[arg-type]
+        def work(context: JobContext) -> ImageData | SavedResult:
+            steps = _StepContext(context, recorder)
+            if save_to is None:
+                return run_job(image, method, prepared, steps)  # type: ignore[arg-type]
+            path, quality = save_to
+            size = target_size(image.size, prepared, method)
+            save_image_bands(path, image, size, lambda start: stream_job(image, method, prepared, steps, start),  # type: ignore[arg-type]
+                             quality=quality)
+            return SavedResult(path, size)
 
         job = self._worker.submit(work, label=method.id, on_event=self._from_worker)
         self._current = _Running(job, method, prepared, recorder)

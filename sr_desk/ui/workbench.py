@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QRectF
@@ -26,11 +27,13 @@ from sr_desk.api import ImageInput, Method, Task
 from sr_desk.core.imageio import ImageData
 from sr_desk.core.placement import cover_box
 from sr_desk.core.resize import Filter, resize
-from sr_desk.engine.pipeline import ENLARGING_TASKS, JobSpec, target_size
+from sr_desk.engine.pipeline import ENLARGING_TASKS, JobSpec, can_stream, target_size
 from sr_desk.engine.plugins import PluginHost, discover_plugins
 from sr_desk.ui.compare import CompareView
 from sr_desk.ui.document_view import DocumentView
-from sr_desk.ui.jobs import JobController
+from sr_desk.ui import file_dialogs
+from sr_desk.ui.file_dialogs import SaveChoice
+from sr_desk.ui.jobs import JobController, SavedResult
 from sr_desk.ui.main_window import MainWindow
 from sr_desk.ui.method_panel import MethodPanel
 from sr_desk.ui.params_widgets import SEED_MAX
@@ -262,8 +265,12 @@ class Workbench(QObject):
         except Exception as exc:  # a bad scale or size: the panel validated most, say the rest
             self.window.show_message(str(exc), "error")
             return
-        if not spec.draft and not self._large_result_confirmed(document.image.size, output_size, spec):
-            return
+        if not spec.draft:
+            choice = self._large_result_choice(document.image, output_size, method, spec)
+            if choice == "file":
+                self._start_to_file(view, method, spec, output_size)
+            if choice != "document":
+                return
         self.trial = None
         tries = 1 if spec.draft else self.panel.variations()
         if tries > 1:
@@ -275,29 +282,55 @@ class Workbench(QObject):
             spec = dataclasses.replace(spec, seed=seeds[0])
         self._start(view, method, spec, output_size)
 
-    def _large_result_confirmed(self, source: tuple[int, int], output: tuple[int, int], spec: JobSpec) -> bool:
-        """Ask before a document over ``LARGE_RESULT_MP`` megapixels; say what "Selection only" enlarges."""
+    def _large_result_choice(self, source: ImageData, output: tuple[int, int], method: Method, spec: JobSpec) -> str:
+        """``"document"``, ``"file"`` or ``"cancel"``: asked before a document over ``LARGE_RESULT_MP`` megapixels.
+
+        Such a result can instead go straight to a file, band by band, as the
+        command line writes it, when the job allows (``can_stream``). Below
+        the limit nothing is asked; "Selection only" says what it enlarges.
+        """
         megapixels = output[0] * output[1] / 1e6
-        whole = spec.selection is not None and output != source
+        whole = spec.selection is not None and output != source.size
         if megapixels <= LARGE_RESULT_MP:
             if whole and megapixels >= SELECTION_NOTE_MP:
                 self.window.show_message(
                     f"Selection only: the whole image becomes {output[0]}×{output[1]}; the selection is upscaled "
                     "with the method, the rest with bicubic.", "info")
-            return True
+            return "document"
         gigabytes = megapixels * 1e6 * 3 * 4 / 1e9  # float32 RGB, as the document holds it
+        can_save = can_stream(source, method, spec)
         text = (f"The result will be {output[0]}×{output[1]} pixels ({megapixels:.0f} MP, about "
                 f"{gigabytes:.1f} GB of memory)"
                 + (", the whole image, although only the selection is upscaled with the method" if whole else "")
-                + ". Make it?")
-        return self.confirm(f"A {megapixels:.0f}-megapixel result", text)
+                + (". Make it, or save it straight to a file, which holds only a few rows of it in memory?"
+                   if can_save else ". Make it?"))
+        return self.ask_large_result(f"A {megapixels:.0f}-megapixel result", text, can_save)
 
-    def confirm(self, title: str, text: str) -> bool:
-        """A yes/no question to the user (tests replace it)."""
-        answer = QMessageBox.question(self.window, title, text,
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-                                      QMessageBox.StandardButton.Cancel)
-        return answer == QMessageBox.StandardButton.Yes
+    def ask_large_result(self, title: str, text: str, can_save: bool) -> str:
+        """Make the document, save to a file (when ``can_save``) or cancel (tests replace it)."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, self.window)
+        make = box.addButton("Make the document", QMessageBox.ButtonRole.AcceptRole)
+        save = box.addButton("Save to a file…", QMessageBox.ButtonRole.ActionRole) if can_save else None
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        clicked = box.clickedButton()
+        return "document" if clicked is make else "file" if save is not None and clicked is save else "cancel"
+
+    def ask_result_path(self, suggested: Path) -> SaveChoice | None:
+        """Where a result too large for a document goes (tests replace it)."""
+        return file_dialogs.ask_save_path(self.window, suggested)
+
+    def _start_to_file(self, view: DocumentView, method: Method, spec: JobSpec, output_size: tuple[int, int]) -> None:
+        document = view.document
+        base = document.path or document.original_path or Path.home() / document.display_name
+        suggested = base.with_name(f"{Path(base).stem}-{method.id}-{output_size[0]}x{output_size[1]}.png")
+        choice = self.ask_result_path(suggested)
+        if choice is None:
+            return
+        self.trial = None  # one result, one file: no seed variations
+        self.job = RunningJob(view, document.image, method, output_size, live=False)
+        if self.controller.start(document.image, method, spec, save_to=(choice.path, choice.quality)) < 0:
+            self.job = None
 
     def _start(self, view: DocumentView, method: Method, spec: JobSpec, output_size: tuple[int, int]) -> None:
         image = view.document.image
@@ -338,10 +371,17 @@ class Workbench(QObject):
             return
         job.view.canvas.show_preview(image, box, box_space=job.output_size)
 
-    def _on_finished(self, result: ImageData, spec: JobSpec) -> None:
+    def _on_finished(self, result: ImageData | SavedResult, spec: JobSpec) -> None:
         job, self.job = self.job, None
         self.panel.set_running(False)
         self.panel.set_progress(1.0, "done")
+        if isinstance(result, SavedResult):
+            if job is not None and job.view in self.window.document_views():
+                job.view.canvas.clear_preview()
+            width, height = result.size
+            self.window.show_message(f"Saved the {width}×{height} result to {result.path}; the image is as it was.",
+                                     "info")
+            return
         if job is None or job.view not in self.window.document_views():
             return
         document = job.view.document

@@ -354,7 +354,31 @@ def test_the_panel_shows_the_result_size_and_a_huge_result_is_asked_about_first(
     panel.size_height.setValue(10000)
     assert panel.result_label.text() == "Result: 12000×10000 px (120.0 MP)"
     asked = []
-    bench.confirm = lambda title, text: asked.append((title, text)) or False
+    bench.ask_large_result = lambda title, text, can_save: asked.append((title, text, can_save)) or "cancel"
     panel.request_run()
     assert asked and asked[0][0] == "A 120-megapixel result" and "12000×10000" in asked[0][1]
+    assert not asked[0][2]  # an exact size is resized after the method: not a result tiles write band by band
     assert bench.job is None and view.document.image.size == (12, 8)  # declined: nothing ran
+
+
+def test_a_huge_result_can_go_straight_to_a_file_and_the_document_stays(window, bench, make_png, qtbot,
+                                                                         monkeypatch, tmp_path):
+    from PIL import Image
+
+    from sr_desk.ui import workbench as workbench_module
+    from sr_desk.ui.file_dialogs import SaveChoice
+
+    monkeypatch.setattr(workbench_module, "LARGE_RESULT_MP", 0.0001)  # 24x16 counts as huge here
+    view = window.open_paths([make_png("a.png", size=(12, 8))])[0]
+    before = view.document.image.rgb.copy()
+    asked, target = [], tmp_path / "big.jpg"
+    bench.ask_large_result = lambda title, text, can_save: asked.append((text, can_save)) or "file"
+    bench.ask_result_path = lambda suggested: asked.append(suggested) or SaveChoice(target, "JPEG", 90)
+    bench.panel.select_method("fake-x2")
+    with qtbot.waitSignal(bench.controller.finished, timeout=30000):
+        bench.panel.request_run()
+    assert asked[0][1] and "save it straight to a file" in asked[0][0]
+    assert asked[1].name == "a-fake-x2-24x16.png"  # the suggestion names the method and size
+    assert Image.open(target).size == (24, 16)
+    assert np.array_equal(view.document.image.rgb, before) and not view.document.history.can_undo
+    assert "Saved the 24×16 result to" in window.banner.text() and bench.job is None
