@@ -20,7 +20,21 @@ def test_equals_padding_first(stride, size, channels_last):
     x = torch.randn(2, 5, *size, dtype=torch.float64)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(reflect_conv3x3(x, conv), padded_reference(x, conv), rtol=0, atol=1e-12)
+    with torch.no_grad():  # inference: the border-only path
+        torch.testing.assert_close(reflect_conv3x3(x, conv), padded_reference(x, conv), rtol=0, atol=1e-12)
+
+
+def test_the_border_only_path_runs_in_inference(monkeypatch):
+    import sr_desk.diffusion.reflect_conv as module
+
+    padded = []
+    monkeypatch.setattr(module, "_padded_first", lambda x, conv: padded.append(1) or padded_reference(x, conv))
+    conv, x = nn.Conv2d(3, 3, 3), torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        reflect_conv3x3(x, conv)
+    assert not padded
+    reflect_conv3x3(x, conv)  # autograd records: the padded path, whose backward is cheaper
+    assert padded == [1]
 
 
 def test_gradients_equal_padding_first():
@@ -43,7 +57,7 @@ def test_under_bf16_autocast_matches_the_padded_convolution():
     torch.manual_seed(1)
     conv = nn.Conv2d(8, 8, 3)
     x = torch.randn(1, 8, 32, 32).contiguous(memory_format=torch.channels_last)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         ours, reference = reflect_conv3x3(x, conv), padded_reference(x, conv)
     assert ours.dtype == reference.dtype == torch.bfloat16
     torch.testing.assert_close(ours.float(), reference.float(), rtol=0.02, atol=0.02)

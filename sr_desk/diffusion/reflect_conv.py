@@ -34,15 +34,19 @@ def _padded_first(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 def reflect_conv3x3(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """``conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))`` for a 3x3, unpadded ``conv`` of stride 1 or 2.
 
-    Only on the CPU: on a GPU, eight small kernel launches per convolution
-    may cost more than the copy they save, and that is unmeasured.
-    Odd sides at stride 2 (whose last output line also reads the reflected
-    border) and inputs under two pixels take the padded path too.
+    Only for inference on the CPU. When autograd records (training), the
+    border writes into the output become full-size gradient copies: a
+    U-Net training step at batch 16, 128 px took 8.1 s this way against
+    6.1 s padded. On a GPU, eight small kernel launches per convolution may
+    cost more than the copy they save, and that is unmeasured. Odd sides at
+    stride 2 (whose last output line also reads the reflected border) and
+    inputs under two pixels take the padded path too.
     """
     stride = conv.stride[0]
     height, width = x.shape[-2:]
     if (
         x.device.type != "cpu"
+        or (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad))
         or conv.kernel_size != (3, 3)
         or conv.padding != (0, 0)
         or conv.stride not in ((1, 1), (2, 2))
