@@ -198,16 +198,16 @@ def test_out_of_memory_on_the_whole_image_tiles_it_and_gives_up_at_last(rng, sma
         run_method(document(random_image(rng, 60, 60)), starving, scale=2, tile_size=0)
 
 
-def recording_nearest_x2(max_output_tile: int):
-    """A nearest x2 that declares the largest output it computes in one piece, and records each input side."""
+def recording_nearest_x2(method_id: str = "attentive", **declared):
+    """A nearest x2 with ``declared`` capabilities (a tile limit, its working memory); records each input side."""
     sides = []
 
     def run(request, context):
         sides.append(max(request.image.shape[:2]))
         return np.repeat(np.repeat(request.image, 2, 0), 2, 1)
 
-    capabilities = Capabilities(scales=(2,), max_output_tile=max_output_tile)
-    return Method(id="attentive", name="Attentive", task=Task.UPSCALE, run=run, capabilities=capabilities), sides
+    capabilities = Capabilities(scales=(2,), **declared)
+    return Method(id=method_id, name=method_id.title(), task=Task.UPSCALE, run=run, capabilities=capabilities), sides
 
 
 def test_a_method_tile_limit_tiles_even_when_the_user_asked_for_none(rng):
@@ -309,14 +309,7 @@ def dataclasses_replace(image, **changes):
 
 def measured_nearest_x2(per_pixel: int):
     """A nearest x2 that declares its working memory per output pixel, and records each input side."""
-    sides = []
-
-    def run(request, context):
-        sides.append(max(request.image.shape[:2]))
-        return np.repeat(np.repeat(request.image, 2, 0), 2, 1)
-
-    capabilities = Capabilities(scales=(2,), memory_per_output_pixel=per_pixel)
-    return Method(id="measured", name="Measured", task=Task.UPSCALE, run=run, capabilities=capabilities), sides
+    return recording_nearest_x2("measured", memory_per_output_pixel=per_pixel)
 
 
 def test_tiles_are_sized_to_fit_half_the_free_memory():

@@ -204,7 +204,7 @@ def stream_job(
     """``run_job`` for results too large to hold: tiles blended a band at a time, each band written as 8 bits.
 
     ``start()`` begins the output and returns the function taking the next
-    uint8 rows (``save_png_bands`` provides both). Memory holds the input,
+    uint8 rows (``save_image_bands`` provides both). Memory holds the input,
     one row of tiles and one band, whatever the output size. Out of memory
     in a tile, the output starts again in tiles of half the side, as
     ``run_job`` does. Returns the output size. Needs :func:`can_stream`.
@@ -233,19 +233,7 @@ def _stream_once(
     context: JobContext,
     write_rows: Callable[[np.ndarray], None],
 ) -> None:
-    tiles = plan_tiles(image.size, run_scale, spec.tile_size, spec.tile_overlap)
-    done = 0
-
-    def run_tile(crop: np.ndarray) -> np.ndarray:
-        x0, y0, x1, y1 = tiles[done].out_box
-        sub = context.span(done, len(tiles), (x0, y0, x1 - x0, y1 - y0))
-        return _call_method(method, crop, run_scale, (x1 - x0, y1 - y0), spec, None, sub, tile_index=done)
-
-    def next_tile(index: int, count: int) -> None:
-        nonlocal done
-        done = index + 1
-        context.report(done, count)
-
+    run_tile, next_tile = _tile_runner(image.size, method, spec, run_scale, context)
     bands = tiled_bands(image.rgb, run_scale, run_tile, tile=spec.tile_size, overlap=spec.tile_overlap,
                         on_tile=next_tile)
     for _, rows in bands:
@@ -409,9 +397,14 @@ def within_free_memory(spec: JobSpec, method: Method, run_scale: float, free: in
         return spec
     output_side = math.sqrt(max(0.0, free * MEMORY_SHARE / per_pixel))
     tile = max(MIN_RETRY_TILE, int(output_side / run_scale) // 64 * 64)
+    return _tiles_at_most(spec, tile, overlap=tile // 4)
+
+
+def _tiles_at_most(spec: JobSpec, tile: int, *, overlap: int) -> JobSpec:
+    """``spec`` with tiles of at most ``tile`` px ("no tiles" included) and an overlap of at most ``overlap``."""
     if 0 < spec.tile_size <= tile:
         return spec
-    return dataclasses.replace(spec, tile_size=tile, tile_overlap=min(spec.tile_overlap, tile // 4))
+    return dataclasses.replace(spec, tile_size=tile, tile_overlap=min(spec.tile_overlap, overlap))
 
 
 def within_method_tile_limit(spec: JobSpec, method: Method, run_scale: float) -> JobSpec:
@@ -424,9 +417,7 @@ def within_method_tile_limit(spec: JobSpec, method: Method, run_scale: float) ->
     if limit is None or run_scale <= 0:
         return spec
     tile = max(MIN_RETRY_TILE // 2, int(limit / run_scale))
-    if 0 < spec.tile_size <= tile:
-        return spec
-    return dataclasses.replace(spec, tile_size=tile, tile_overlap=min(spec.tile_overlap, max(4, tile // 8)))
+    return _tiles_at_most(spec, tile, overlap=max(4, tile // 8))
 
 
 def _upscale_once(
@@ -446,23 +437,31 @@ def _upscale_once(
         size = exact_size or scaled_size(in_size, run_scale)
         return _call_method(method, rgb, run_scale, size, spec, mask, context)
 
+    run_tile, next_tile = _tile_runner(in_size, method, spec, run_scale, context)
+    return tiled_upscale(
+        rgb, run_scale, run_tile, tile=spec.tile_size, overlap=spec.tile_overlap, on_tile=next_tile
+    )
+
+
+def _tile_runner(
+    in_size: tuple[int, int], method: Method, spec: JobSpec, run_scale: float, context: JobContext
+) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[int, int], None]]:
+    """``(run_tile, next_tile)`` for ``tiled_upscale``/``tiled_bands``: the method on each tile, with its
+    progress span, seed and box, and tile-level progress (the cancel point between tiles)."""
     tiles = plan_tiles(in_size, run_scale, spec.tile_size, spec.tile_overlap)
     done = 0
 
     def run_tile(crop: np.ndarray) -> np.ndarray:
-        tile = tiles[done]
-        x0, y0, x1, y1 = tile.out_box
+        x0, y0, x1, y1 = tiles[done].out_box
         sub = context.span(done, len(tiles), (x0, y0, x1 - x0, y1 - y0))
         return _call_method(method, crop, run_scale, (x1 - x0, y1 - y0), spec, None, sub, tile_index=done)
 
     def next_tile(index: int, count: int) -> None:
         nonlocal done
         done = index + 1
-        context.report(done, count)  # tile-level progress, and the cancel point between tiles
+        context.report(done, count)
 
-    return tiled_upscale(
-        rgb, run_scale, run_tile, tile=spec.tile_size, overlap=spec.tile_overlap, on_tile=next_tile
-    )
+    return run_tile, next_tile
 
 
 def tile_seed(seed: int, index: int) -> int:
