@@ -328,15 +328,14 @@ class Workbench(QObject):
         if choice is None:
             return
         self.trial = None  # one result, one file: no seed variations
-        self.job = RunningJob(view, document.image, method, output_size, live=False)
-        if self.controller.start(document.image, method, spec, save_to=(choice.path, choice.quality)) < 0:
-            self.job = None
+        self._start(view, method, spec, output_size, save_to=(choice.path, choice.quality))
 
-    def _start(self, view: DocumentView, method: Method, spec: JobSpec, output_size: tuple[int, int]) -> None:
+    def _start(self, view: DocumentView, method: Method, spec: JobSpec, output_size: tuple[int, int],
+               save_to: tuple[Path, int] | None = None) -> None:
         image = view.document.image
         # Only the slider's own runs (drafts) stay previews: Run applies its result even with Live ticked.
         self.job = RunningJob(view, image, method, output_size, live=spec.draft)
-        if self.controller.start(image, method, spec) < 0:
+        if self.controller.start(image, method, spec, save_to=save_to) < 0:
             self.job, self.trial = None, None
         elif self.window.tool_name == PlaceImageTool.name:
             self.window.set_tool(self._tool_before_place)  # placing is done: show the result, not the donor
