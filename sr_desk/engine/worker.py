@@ -24,6 +24,7 @@ import numpy as np
 from sr_desk.api import Cancelled, WeightsStore
 from sr_desk.core.errors import SrDeskError
 from sr_desk.engine.devices import Device, resolve_device
+from sr_desk.engine.memory import release_free_memory, reuse_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +257,7 @@ class Worker:
     def start(self) -> Worker:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
+                reuse_freed_memory()
                 self._thread = threading.Thread(target=self._serve, name="sr-desk-worker", daemon=True)
                 self._thread.start()
         return self
@@ -337,6 +339,7 @@ class Worker:
             finally:
                 with self._lock:
                     self._current = None
+                release_free_memory()
 
     def _run(self, job: Job) -> None:
         started = time.monotonic()
