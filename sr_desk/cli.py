@@ -585,7 +585,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return open_editor([])
     from sr_desk.core.atomic import start_journal
     from sr_desk.core.paths import app_paths
+    from sr_desk.engine.devices import keep_compiled_kernels_in
 
+    keep_compiled_kernels_in(app_paths().cache_dir / "kernels")
     for leftover in start_journal(app_paths().write_journal):
         print(f"sr-desk: removed {leftover}, left by an sr-desk that was killed while saving", file=sys.stderr)
     try:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sr_desk.diffusion.imresize import imresize
+from sr_desk.diffusion.mish import mish
 from sr_desk.diffusion.reflect_conv import reflect_conv3x3
 
 from .config import SRDiffConfig
@@ -169,7 +170,8 @@ class Block(nn.Module):
     """ReflectionPad2d(1) -> 3x3 conv -> Mish; the conv is ``block.1`` (no GroupNorm: ``gn_groups 0``).
 
     The padding and the convolution run as one :func:`reflect_conv3x3`, which
-    pads nothing but the border (the same numbers, faster on the CPU).
+    pads nothing but the border, and Mish as :func:`sr_desk.diffusion.mish.mish`,
+    one compiled pass on the CPU (the same numbers, faster).
     """
 
     def __init__(self, ci: int, co: int) -> None:
@@ -177,7 +179,7 @@ class Block(nn.Module):
         self.block = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(ci, co, 3), nn.Mish())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.mish(reflect_conv3x3(x, self.block[1]))  # type: ignore[arg-type]
+        return mish(reflect_conv3x3(x, self.block[1]))  # type: ignore[arg-type]
 
 
 class ResnetBlock(nn.Module):

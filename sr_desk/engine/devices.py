@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from sr_desk.core.errors import SrDeskError
 
@@ -24,6 +26,19 @@ class Device:
 
     def __str__(self) -> str:
         return self.name
+
+
+#: Where torch.compile keeps the kernels it builds (inductor's own setting).
+KERNEL_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+
+
+def keep_compiled_kernels_in(folder: Path) -> None:
+    """Keep the kernels torch.compile builds (the CPU's Mish) in ``folder`` unless the user chose a place.
+
+    torch's default is a folder in /tmp, which a reboot empties, and then the
+    first upscale after it compiles again (about 5 s).
+    """
+    os.environ.setdefault(KERNEL_CACHE_ENV, str(folder))
 
 
 def cpu_has_native_bf16() -> bool:

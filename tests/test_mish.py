@@ -1,0 +1,79 @@
+"""The CPU's one-pass Mish: the same function as F.mish, compiled where torch can, F.mish where it cannot."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sr_desk.diffusion import mish as fast
+
+
+@pytest.fixture
+def fresh_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test decides afresh whether to compile; the shared compiled kernel is put back after."""
+    monkeypatch.setattr(fast, "_kernel", None)
+    monkeypatch.setattr(fast, "_given_up", False)
+    yield
+
+
+def test_the_sigmoid_form_is_mish_in_closed_form() -> None:
+    x = torch.linspace(-60, 60, 100_001, dtype=torch.float64)
+    exact = x * torch.tanh(torch.log1p(torch.exp(x)))
+    assert torch.allclose(fast.mish_from_sigmoid(x), exact, rtol=1e-12, atol=1e-300)
+
+
+def test_the_compiled_kernel_gives_f_mish_on_every_finite_bfloat16() -> None:
+    values = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    values = values[torch.isfinite(values)]
+    with torch.no_grad():
+        result = fast.mish(values)
+    if fast._kernel is None:
+        pytest.skip("torch cannot compile here (no C++ compiler): F.mish is used")
+    expected = F.mish(values)
+    differ = result.float() != expected.float()
+    assert torch.all(values[differ] <= -89)  # sigmoid underflows: 0 where F.mish gives under 1e-36
+    assert torch.all(expected[differ].float().abs() < 1e-36)
+
+
+def test_float32_agrees_to_rounding() -> None:
+    x = torch.randn(4, 8, 33, 47) * 8
+    with torch.no_grad():
+        assert torch.allclose(fast.mish(x), F.mish(x), rtol=1e-6, atol=1e-6)
+
+
+def test_training_and_float64_use_f_mish(fresh_state: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast, "_compile", lambda: pytest.fail("compiled for autograd or float64"))
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    fast.mish(x).sum().backward()
+    assert torch.allclose(x.grad, torch.func.grad(lambda t: F.mish(t).sum())(x.detach()))
+    with torch.no_grad():
+        assert torch.equal(fast.mish(x.detach().double()), F.mish(x.detach().double()))
+
+
+def test_a_failed_compile_falls_back_to_f_mish_once(
+    fresh_state: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    builds: list[int] = []
+
+    def broken(x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+    monkeypatch.setattr(fast, "_compile", lambda: builds.append(1) or broken)
+    x = torch.randn(3, 5, 7).bfloat16()
+    with torch.no_grad(), caplog.at_level(logging.INFO, logger="sr_desk.diffusion.mish"):
+        assert torch.equal(fast.mish(x), F.mish(x))
+        assert torch.equal(fast.mish(x), F.mish(x))
+    assert builds == [1]
+    assert "No working C++ compiler" in caplog.text
+
+
+def test_sr_desk_compile_0_never_compiles(fresh_state: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(fast.COMPILE_ENV, "0")
+    monkeypatch.setattr(fast, "_compile", lambda: pytest.fail("compiled although SR_DESK_COMPILE=0"))
+    x = torch.randn(16)
+    with torch.no_grad():
+        assert torch.equal(fast.mish(x), F.mish(x))
