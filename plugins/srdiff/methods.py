@@ -7,6 +7,7 @@ Runs on sr-desk's worker thread. Images arrive as float32 ``H x W x 3`` in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from collections import OrderedDict
@@ -128,18 +129,22 @@ class Conditioned:
 
 
 @torch.no_grad()
-def condition(loaded: LoadedModel, lr01: torch.Tensor, *, edge_margin: bool = True) -> Conditioned:
+def condition(
+    loaded: LoadedModel, lr01: torch.Tensor, *, context: Context | None = None, edge_margin: bool = True
+) -> Conditioned:
+    """The encoder's condition, in ``context``'s precision (float32 without one), and the base image in float32."""
     lr, hr_size = pad_lr(lr01, loaded.config, edge_margin=edge_margin)
-    if loaded.config.residual_base == "encoder":
-        # "Predict, then refine": the U-Net's residual is measured from the encoder's own upscale.
-        cond, up = loaded.encoder.encode_and_upscale(lr * 2 - 1)
-    else:
-        up = up_sample_lr(lr, loaded.config.scale, official_quirk=loaded.official_quirk)
-        cond = loaded.encoder.encode(lr * 2 - 1)
     assert loaded.unet is not None
-    return Conditioned(
-        up=up, projected=loaded.unet.project_condition(cond), hr_size=hr_size, lr=lr * 2 - 1, scale=loaded.config.scale
-    )
+    with autocast_for(context) if context is not None else contextlib.nullcontext():
+        if loaded.config.residual_base == "encoder":
+            # "Predict, then refine": the U-Net's residual is measured from the encoder's own upscale.
+            cond, up = loaded.encoder.encode_and_upscale(lr * 2 - 1)
+        else:
+            cond = loaded.encoder.encode(lr * 2 - 1)
+        projected = loaded.unet.project_condition(cond)
+    if loaded.config.residual_base != "encoder":
+        up = up_sample_lr(lr, loaded.config.scale, official_quirk=loaded.official_quirk)
+    return Conditioned(up=up.float(), projected=projected, hr_size=hr_size, lr=lr * 2 - 1, scale=loaded.config.scale)
 
 
 def _crop(x: torch.Tensor, hr_size: tuple[int, int]) -> torch.Tensor:
@@ -212,7 +217,7 @@ def super_resolve(
     loaded: LoadedModel, lr01: torch.Tensor, params: dict[str, Any], noise: NoiseSource, context: Context
 ) -> torch.Tensor:
     """Algorithm S: the SR image in ``[-1, 1]``, cropped to the LR size times the scale."""
-    cond = condition(loaded, lr01)
+    cond = condition(loaded, lr01, context=context)
     x = noise(cond.up.shape, device=cond.up.device, dtype=torch.float32)
     residual = denoise(loaded, cond, x, params, noise, context)
     return _crop(residual.clamp(-1, 1) / 2 + cond.up, cond.hr_size)
@@ -248,7 +253,8 @@ def encoder_upscale(request: Request, context: Context) -> np.ndarray:
     loaded = loaded_model(context, need_unet=False)
     lr, hr_size = pad_lr(image_to_tensor(request.image, context.device), loaded.config, edge_margin=False)  # no U-Net here
     context.report(0, 1)
-    out = loaded.encoder.upscale(lr * 2 - 1)
+    with autocast_for(context):
+        out = loaded.encoder.upscale(lr * 2 - 1).float()
     if request.params.get("lr_consistency"):
         out = back_project(out, lr * 2 - 1, loaded.config.scale, ENCODER_BACK_PROJECTIONS)
     context.report(1, 1)
@@ -337,7 +343,7 @@ def fuse(request: Request, context: Context) -> np.ndarray:
     fused, _ = pad_to_multiple(image_to_tensor(fused_w, device), multiple, min_size=loaded.config.min_side)
     # The condition: the fused image's own LR (blend), or the base's (the paper's Algorithm 3).
     lr = torch.round(imresize(fused if blend_mode else hr_base, scale=1.0 / scale).clamp(0, 1) * 255) / 255
-    cond = condition(loaded, lr, edge_margin=False)  # the window's margin keeps the U-Net's edge off the selection
+    cond = condition(loaded, lr, context=context, edge_margin=False)  # the window's margin keeps the U-Net's edge off the selection
     residual = ((fused * 2 - 1) - cond.up).mul(2).clamp(-1, 1)
     start = int(request.params["strength"]) - 1
     noise = SeededNoise(request.seed)
@@ -411,7 +417,7 @@ def interpolate(request: Request, context: Context) -> np.ndarray:
     weight, mode = float(params["blend"]), params["mode"]
     level = int(params["noise_level"])
     lr = image_to_tensor(request.image, context.device)
-    cond = condition(loaded, lr)
+    cond = condition(loaded, lr, context=context)
     shape, device = cond.up.shape, cond.up.device
     noise_a, noise_b = SeededNoise(seed_a), SeededNoise(seed_b)
     if level >= loaded.config.timesteps:

@@ -121,7 +121,11 @@ class RRDBNet(nn.Module):
         for k in range(1, self.config.num_upconvs + 1):
             conv = getattr(self, f"upconv{k}")
             fea = self.lrelu(conv(F.interpolate(fea, scale_factor=2, mode="nearest")))
-        out = self.conv_last(self.lrelu(self.HRconv(fea)))
+        hidden = self.lrelu(self.HRconv(fea))
+        with torch.autocast(hidden.device.type, enabled=False):
+            # The image itself (or its residual over bicubic): float32 even under bf16 autocast, whose
+            # 8-bit mantissa would cost half a grey level across [-1, 1].
+            out = self.conv_last(hidden.to(self.conv_last.weight.dtype))
         if self.config.encoder_skip:
             # Global skip: the trunk only learns what bicubic misses, which it learns far sooner.
             out = out.float() + imresize((lr.float() + 1) / 2, scale=float(self.config.scale))
