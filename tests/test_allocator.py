@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sr_desk.engine import memory
+from sr_desk.core import allocator as memory
 from sr_desk.engine.worker import Worker
 
 pytestmark = pytest.mark.skipif(memory._glibc() is None, reason="the allocator setting is for glibc (Linux)")

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from sr_desk.api import Cancelled, WeightsStore
+from sr_desk.core.allocator import release_free_memory, reuse_freed_memory
 from sr_desk.core.errors import SrDeskError
 from sr_desk.engine.devices import Device, resolve_device
-from sr_desk.engine.memory import release_free_memory, reuse_freed_memory
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from sr_desk.core.allocator import reuse_freed_memory
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.training_log import TrainingLog, plot_log
 from sr_desk.training.ema import EMA
@@ -240,6 +241,8 @@ def fit(
     """
     device = bank.device
     precision = options.precision or ("bf16" if device.type == "cuda" else "fp32")
+    if device.type == "cpu":
+        reuse_freed_memory()  # batch activations are over 32 MB: 10.3 -> 11.7 patches/s for SRDiff's U-Net
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed patch sizes: let cuDNN pick its fastest kernels once
         torch.backends.cuda.matmul.allow_tf32 = True
