@@ -1,7 +1,8 @@
 """The whole 4x upscale, as the command line runs it, for every diffusion method: seconds, MP/s, peak memory.
 
     python bench/upscale_speed.py [--sizes 128,256,512] [--methods srdiff,dtls,...] [--devices cpu,cuda]
-        [--precision float32|bfloat16|auto] [--baseline-sizes 128] [--markdown]
+        [--precision float32|bfloat16|auto] [--baseline-sizes 128] [--markdown] [--profile]
+        [--untuned-allocator] [--eager]
 
 Each run is ``sr-desk upscale IN -o OUT.png --method M --scale 4`` called in
 this process (``sr_desk.cli.main``): reading the file, tiling, the method's
@@ -15,6 +16,12 @@ linearly in output pixels elsewhere (marked "est."). Peak memory is the
 process's peak resident set during the run (Linux VmHWM, reset through
 ``/proc/self/clear_refs``) and, on CUDA, torch's peak allocation.
 ``s/MP`` is seconds per output megapixel: flat across sizes means linear cost.
+
+``--profile`` then upscales once more with the first method at the largest
+size under torch's profiler and prints the top operators on the device and
+on the host (and, on CUDA, the GPU's busy share of the wall time): where the
+time goes. ``--untuned-allocator`` and ``--eager`` turn off the worker's
+allocator setting and the compiled Mish, for their baselines.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import sys
 import tempfile
 import time
@@ -138,6 +146,32 @@ def measure(methods: Sequence[str], sizes: Sequence[int], device: str, precision
     return runs
 
 
+def profile_upscale(spec: str, size: int, device: str, precision: str, folder: Path, top: int = 15) -> str:
+    """One more upscale under torch's profiler: the operators with the most self time on the device and on the host.
+
+    On CUDA it also says how busy the GPU was: its kernels' total time over
+    the wall time. What is left is the host (launches, syncs, copies, Python).
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device == "cuda"
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    # The method runs on the worker's thread, which torch's profiler leaves out unless told.
+    config = torch._C._profiler._ExperimentalConfig(profile_all_threads=True, enable_cuda_sync_events=cuda)
+    with profile(activities=activities, experimental_config=config) as prof:
+        seconds, _, _ = upscale(spec, test_image(size, folder), folder / "out.png", device, precision)
+    averages = prof.key_averages()
+    lines = [f"profile of {spec} on {device} at {size} px: {seconds:.2f} s under the profiler"]
+    if cuda:
+        busy = sum(a.self_device_time_total for a in averages) / 1e6
+        lines.append(f"GPU kernels: {busy:.2f} s, {busy / seconds:.0%} of the wall time")
+        lines.append(averages.table(sort_by="self_device_time_total", row_limit=top, max_name_column_width=60))
+        torch.cuda.synchronize()
+    lines.append(averages.table(sort_by="self_cpu_time_total", row_limit=top, max_name_column_width=60))
+    return "\n".join(lines)
+
+
 def split_steps(spec: str) -> str:
     """The warm-up's spec: one step where the method has steps (loading is what it is for)."""
     method = spec.split(":")[0]
@@ -180,7 +214,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="sizes at which the paper's 100-step sampler really runs (elsewhere: scaled, est.; "
                    "empty: no baseline)")
     p.add_argument("--markdown", action="store_true")
+    p.add_argument("--untuned-allocator", action="store_true",
+                   help="leave glibc's allocator as it is (the worker reuses freed blocks otherwise): the baseline "
+                   "for that setting, run in a second process since it cannot be undone in one")
+    p.add_argument("--profile", action="store_true",
+                   help="then profile the first method at the largest size once and print its top operators")
+    p.add_argument("--eager", action="store_true", help="no torch.compile (SR_DESK_COMPILE=0: eager Mish)")
     args = p.parse_args(argv)
+    if args.untuned_allocator:
+        from sr_desk.core import allocator
+
+        allocator._tuned = False
+    if args.eager:
+        os.environ["SR_DESK_COMPILE"] = "0"
     import torch
 
     devices = args.devices.split(",") if args.devices else ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
@@ -193,6 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"command: python bench/upscale_speed.py {' '.join(argv or sys.argv[1:])}")
     print(f"device: {name}; torch {torch.__version__}; precision {args.precision}; x{SCALE}")
     print(table(runs, args.markdown))
+    if args.profile:
+        with tempfile.TemporaryDirectory(prefix="sr-desk-profile-") as tmp:
+            print(profile_upscale(args.methods.split(",")[0], max(args.sizes), devices[-1], args.precision, Path(tmp)))
     return 0
 
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # One lent GPU session (device tool), prepared and dry-run on the CPU first:
 #   1. bench/train_throughput.py (old loop vs the shared trainer, with the profiler's top operators)
-#   2. bench/upscale_speed.py on CUDA (the CLI's own pipeline, through an "installed" shim)
+#   2. bench/upscale_speed.py on CUDA (the CLI's own pipeline, through an "installed" shim), then a profiled SRDiff upscale
 #   3. three trainings side by side, each paced by the time left (--steps 0 --minutes M):
 #      SRDiff's compact U-Net, LDDPM (denoise, then adversarial), the Diff-SR prior
 #   4. everything packed into $OUT as one tar split in 15 MB parts
@@ -64,6 +64,12 @@ PYTHONPATH="$SHIM:$PWD${PYTHONPATH:+:$PYTHONPATH}" SR_DESK_HOME="$W/home" timeou
   --methods bicubic,srdiff-encoder,srdiff --devices "$DEVICE" --precision auto --baseline-sizes 128 --markdown \
   > "$W/logs/speed.md" 2> "$W/logs/speed.err"
 tail -n 20 "$W/logs/speed.md" >> "$LIVE"; tail -n 5 "$W/logs/speed.err" >> "$LIVE"
+# Where a 512 px SRDiff upscale's 5 s go: GPU busy share, top kernels, top host operators.
+say "upscale profile"
+PYTHONPATH="$SHIM:$PWD${PYTHONPATH:+:$PYTHONPATH}" SR_DESK_HOME="$W/home" timeout 60 python3 bench/upscale_speed.py --sizes 512 \
+  --methods srdiff --devices "$DEVICE" --precision auto --baseline-sizes 0 --profile \
+  > "$W/logs/speed-profile.txt" 2> "$W/logs/speed-profile.err"
+head -n 40 "$W/logs/speed-profile.txt" | cut -c1-200 >> "$LIVE"
 
 # -- 3. trainings side by side, paced by the time left ----------------------------------------
 M=$(python3 -c "print(max(0.5, ($(left) - 75) / 60))")
