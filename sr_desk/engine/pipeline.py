@@ -23,6 +23,7 @@ import numpy as np
 
 from sr_desk.api import ImageInput, ImageParam, Method, Request, SeedParam, Task
 from sr_desk.api.params import MAX_SEED
+from sr_desk.core.allocator import release_free_memory
 from sr_desk.core.color import color_lock
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import ImageData, load_image, to_uint8
@@ -239,6 +240,7 @@ def _stream_once(
     for _, rows in bands:
         np.clip(rows, 0.0, 1.0, out=rows)  # the band is ours until the next: no copy of it
         write_rows(to_uint8(rows.mean(axis=2) if image.grayscale else rows))
+        release_free_memory()  # what this row of tiles freed, before the output's own buffers grow
 
 
 def _call_method(
