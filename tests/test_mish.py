@@ -77,3 +77,14 @@ def test_sr_desk_compile_0_never_compiles(fresh_state: None, monkeypatch: pytest
     x = torch.randn(16)
     with torch.no_grad():
         assert torch.equal(fast.mish(x), F.mish(x))
+
+
+def test_a_compiler_that_cannot_even_load_falls_back_to_f_mish(fresh_state: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing() -> fast.Kernel:
+        raise ImportError("No module named 'torch._inductor'")
+
+    monkeypatch.setattr(fast, "_compile", missing)
+    x = torch.randn(2, 4, 6)
+    with torch.no_grad():
+        assert torch.equal(fast.mish(x), F.mish(x))
+    assert fast._given_up

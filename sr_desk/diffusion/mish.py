@@ -77,7 +77,10 @@ def _fast_kernel() -> Kernel | None:
             if os.environ.get(COMPILE_ENV, "1").strip() in ("0", "false", "no", "off"):
                 _give_up(f"{COMPILE_ENV}=0")
             else:
-                _kernel = _compile()
+                try:
+                    _kernel = _compile()
+                except Exception as exc:  # noqa: BLE001 - a frozen app without torch's compiler, say
+                    _give_up(f"torch.compile is not available: {type(exc).__name__}: {exc}")
     return _kernel
 
 
