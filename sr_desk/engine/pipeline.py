@@ -176,6 +176,8 @@ def run_job(image: ImageData, method: Method, spec: JobSpec, context: JobContext
 STREAM_MIN_PIXELS = 50_000_000
 #: The tile side a streamed job uses when the user asked for none: it needs tiles to stream.
 STREAM_TILE = 512
+#: Rows quantised and handed to the writer at a time (a 2048-row band of a 24,064 px wide result is 148 MB as 8 bits).
+STREAM_WRITE_ROWS = 256
 
 
 def can_stream(image: ImageData, method: Method, spec: JobSpec) -> bool:
@@ -239,7 +241,9 @@ def _stream_once(
                         on_tile=next_tile)
     for _, rows in bands:
         np.clip(rows, 0.0, 1.0, out=rows)  # the band is ours until the next: no copy of it
-        write_rows(to_uint8(rows.mean(axis=2) if image.grayscale else rows))
+        for start in range(0, len(rows), STREAM_WRITE_ROWS):  # 8-bit copies of a few rows, not of the band
+            chunk = rows[start : start + STREAM_WRITE_ROWS]
+            write_rows(to_uint8(chunk.mean(axis=2) if image.grayscale else chunk))
         release_free_memory()  # what this row of tiles freed, before the output's own buffers grow
 
 
