@@ -26,9 +26,10 @@ def test_the_sigmoid_form_is_mish_in_closed_form() -> None:
     assert torch.allclose(fast.mish_from_sigmoid(x), exact, rtol=1e-12, atol=1e-300)
 
 
-def test_the_compiled_kernel_gives_f_mish_on_every_finite_bfloat16() -> None:
+def test_the_compiled_kernel_gives_f_mish_on_every_finite_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
     values = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
     values = values[torch.isfinite(values)]
+    monkeypatch.setattr(fast, "COMPILE_FROM_ELEMENTS", 1)
     with torch.no_grad():
         result = fast.mish(values)
     if fast._kernel is None:
@@ -39,13 +40,15 @@ def test_the_compiled_kernel_gives_f_mish_on_every_finite_bfloat16() -> None:
     assert torch.all(expected[differ].float().abs() < 1e-36)
 
 
-def test_float32_agrees_to_rounding() -> None:
+def test_float32_agrees_to_rounding(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast, "COMPILE_FROM_ELEMENTS", 1)
     x = torch.randn(4, 8, 33, 47) * 8
     with torch.no_grad():
         assert torch.allclose(fast.mish(x), F.mish(x), rtol=1e-6, atol=1e-6)
 
 
 def test_training_and_float64_use_f_mish(fresh_state: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast, "COMPILE_FROM_ELEMENTS", 1)
     monkeypatch.setattr(fast, "_compile", lambda: pytest.fail("compiled for autograd or float64"))
     x = torch.randn(2, 3, 8, 8, requires_grad=True)
     fast.mish(x).sum().backward()
@@ -63,6 +66,7 @@ def test_a_failed_compile_falls_back_to_f_mish_once(
         raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
 
     monkeypatch.setattr(fast, "_compile", lambda: builds.append(1) or broken)
+    monkeypatch.setattr(fast, "COMPILE_FROM_ELEMENTS", 1)
     x = torch.randn(3, 5, 7).bfloat16()
     with torch.no_grad(), caplog.at_level(logging.INFO, logger="sr_desk.diffusion.mish"):
         assert torch.equal(fast.mish(x), F.mish(x))
@@ -73,6 +77,7 @@ def test_a_failed_compile_falls_back_to_f_mish_once(
 
 def test_sr_desk_compile_0_never_compiles(fresh_state: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(fast.COMPILE_ENV, "0")
+    monkeypatch.setattr(fast, "COMPILE_FROM_ELEMENTS", 1)
     monkeypatch.setattr(fast, "_compile", lambda: pytest.fail("compiled although SR_DESK_COMPILE=0"))
     x = torch.randn(16)
     with torch.no_grad():
@@ -84,7 +89,25 @@ def test_a_compiler_that_cannot_even_load_falls_back_to_f_mish(fresh_state: None
         raise ImportError("No module named 'torch._inductor'")
 
     monkeypatch.setattr(fast, "_compile", missing)
+    monkeypatch.setattr(fast, "COMPILE_FROM_ELEMENTS", 1)
     x = torch.randn(2, 4, 6)
     with torch.no_grad():
         assert torch.equal(fast.mish(x), F.mish(x))
     assert fast._given_up
+
+
+def test_the_compile_waits_for_a_tensor_that_repays_it(fresh_state: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def spy(x: torch.Tensor) -> torch.Tensor:
+        calls.append(x.numel())
+        return fast.mish_from_sigmoid(x)
+
+    monkeypatch.setattr(fast, "_compile", lambda: spy)
+    monkeypatch.setattr(fast, "COMPILE_FROM_ELEMENTS", 1000)
+    with torch.no_grad():
+        fast.mish(torch.randn(999))  # small: F.mish, nothing compiled
+        assert fast._kernel is None and calls == []
+        fast.mish(torch.randn(1000))  # large enough: compiled, and used from then on for every size
+        fast.mish(torch.randn(10))
+    assert calls == [1000, 10]
