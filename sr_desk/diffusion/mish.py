@@ -85,10 +85,11 @@ def _fast_kernel() -> Kernel | None:
     return _kernel
 
 
-#: The compile is put off until a tensor this large comes (32 channels of a 1 MP image). Loading the kernel
-#: takes about 3.3 s in each new process even from torch's cache, and it saves about 0.5 s a step per output
-#: MP: small jobs, such as a command-line upscale of a 128 px image (16.8 M elements), finish sooner without.
-COMPILE_FROM_ELEMENTS = 1 << 25
+#: The compile is put off until a tensor this large comes (32 channels of half a megapixel). Loading the
+#: kernel takes about 3.3 s in each new process even from torch's cache, and it saves about 0.5 s a step per
+#: output MP: a command-line 4x of a 128 px image (8.7 M elements at the U-Net's widest) finishes sooner
+#: without, and from about 180 px on (the CPU's step windows of 728 px at larger sizes: 17 M) it pays.
+COMPILE_FROM_ELEMENTS = 1 << 24
 
 
 def mish(x: torch.Tensor) -> torch.Tensor:
