@@ -31,7 +31,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["COMPILE_ENV", "mish", "mish_from_sigmoid"]
+__all__ = ["COMPILE_ENV", "COMPILE_FROM_ELEMENTS", "mish", "mish_from_sigmoid"]
 
 log = logging.getLogger(__name__)
 
