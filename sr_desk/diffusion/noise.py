@@ -32,7 +32,7 @@ class SeededNoise:
     one core, and a copy from ordinary memory would stop the host at every
     step. The stream is the same: the draw ahead uses a copy of the
     generator's state, which is taken over only when the next call asks for
-    that shape and dtype, and dropped otherwise.
+    that shape, and dropped otherwise (draws are float32, cast on the device).
     """
 
     #: Device types whose draws are made ahead (the CPU computes the step itself: nothing to overlap).
