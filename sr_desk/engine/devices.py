@@ -36,7 +36,7 @@ def keep_compiled_kernels_in(folder: Path) -> None:
     """Keep the kernels torch.compile builds (the CPU's Mish) in ``folder`` unless the user chose a place.
 
     torch's default is a folder in /tmp, which a reboot empties, and then the
-    first upscale after it compiles again (about 5 s).
+    first large SRDiff job after it compiles again (about 10 s; 3.3 s from the cache).
     """
     os.environ.setdefault(KERNEL_CACHE_ENV, str(folder))
 

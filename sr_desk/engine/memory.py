@@ -92,4 +92,3 @@ def _windows_available() -> int | None:  # pragma: no cover - Windows only
     except (AttributeError, OSError):
         return None
     return int(status.ullAvailPhys) if ok else None
-

@@ -164,7 +164,6 @@ def run_app(paths: list[str]) -> int:
 
     from sr_desk.core.atomic import start_journal
     from sr_desk.core.paths import app_paths
-
     from sr_desk.engine.devices import keep_compiled_kernels_in
 
     start_journal(app_paths().write_journal)  # removes temporary files a killed sr-desk left behind
