@@ -171,7 +171,6 @@ def profile_upscale(spec: str, size: int, device: str, precision: str, folder: P
         busy = sum(a.self_device_time_total for a in averages) / 1e6
         lines.append(f"GPU kernels: {busy:.2f} s, {busy / seconds:.0%} of the wall time")
         lines.append(averages.table(sort_by="self_device_time_total", row_limit=top, max_name_column_width=60))
-        torch.cuda.synchronize()
     lines.append(averages.table(sort_by="self_cpu_time_total", row_limit=top, max_name_column_width=60))
     return "\n".join(lines)
 
@@ -246,7 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         allocator._tuned = False
     if args.eager:
-        os.environ["SR_DESK_COMPILE"] = "0"
+        from sr_desk.diffusion.mish import COMPILE_ENV
+
+        os.environ[COMPILE_ENV] = "0"
     import torch
 
     devices = args.devices.split(",") if args.devices else ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
