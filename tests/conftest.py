@@ -61,14 +61,18 @@ def random_image(rng, height: int, width: int) -> np.ndarray:
     return rng.random((height, width, 3), dtype=np.float32)
 
 
-def run_method(image, method, events: list | None = None, **spec_fields):
-    """Run ``method`` on an ``ImageData`` as the app does (prepare, a worker, run_job); the result, or SrDeskError."""
+def run_method(image, method, events: list | None = None, *, weights_store=None, **spec_fields):
+    """Run ``method`` on an ``ImageData`` as the app does (prepare, a worker, run_job); the result, or SrDeskError.
+
+    ``weights_store``: where the worker finds weights (none by default; the shipped ones: ``shipped_weights()``).
+    """
     from sr_desk.core.errors import SrDeskError
     from sr_desk.engine.pipeline import JobSpec, prepare, run_job
     from sr_desk.engine.worker import JobState, Worker
 
     spec = prepare(method, JobSpec(method_id=method.id, **spec_fields))
-    with Worker(device="cpu", on_event=(events.append if events is not None else None)) as worker:
+    with Worker(device="cpu", on_event=(events.append if events is not None else None),
+                weights=weights_store) as worker:
         job = worker.submit(lambda ctx: run_job(image, method, spec, ctx))
         assert job.wait(120)
     if job.state is JobState.FAILED:

@@ -206,9 +206,9 @@ def denoise(
     )
 
     def on_step(step: int, total: int, x0: torch.Tensor) -> None:
-        sr = x0.clamp(-1, 1) / 2 + cond.up
+        sr = x0.clamp(-1, 1) / 2 + cond.up  # in [-1, 1], as the result before to_image
         shown = preview(sr) if preview is not None else _crop(sr, cond.hr_size)
-        context.report(step, total, preview=preview_of(context, shown), box=preview_box)
+        context.report(step, total, preview=preview_of(context, shown / 2 + 0.5), box=preview_box)
 
     correct = residual_consistency(cond.up, cond.lr, cond.scale) if params.get("lr_consistency") else None
     return sampler.sample(predict_noise, x, start=start, generator=noise, callback=on_step, correct_x0=correct)

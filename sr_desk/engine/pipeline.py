@@ -558,14 +558,32 @@ class BlendedPreviews:
 
     Without it, the preview of a selection would show the method's raw output
     over the whole working window, margin included, and then visibly shrink
-    to the selection when the result lands.
+    to the selection when the result lands. A preview the host had shrunk is
+    blended over the base and mask shrunk alike; a tile of the window
+    (``span``) over its own part of them.
     """
 
     def __init__(self, inner: JobContext, base: np.ndarray, mask: np.ndarray):
         self._inner, self._base, self._mask = inner, base, mask
+        self._shrunk: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+    def span(self, index: int, count: int, box: Box | None = None) -> BlendedPreviews:
+        inner = self._inner.span(index, count, box)
+        if box is None:
+            return BlendedPreviews(inner, self._base, self._mask)
+        x, y, w, h = box
+        return BlendedPreviews(inner, self._base[y : y + h, x : x + w], self._mask[y : y + h, x : x + w])
+
+    def _base_and_mask_at(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        if (height, width) not in self._shrunk:
+            self._shrunk[(height, width)] = (
+                resize(self._base, (width, height), Filter.BILINEAR),
+                resize_mask(self._mask, (width, height)),
+            )
+        return self._shrunk[(height, width)]
 
     def report(
         self,
@@ -573,10 +591,13 @@ class BlendedPreviews:
         total: int,
         preview: np.ndarray | None = None,
         message: str = "",
-        box: tuple[int, int, int, int] | None = None,
+        box: Box | None = None,
     ) -> None:
         if preview is not None and box is None:
             h, w = self._base.shape[:2]
             if preview.shape[0] >= h and preview.shape[1] >= w:
                 preview = composite(self._base, preview[:h, :w], self._mask)
+            else:  # shrunk to the host's preview side: the window's whole picture at a smaller size
+                base, mask = self._base_and_mask_at(*preview.shape[:2])
+                preview = composite(base, preview[..., :3], mask)
         self._inner.report(step, total, preview, message, box)

@@ -24,6 +24,7 @@ import numpy as np
 from sr_desk.api import Cancelled, WeightsStore
 from sr_desk.core.allocator import release_free_memory, reuse_freed_memory
 from sr_desk.core.errors import SrDeskError
+from sr_desk.core.selection import Box
 from sr_desk.engine.devices import Device, resolve_device
 
 log = logging.getLogger(__name__)
@@ -149,10 +150,7 @@ class JobContext:
         fraction = self._offset + self._width * (step / total if total else 1.0)
         if preview is not None:
             preview = self._previews.admit(preview, final=step >= total)
-        if preview is not None and box is None:
-            box = self._box
-        elif box is not None and self._box is not None:  # a part of a tile: offset by the tile's origin
-            box = (self._box[0] + box[0], self._box[1] + box[1], box[2], box[3])
+        box = _within(self._box, box)  # a part of a tile: offset by the tile's origin
         self._emit(
             JobEvent(
                 EventKind.PROGRESS,
@@ -167,13 +165,24 @@ class JobContext:
         )
 
     def span(self, index: int, count: int, box: tuple[int, int, int, int] | None = None) -> JobContext:
-        """A context whose 0..total progress fills part ``index`` of ``count`` of this one."""
+        """A context whose 0..total progress fills part ``index`` of ``count`` of this one.
+
+        ``box`` is the part's place in this context's output: inside a box of
+        its own (a tile of a selection's window) it is offset by that box's origin.
+        """
         child = JobContext.__new__(JobContext)
         child.__dict__.update(self.__dict__)
         child._width = self._width / count
         child._offset = self._offset + index * child._width
-        child._box = box if box is not None else self._box
+        child._box = _within(self._box, box)
         return child
+
+
+def _within(outer: Box | None, inner: Box | None) -> Box | None:
+    """``inner``, a box in ``outer``'s own pixels, in the pixels ``outer`` is given in."""
+    if inner is None or outer is None:
+        return outer if inner is None else inner
+    return outer[0] + inner[0], outer[1] + inner[1], inner[2], inner[3]
 
 
 class PreviewGate:
