@@ -113,3 +113,18 @@ def test_the_compile_waits_for_a_tensor_that_repays_it(fresh_state: None, monkey
         fast.mish(torch.randn(1000))  # large enough: compiled, and used from then on for every size
         fast.mish(torch.randn(10))
     assert calls == [1000, 10]
+
+
+def test_the_kernel_is_built_with_the_cpus_vector_instructions(fresh_state: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 28: inductor's own ISA probe (a child process loading a test library) crashed on its way out here,
+    so every ISA counted as unusable and the kernel was scalar code, no faster than F.mish."""
+    from torch._inductor import config, cpu_vec_isa
+
+    if not fast._cpu_has_vector_isa():
+        pytest.skip("no vector ISA inductor knows on this CPU")
+    monkeypatch.setattr(config.cpp, "vec_isa_ok", None)
+    try:
+        fast._compile()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"torch cannot compile here: {exc}")
+    assert config.cpp.vec_isa_ok and cpu_vec_isa.pick_vec_isa()

@@ -320,3 +320,19 @@ def test_a_large_output_runs_each_unet_step_in_windows_with_their_condition(host
     assert len({box for _, box in calls}) > 1 and max(max(shape) for shape, _ in calls) <= 64
     # Windows see less context at their edges; blended at every step, the result stays close to the whole.
     assert 0 < np.abs(tiled.rgb - whole.rgb).mean() < 0.002
+
+
+def test_the_u_net_cast_once_to_bf16_computes_what_autocast_computes():
+    """Issue 28: bf16 sampling casts the U-Net's weights once instead of at every call, with the same numbers."""
+    torch.manual_seed(1)
+    model = SRDiffModel(TINY).eval().requires_grad_(False)
+    loaded = srdiff_methods.LoadedModel(encoder=model.rrdb, unet=model.denoise_fn, config=TINY, schedule=None,
+                                        official_quirk=False, source="tiny")
+    x = torch.randn(1, 3, 32, 24)
+    cond = torch.randn(1, TINY.unet_dim, 32, 24).to(torch.bfloat16)
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            expected = model.denoise_fn(x, 7, cond).float()
+        cast = loaded.unet_in(torch.bfloat16)
+        assert loaded.unet_in(torch.bfloat16) is cast and loaded.unet_in(torch.float32) is model.denoise_fn
+        assert torch.equal(cast(x.to(torch.bfloat16), 7, cond).float(), expected)

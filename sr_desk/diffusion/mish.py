@@ -13,8 +13,8 @@ which never overflows and does not cancel for negative ``x`` (``s`` is then
 small and exact). Compiled by ``torch.compile`` into one loop, in float32
 and rounded once, it gives bfloat16 results identical to ``F.mish``'s (tested
 on every finite bfloat16; from -89 down, where F.mish gives under 1e-36, it
-gives 0) at twice the speed: a 1024 px step 1.45 -> 0.96 s
-on 2 cores. It needs a C++ compiler at run time; where there is none, or the
+gives 0) several times faster, in the CPU's vector instructions (the README's
+Performance section has the figures). It needs a C++ compiler at run time; where there is none, or the
 compile fails, or ``SR_DESK_COMPILE=0``, :func:`mish` is ``F.mish``, said
 once in the log. Training (autograd) and other devices always use
 ``F.mish``: on a GPU it is one memory-bound kernel already. The compile waits
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import threading
 from collections.abc import Callable
 
@@ -60,7 +61,32 @@ def _compile() -> Kernel:
     # One small kernel: compile it in this process rather than start a pool of workers (which a
     # frozen app may not be able to spawn).
     inductor_config.compile_threads = 1
-    return torch.compile(mish_from_sigmoid, dynamic=True)  # type: ignore[return-value]
+    if inductor_config.cpp.vec_isa_ok is None and _cpu_has_vector_isa():
+        # Inductor proves a vector ISA by loading a test library in a child process; where that child
+        # crashes on its way out (it does with the CPU wheel here), every ISA counts as unusable and the
+        # kernel is built as scalar code, no faster than F.mish. The CPU's own flags are proof enough;
+        # a compiler that cannot build for them fails the compile, and :func:`_checked` catches a wrong kernel.
+        inductor_config.cpp.vec_isa_ok = True
+    return _checked(torch.compile(mish_from_sigmoid, dynamic=True))  # type: ignore[arg-type]
+
+
+def _cpu_has_vector_isa() -> bool:
+    """True where inductor has a vector ISA for this CPU (AVX2, AVX-512, NEON, ...) by its flags alone."""
+    from torch._inductor import cpu_vec_isa
+
+    return bool(cpu_vec_isa.x86_isa_checker()) if platform.machine() in ("x86_64", "AMD64") else False
+
+
+def _checked(kernel: Kernel) -> Kernel:
+    """``kernel`` once it gives ``F.mish``'s bfloat16 numbers on values across its range (else an error).
+
+    The values come as the networks give them (N x C x H x W, channels-last), so this compile is the one they use.
+    """
+    x = torch.linspace(-30, 30, 32 * 8 * 16).reshape(1, 32, 8, 16).to(torch.bfloat16)
+    x = x.contiguous(memory_format=torch.channels_last)
+    if not torch.equal(kernel(x), F.mish(x)):
+        raise RuntimeError("the compiled Mish differs from F.mish")
+    return kernel
 
 
 def _give_up(reason: object) -> None:
@@ -85,10 +111,10 @@ def _fast_kernel() -> Kernel | None:
     return _kernel
 
 
-#: The compile is put off until a tensor this large comes (32 channels of half a megapixel). Loading the
-#: kernel takes about 3.3 s in each new process even from torch's cache, and it saves about 0.5 s a step per
-#: output MP: a command-line 4x of a 128 px image (8.7 M elements at the U-Net's widest) finishes sooner
-#: without, and from about 180 px on (the CPU's step windows of 728 px at larger sizes: 17 M) it pays.
+#: The compile is put off until a tensor this large comes (32 channels of half a megapixel): loading the
+#: kernel costs seconds in each new process even from torch's cache (importing the compiler), which a
+#: job of smaller tensors (a command-line 4x of a 256 px image, whose U-Net windows hold 9.8 M) does not
+#: win back. The README's Performance section has the measurements.
 COMPILE_FROM_ELEMENTS = 1 << 24
 
 
