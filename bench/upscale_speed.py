@@ -2,16 +2,15 @@
 
     python bench/upscale_speed.py [--sizes 128,256,512] [--methods srdiff,dtls,...] [--devices cpu,cuda]
         [--precision float32|bfloat16|auto] [--baseline-sizes 128] [--markdown] [--profile]
-        [--untuned-allocator] [--eager]
+        [--untuned-allocator] [--eager] [--process]
 
 Each run is ``sr-desk upscale IN -o OUT.png --method M --scale 4`` called in
 this process (``sr_desk.cli.main``): reading the file, tiling, the method's
 whole pipeline (encoder, sampler, LR consistency), writing the PNG. The input
 is a centre crop of a held-out photo of ``../shared/data/train`` (a seeded
 random texture when it is missing). Each method is warmed up once on a small
-image first, and on the CPU the compiled Mish is built or loaded first (model
-loading and that one-time kernel load, about 3.3 s a process, are not
-timed; ``--eager`` runs without it). Ratios are to bicubic and to the
+image first, and on the CPU the native Mish is built or loaded first (model
+loading and that kernel load are not timed; ``--eager`` runs without it). Ratios are to bicubic and to the
 SRDiff paper's sampler (100 ancestral steps, float32) run in the same
 process; that baseline runs at ``--baseline-sizes`` only and is scaled
 linearly in output pixels elsewhere (marked "est."). Peak memory is the
@@ -19,11 +18,20 @@ process's peak resident set during the run (Linux VmHWM, reset through
 ``/proc/self/clear_refs``) and, on CUDA, torch's peak allocation.
 ``s/MP`` is seconds per output megapixel: flat across sizes means linear cost.
 
+``--process`` also times what a user runs: the whole ``sr-desk upscale``
+process (``python -m sr_desk``: interpreter start, imports, model load,
+kernel load or build, the upscale, the PNG), *cold* in a fresh app folder
+(``SR_DESK_HOME``: no built kernels, no settings) and *warm*, run again
+in it. Beside them, the network of Real-ESRGAN x4plus (ESRGAN's RRDBNet, 23
+blocks of 64 features, random weights of its shape) upscales the same image
+in this process, its weights cast to bf16 once and channels-last as the
+fastest CPU inference of it runs ("x ESRGAN": seconds over its seconds).
+
 ``--profile`` then upscales once more with the first method at the largest
 size under torch's profiler and prints the top operators on the device and
 on the host (and, on CUDA, the GPU's busy share of the wall time): where the
 time goes. ``--untuned-allocator`` and ``--eager`` turn off the worker's
-allocator setting and the compiled Mish, for their baselines.
+allocator setting and the native Mish, for their baselines.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import argparse
 import contextlib
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +68,8 @@ class Run:
     peak_mb: float
     gpu_peak_mb: float | None = None
     estimated: bool = False
+    process_cold: float | None = None
+    process_warm: float | None = None
 
     @property
     def output_mp(self) -> float:
@@ -127,9 +138,65 @@ def upscale(spec: str, source: Path, out: Path, device: str, precision: str) -> 
     return seconds, peak_mb(), (torch.cuda.max_memory_allocated() / 2**20 if cuda else None)
 
 
+def process_seconds(spec: str, source: Path, out: Path, device: str, precision: str, home: Path) -> float:
+    """Wall seconds of one whole ``sr-desk upscale`` process with its app folder (settings, caches) in ``home``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TORCHINDUCTOR_CACHE_DIR", "SR_DESK_KERNEL_DIR")}
+    env["SR_DESK_HOME"] = str(home)
+    command = [sys.executable, "-m", "sr_desk", "upscale", str(source), "-o", str(out), "--scale", str(SCALE),
+               "--device", device, "--precision", precision, "--seed", "0", "--force", *split_method(spec)]
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"sr-desk upscale with {spec} failed (exit {done.returncode}): {done.stderr[-500:]}")
+    return seconds
+
+
+def cold_and_warm(spec: str, source: Path, out: Path, device: str, precision: str) -> tuple[float, float]:
+    """The whole process in a fresh app folder (nothing built or cached yet), then again in the same one."""
+    with tempfile.TemporaryDirectory(prefix="sr-desk-home-") as home:
+        cold = process_seconds(spec, source, out, device, precision, Path(home))
+        warm = process_seconds(spec, source, out, device, precision, Path(home))
+    return cold, warm
+
+
+#: The reference network: Real-ESRGAN x4plus is ESRGAN's RRDBNet with these sizes (16.7 M parameters).
+ESRGAN = "real-esrgan-x4plus network"
+
+
+def esrgan_seconds(source: Path, device: str) -> float:
+    """Real-ESRGAN x4plus's network on ``source``, random weights of its shape, bf16 cast once, channels-last."""
+    import torch
+
+    from sr_desk_plugins.srdiff.config import SRDiffConfig
+    from sr_desk_plugins.srdiff.network import RRDBNet
+
+    dtype = torch.bfloat16 if device == "cuda" or _cpu_bf16() else torch.float32
+    network = RRDBNet(SRDiffConfig(scale=SCALE, rrdb_nf=64, rrdb_nb=23, rrdb_gc=32)).eval().requires_grad_(False)
+    network = network.to(device, dtype).to(memory_format=torch.channels_last)
+    pixels = torch.from_numpy(np.asarray(Image.open(source).convert("RGB"), np.float32) / 255)
+    lr = pixels.permute(2, 0, 1)[None].to(device, dtype).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        network.upscale(lr[..., :32, :32] * 2 - 1)  # warm-up: oneDNN's kernels for these shapes
+        start = time.perf_counter()
+        out = network.upscale(lr * 2 - 1).float().cpu()
+    seconds = time.perf_counter() - start
+    assert out.shape[-1] == lr.shape[-1] * SCALE
+    return seconds
+
+
+def _cpu_bf16() -> bool:
+    from sr_desk.engine.devices import cpu_has_native_bf16
+
+    return cpu_has_native_bf16()
+
+
 def measure(methods: Sequence[str], sizes: Sequence[int], device: str, precision: str, baseline_sizes: Sequence[int],
-            folder: Path) -> list[Run]:
+            folder: Path, whole_process: bool = False) -> list[Run]:
     runs: list[Run] = []
+    if whole_process:
+        for size in sizes:
+            runs.append(Run(ESRGAN, device, size, esrgan_seconds(test_image(size, folder), device), math.nan))
     warm = test_image(32, folder)
     if device == "cpu":
         warm_compiled_kernels()
@@ -139,8 +206,14 @@ def measure(methods: Sequence[str], sizes: Sequence[int], device: str, precision
             if spec == PAPER and size not in baseline_sizes:
                 continue
             seconds, peak, gpu = upscale(spec, test_image(size, folder), folder / "out.png", device, precision)
-            runs.append(Run(spec, device, size, seconds, peak, gpu))
-            print(f"{spec} {device} {size}: {seconds:.2f} s, peak {peak:.0f} MB", file=sys.stderr, flush=True)
+            run = Run(spec, device, size, seconds, peak, gpu)
+            if whole_process and spec != PAPER:
+                run.process_cold, run.process_warm = cold_and_warm(
+                    spec, test_image(size, folder), folder / "out.png", device, precision)
+            runs.append(run)
+            print(f"{spec} {device} {size}: {seconds:.2f} s, peak {peak:.0f} MB"
+                  + (f"; process {run.process_cold:.1f} s cold, {run.process_warm:.1f} s warm" if run.process_cold else ""),
+                  file=sys.stderr, flush=True)
     measured = {r.size: r for r in runs if r.method == PAPER}
     if measured:
         base = max(measured.values(), key=lambda r: r.size)
@@ -176,19 +249,10 @@ def profile_upscale(spec: str, size: int, device: str, precision: str, folder: P
 
 
 def warm_compiled_kernels() -> None:
-    """Build (or load from torch's cache) the CPU's compiled Mish now, as the warm-up loads the models.
+    """Build (or load from the cache) the CPU's native Mish now, as the warm-up loads the models."""
+    from sr_desk.diffusion.mish import prepare
 
-    A process compiles it at its first tensor of 16 M elements (``COMPILE_FROM_ELEMENTS``), about 3.3 s
-    once; without this the first run above that size would carry it and the sizes would not compare.
-    """
-    import torch
-
-    from sr_desk.diffusion.mish import COMPILE_FROM_ELEMENTS, mish
-
-    side = int((COMPILE_FROM_ELEMENTS / 32) ** 0.5) + 1
-    with torch.no_grad():
-        for dtype in (torch.bfloat16, torch.float32):
-            mish(torch.zeros(1, 32, side, side, dtype=dtype).contiguous(memory_format=torch.channels_last))
+    prepare()
 
 
 def split_steps(spec: str) -> str:
@@ -198,20 +262,30 @@ def split_steps(spec: str) -> str:
 
 
 def table(runs: Sequence[Run], markdown: bool) -> str:
-    header = ("method", "device", "input", "seconds", "out MP/s", "s/MP", "peak MB", "x bicubic", "x faster than paper")
+    header = ["method", "device", "input", "seconds", "out MP/s", "s/MP", "peak MB", "x bicubic", "x faster than paper"]
+    process = any(r.process_cold is not None for r in runs)
+    if process:
+        header += ["process cold s", "process warm s", "x ESRGAN cold / warm"]
     rows = []
     for run in runs:
         if run.method == PAPER and run.estimated:
             continue
         same = {r.method: r for r in runs if r.size == run.size and r.device == run.device}
-        bicubic, paper = same.get("bicubic"), same.get(PAPER)
-        rows.append([
+        bicubic, paper, esrgan = same.get("bicubic"), same.get(PAPER), same.get(ESRGAN)
+        row = [
             run.method, run.device, f"{run.size}px", f"{run.seconds:.2f}", f"{run.output_mp / run.seconds:.3f}",
             f"{run.seconds / run.output_mp:.2f}",
-            f"{run.peak_mb:.0f}" + (f" (GPU {run.gpu_peak_mb:.0f})" if run.gpu_peak_mb is not None else ""),
+            (f"{run.peak_mb:.0f}" if not math.isnan(run.peak_mb) else "")
+            + (f" (GPU {run.gpu_peak_mb:.0f})" if run.gpu_peak_mb is not None else ""),
             f"{run.seconds / bicubic.seconds:.0f}" if bicubic else "",
             (f"{paper.seconds / run.seconds:.1f}" + (" (est.)" if paper.estimated else "")) if paper else "",
-        ])
+        ]
+        if process:
+            timed = run.process_cold is not None and run.process_warm is not None
+            row += [f"{run.process_cold:.1f}" if timed else "", f"{run.process_warm:.1f}" if timed else "",
+                    f"{run.process_cold / esrgan.seconds:.1f} / {run.process_warm / esrgan.seconds:.1f}"
+                    if timed and esrgan else ""]
+        rows.append(row)
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
@@ -238,7 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "for that setting, run in a second process since it cannot be undone in one")
     p.add_argument("--profile", action="store_true",
                    help="then profile the first method at the largest size once and print its top operators")
-    p.add_argument("--eager", action="store_true", help="no torch.compile (SR_DESK_COMPILE=0: eager Mish)")
+    p.add_argument("--eager", action="store_true", help="no native kernels (SR_DESK_COMPILE=0: eager Mish)")
+    p.add_argument("--process", action="store_true",
+                   help="also time the whole `sr-desk upscale` process, cold (fresh app folder) and warm, and "
+                   "Real-ESRGAN x4plus's network on the same images")
     args = p.parse_args(argv)
     if args.untuned_allocator:
         from sr_desk.core import allocator
@@ -255,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="sr-desk-speed-") as tmp:
         for device in devices:
             runs += measure([m for m in args.methods.split(",") if m], args.sizes, device, args.precision,
-                            args.baseline_sizes, Path(tmp))
+                            args.baseline_sizes, Path(tmp), whole_process=args.process)
     name = torch.cuda.get_device_name() if "cuda" in devices else f"CPU, {torch.get_num_threads()} threads"
     print(f"command: python bench/upscale_speed.py {' '.join(argv or sys.argv[1:])}")
     print(f"device: {name}; torch {torch.__version__}; precision {args.precision}; x{SCALE}")

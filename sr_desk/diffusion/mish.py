@@ -1,38 +1,39 @@
-"""Mish for inference on the CPU: one compiled pass instead of PyTorch's three transcendental functions.
+"""Mish for inference on the CPU: one native pass instead of PyTorch's three transcendental functions.
 
 ``F.mish`` computes ``x * tanh(log1p(exp(x)))``, and on the CPU those three
-functions cost as much as the 3x3 convolution before them: 44% of an SRDiff
-U-Net step at 1024 px. The same function needs only a sigmoid. With
-``u = sigmoid(-x) = 1 / (1 + e^x)`` and ``s = 1 - u``::
+functions cost more than the 3x3 convolution before them: most of an SRDiff
+U-Net step. The same function needs one exponential and one division. With
+``p = e^x``::
 
-    tanh(softplus(x)) = ((1 + e^x)^2 - 1) / ((1 + e^x)^2 + 1)
-                      = (1 - u^2) / (1 + u^2)
-                      = s (1 + u) / (1 + u^2)
+    tanh(softplus(x)) = ((1 + p)^2 - 1) / ((1 + p)^2 + 1) = n / (n + 2),   n = p (p + 2)
 
-which never overflows and does not cancel for negative ``x`` (``s`` is then
-small and exact). Compiled by ``torch.compile`` into one loop, in float32
-and rounded once, it gives bfloat16 results identical to ``F.mish``'s (tested
-on every finite bfloat16; from -89 down, where F.mish gives under 1e-36, it
-gives 0) several times faster, in the CPU's vector instructions (the README's
-Performance section has the figures). It needs a C++ compiler at run time; where there is none, or the
-compile fails, or ``SR_DESK_COMPILE=0``, :func:`mish` is ``F.mish``, said
-once in the log. Training (autograd) and other devices always use
-``F.mish``: on a GPU it is one memory-bound kernel already. The compile waits
-for a tensor large enough to repay it (:data:`COMPILE_FROM_ELEMENTS`).
+which neither overflows (``x`` is capped at 20, where the ratio is 1 in
+float32) nor cancels for negative ``x``. :data:`SOURCE` computes it in
+float32 in a C loop that the compiler vectorises for this CPU
+(:mod:`sr_desk.diffusion.native` builds and caches it), rounded once to
+bfloat16: the results equal ``F.mish``'s on every finite bfloat16, which the
+library must show when it loads, else it is not used. It runs several times
+faster (the README's Performance section has the figures) and loads in
+milliseconds, so every size uses it.
+
+Where there is no C compiler, the build fails, or ``SR_DESK_COMPILE=0``,
+:func:`mish` is ``F.mish``, said once in the log. Training (autograd),
+float64, other devices and tensors that are not dense always use ``F.mish``:
+on a GPU it is one memory-bound kernel already.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
-import platform
 import threading
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["COMPILE_ENV", "COMPILE_FROM_ELEMENTS", "mish", "mish_from_sigmoid"]
+__all__ = ["COMPILE_ENV", "SOURCE", "mish", "mish_from_sigmoid", "prepare"]
 
 log = logging.getLogger(__name__)
 
@@ -43,49 +44,105 @@ Kernel = Callable[[torch.Tensor], torch.Tensor]
 _lock = threading.Lock()
 _kernel: Kernel | None = None
 _given_up = False
-#: float64 stays on F.mish: the kernel computes in float32.
 _FAST_DTYPES = (torch.float32, torch.bfloat16)
+
+SOURCE = r"""
+#include <stdint.h>
+#include <string.h>
+
+static inline float bits_to_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t float_to_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+/* e^x for x in [-87, 88] (Cephes' expf): 2^k e^r with |r| <= ln2/2, a degree-5 polynomial for e^r. */
+static inline float exp_f32(float x) {
+    const float round = 12582912.0f;  /* 1.5 * 2^23: adding it rounds to an integer */
+    float k = (x * 1.44269504088896341f + round) - round;
+    float r = x - k * 0.693359375f;
+    r = r + k * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    return p * bits_to_float((uint32_t)((int32_t)k + 127) << 23);
+}
+
+/* x tanh(softplus(x)) = x n / (n + 2), n = p (p + 2), p = e^x; p is e^(x + 40) e^-40 so that it stays
+   exact down to the subnormals (x = -127), and x is capped at 20, where n / (n + 2) is 1 in float32. */
+static inline float mish_f32(float x) {
+    float capped = x < -127.0f ? -127.0f : (x > 20.0f ? 20.0f : x);
+    float p = exp_f32(capped + 40.0f) * 4.24835425529158899e-18f;
+    float n = p * (p + 2.0f);
+    return x * (n / (n + 2.0f));
+}
+
+static inline float bf16_to_f32(uint16_t h) { return bits_to_float((uint32_t)h << 16); }
+
+static inline uint16_t f32_to_bf16(float f) {  /* round to nearest even; a NaN stays a NaN */
+    uint32_t u = float_to_bits(f);
+    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    uint32_t quiet = (u >> 16) | 0x40u;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
+}
+
+void sr_desk_mish_bf16(const uint16_t *in, uint16_t *out, int64_t n, int threads) {
+    #pragma omp parallel for simd num_threads(threads) schedule(simd:static)
+    for (int64_t i = 0; i < n; i++) out[i] = f32_to_bf16(mish_f32(bf16_to_f32(in[i])));
+}
+
+void sr_desk_mish_f32(const float *in, float *out, int64_t n, int threads) {
+    #pragma omp parallel for simd num_threads(threads) schedule(simd:static)
+    for (int64_t i = 0; i < n; i++) out[i] = mish_f32(in[i]);
+}
+"""
 
 
 def mish_from_sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """``x * tanh(softplus(x))`` through one sigmoid, in float32 at least, returned in ``x``'s dtype."""
+    """``x * tanh(softplus(x))`` through one sigmoid, in float32 at least, returned in ``x``'s dtype.
+
+    The same function as :data:`SOURCE` in torch's own ops (``u = 1 - sigmoid(x)``:
+    ``tanh(softplus(x)) = (1 - u^2) / (1 + u^2)``), for tests and reference.
+    """
     f = x.to(torch.promote_types(x.dtype, torch.float32))
     s = torch.sigmoid(f)
     u = 1.0 - s
     return (f * s * (1.0 + u) / (1.0 + u * u)).to(x.dtype)
 
 
+def _native_kernel() -> Kernel:
+    """The C kernel as a function of tensors; raises where it cannot be built or loaded."""
+    from sr_desk.diffusion.native import load
+
+    library = load("mish", SOURCE)
+    entries = {torch.bfloat16: library.sr_desk_mish_bf16, torch.float32: library.sr_desk_mish_f32}
+    for entry in entries.values():
+        entry.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
+        entry.restype = None
+
+    def kernel(x: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(x)  # the same dense layout (channels-last stays channels-last)
+        if x.numel():
+            entries[x.dtype](x.data_ptr(), out.data_ptr(), x.numel(), torch.get_num_threads())
+        return out
+
+    return kernel
+
+
 def _compile() -> Kernel:
-    import torch._inductor.config as inductor_config
-
-    # One small kernel: compile it in this process rather than start a pool of workers (which a
-    # frozen app may not be able to spawn).
-    inductor_config.compile_threads = 1
-    if inductor_config.cpp.vec_isa_ok is None and _cpu_has_vector_isa():
-        # Inductor proves a vector ISA by loading a test library in a child process; where that child
-        # crashes on its way out (it does with the CPU wheel here), every ISA counts as unusable and the
-        # kernel is built as scalar code, no faster than F.mish. The CPU's own flags are proof enough;
-        # a compiler that cannot build for them fails the compile, and :func:`_checked` catches a wrong kernel.
-        inductor_config.cpp.vec_isa_ok = True
-    return _checked(torch.compile(mish_from_sigmoid, dynamic=True))  # type: ignore[arg-type]
-
-
-def _cpu_has_vector_isa() -> bool:
-    """True where inductor has a vector ISA for this CPU (AVX2, AVX-512, NEON, ...) by its flags alone."""
-    from torch._inductor import cpu_vec_isa
-
-    return bool(cpu_vec_isa.x86_isa_checker()) if platform.machine() in ("x86_64", "AMD64") else False
+    return _checked(_native_kernel())
 
 
 def _checked(kernel: Kernel) -> Kernel:
-    """``kernel`` once it gives ``F.mish``'s bfloat16 numbers on values across its range (else an error).
-
-    The values come as the networks give them (N x C x H x W, channels-last), so this compile is the one they use.
-    """
-    x = torch.linspace(-30, 30, 32 * 8 * 16).reshape(1, 32, 8, 16).to(torch.bfloat16)
-    x = x.contiguous(memory_format=torch.channels_last)
-    if not torch.equal(kernel(x), F.mish(x)):
-        raise RuntimeError("the compiled Mish differs from F.mish")
+    """``kernel`` once it gives ``F.mish``'s numbers: every finite bfloat16 exactly, float32 to rounding."""
+    every = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    every = every[torch.isfinite(every)]
+    if not torch.equal(kernel(every), F.mish(every)):
+        raise RuntimeError("the native Mish differs from F.mish in bfloat16")
+    wide = torch.linspace(-60, 60, 10_001)
+    if not torch.allclose(kernel(wide), F.mish(wide), rtol=1e-5, atol=1e-7):
+        raise RuntimeError("the native Mish differs from F.mish in float32")
     return kernel
 
 
@@ -106,29 +163,34 @@ def _fast_kernel() -> Kernel | None:
             else:
                 try:
                     _kernel = _compile()
-                except Exception as exc:  # noqa: BLE001 - a frozen app without torch's compiler, say
-                    _give_up(f"torch.compile is not available: {type(exc).__name__}: {exc}")
+                except Exception as exc:  # noqa: BLE001 - no compiler, a failed build or check: F.mish is the same
+                    _give_up(f"{type(exc).__name__}: {exc}")
     return _kernel
 
 
-#: The compile is put off until a tensor this large comes (32 channels of half a megapixel): loading the
-#: kernel costs seconds in each new process even from torch's cache (importing the compiler), which a
-#: job of smaller tensors (a command-line 4x of a 256 px image, whose U-Net windows hold 9.8 M) does not
-#: win back. The README's Performance section has the measurements.
-COMPILE_FROM_ELEMENTS = 1 << 24
+def _dense(x: torch.Tensor) -> bool:
+    return x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))
 
 
 def mish(x: torch.Tensor) -> torch.Tensor:
-    """``F.mish(x)``, by the compiled one-pass kernel for CPU inference where torch can compile it."""
-    if x.device.type != "cpu" or x.dtype not in _FAST_DTYPES or torch.is_grad_enabled():
-        return F.mish(x)
-    if _kernel is None and x.numel() < COMPILE_FROM_ELEMENTS:
+    """``F.mish(x)``, by the native one-pass kernel for CPU inference where it could be built."""
+    if x.device.type != "cpu" or x.dtype not in _FAST_DTYPES or torch.is_grad_enabled() or not _dense(x):
         return F.mish(x)
     kernel = _fast_kernel()
     if kernel is None:
         return F.mish(x)
     try:
         return kernel(x)
-    except Exception as exc:  # noqa: BLE001 - no compiler, a failed build: the eager kernel gives the same numbers
-        _give_up(f"torch.compile failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    except Exception as exc:  # noqa: BLE001 - never fail a job over an activation: F.mish gives the same numbers
+        _give_up(f"the native Mish failed: {type(exc).__name__}: {exc}")
         return F.mish(x)
+
+
+def prepare() -> bool:
+    """Build (or load from the cache) the native kernel now; True when it is in use.
+
+    A long-lived process (the editor's worker, before its first job) calls
+    this once, so that a first build (a fraction of a second) does not fall
+    inside a job.
+    """
+    return _fast_kernel() is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sr_desk.core.errors import SrDeskError
 
@@ -28,17 +29,33 @@ class Device:
         return self.name
 
 
-#: Where torch.compile keeps the kernels it builds (inductor's own setting).
+#: Where torch.compile keeps the kernels it builds (inductor's own setting), for plugins that compile.
 KERNEL_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 
 
 def keep_compiled_kernels_in(folder: Path) -> None:
-    """Keep the kernels torch.compile builds (the CPU's Mish) in ``folder`` unless the user chose a place.
+    """Keep the CPU kernels sr-desk builds (Mish) and torch.compile's in ``folder`` unless the user chose a place.
 
-    torch's default is a folder in /tmp, which a reboot empties, and then the
-    first large SRDiff job after it compiles again (about 10 s; 3.3 s from the cache).
+    The default is a folder in /tmp, which a reboot empties; then the first
+    SRDiff job after it builds its kernel again.
     """
-    os.environ.setdefault(KERNEL_CACHE_ENV, str(folder))
+    from sr_desk.diffusion.native import KERNEL_DIR_ENV
+
+    os.environ.setdefault(KERNEL_DIR_ENV, str(folder))
+    os.environ.setdefault(KERNEL_CACHE_ENV, str(folder / "torch"))
+
+
+def warm_compiled_kernels(context: Any) -> None:
+    """A worker's job that builds or loads the CPU's native kernels (Mish) before the first real job.
+
+    The editor runs it once as it opens, so that a first build on a new
+    machine happens while the user opens a photo, not inside a job.
+    """
+    if context.device != "cpu":
+        return
+    from sr_desk.diffusion.mish import prepare
+
+    prepare()
 
 
 def cpu_has_native_bf16() -> bool:

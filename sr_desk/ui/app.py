@@ -57,6 +57,15 @@ def create_application(argv: Sequence[str] | None = None) -> QApplication:
     return app
 
 
+def _warm_up(window: MainWindow) -> None:
+    """Have the worker load the compiled kernels now, before the user's first job needs them."""
+    from sr_desk.engine.devices import warm_compiled_kernels
+
+    workbench = getattr(window, "workbench", None)
+    if workbench is not None:
+        workbench.controller.worker.submit(warm_compiled_kernels, label="warm-up")
+
+
 def create_main_window(
     paths: Sequence[str] = (), settings: Settings | None = None, *, workbench: bool = True, **kwargs: Any
 ) -> MainWindow:
@@ -180,6 +189,7 @@ def run_app(paths: list[str]) -> int:
         window.show()
         if paths:
             window.open_paths(paths)
+        _warm_up(window)
         return int(app.exec())
     finally:
         instance.close()
