@@ -393,11 +393,13 @@ def _cached_result(
     return _results[key]
 
 
-DRAFT_STEPS = 8  # a live-slider move at LR 64: 2.9 s on 2 CPU cores (bench/srdiff_speed.py --steps 8)
+DRAFT_STEPS = 8
+#: A live move's first look: the input shrunk to at most this many pixels a side, sampled in ``QUICK_STEPS``.
+QUICK_SIDE, QUICK_STEPS = 96, 4
 
 
-def draft_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Sampling settings for a quick look: the same sampler with at most ``DRAFT_STEPS`` steps.
+def draft_params(params: dict[str, Any], steps: int = DRAFT_STEPS) -> dict[str, Any]:
+    """Sampling settings for a quick look: the same sampler with at most ``steps`` steps.
 
     The live slider reruns the whole reverse process at every move, so a
     draft trades fine detail for a preview that keeps up; Run then renders
@@ -405,10 +407,51 @@ def draft_params(params: dict[str, Any]) -> dict[str, Any]:
     DPM-Solver++(2M), which needs no fresh noise to stay smooth in a few steps.
     """
     sampler = params.get("sampler", DEFAULT_SAMPLER)
-    steps = int(params.get("steps") or DRAFT_STEPS)
+    wanted = int(params.get("steps") or steps)
     if sampler == "ancestral":
-        sampler, steps = "dpm++2m", DRAFT_STEPS
-    return {**params, "sampler": sampler, "steps": min(steps, DRAFT_STEPS)}
+        sampler, wanted = "dpm++2m", steps
+    return {**params, "sampler": sampler, "steps": min(wanted, steps)}
+
+
+class _Quiet:
+    """A context for work whose steps are not shown: cancel still stops it, no preview is made."""
+
+    preview_side = 0
+
+    def __init__(self, inner: Context) -> None:
+        self._inner = inner
+        self.device, self.dtype = inner.device, inner.dtype
+
+    def report(self, step: int, total: int, preview: Any = None, message: str = "", box: Any = None) -> None:
+        self._inner.check_cancelled()
+
+    def check_cancelled(self) -> None:
+        self._inner.check_cancelled()
+
+    def wants_preview(self) -> bool:
+        return False
+
+
+def _quick_input(image: np.ndarray) -> np.ndarray | None:
+    """The input shrunk to ``QUICK_SIDE`` px on its longer side, or None when it is that small already."""
+    height, width = image.shape[:2]
+    factor = QUICK_SIDE / max(height, width)
+    if factor >= 0.75:  # the draft itself is about as quick
+        return None
+    return resize(image, (max(1, round(width * factor)), max(1, round(height * factor))), Filter.BICUBIC)
+
+
+_conditions: OrderedDict[tuple[Any, ...], Conditioned] = OrderedDict()
+
+
+def _cached_condition(loaded: LoadedModel, lr: torch.Tensor, image_key: str, context: Context) -> Conditioned:
+    """The image's condition, kept between the slider's moves (the encoder need not run again)."""
+    key = (loaded.source, image_key, tuple(lr.shape), context.dtype)
+    if key not in _conditions:
+        _conditions[key] = condition(loaded, lr, context=context)
+        while len(_conditions) > 2:
+            _conditions.popitem(last=False)
+    return _conditions[key]
 
 
 def interpolate(request: Request, context: Context) -> np.ndarray:
@@ -419,17 +462,34 @@ def interpolate(request: Request, context: Context) -> np.ndarray:
     are computed (and cached), noised to that level and blended there, as
     the paper does; the ends then re-generate each result from its noised
     version rather than reproduce it bit for bit.
+
+    A draft (the live slider) shows a quick look first, from the input shrunk
+    to ``QUICK_SIDE`` px in ``QUICK_STEPS`` steps, then refines it at full size.
     """
     loaded = loaded_model(context)
     params = request.params
+    if request.draft:
+        small = _quick_input(request.image)
+        if small is not None:
+            quick = _interpolated(loaded, small, request.seed, params, draft_params(params, QUICK_STEPS), _Quiet(context))
+            context.report(0, 1, preview=preview_of(context, quick / 2 + 0.5))
     sampling = draft_params(params) if request.draft else params  # the ends stay full quality: they are cached
-    seed_a = request.seed
+    out = _interpolated(loaded, request.image, request.seed, params, sampling, context)
+    return _at_requested_size(to_image(out), request)
+
+
+def _interpolated(
+    loaded: LoadedModel, image: np.ndarray, seed_a: int, params: dict[str, Any], sampling: dict[str, Any],
+    context: Context,
+) -> torch.Tensor:
+    """The blend of seeds ``seed_a`` and ``seed_b`` of ``image``, in ``[-1, 1]`` at the model's scale."""
     seed_b = params.get("seed_b")
     seed_b = (seed_a + 1) % 2**32 if seed_b is None else seed_b
     weight, mode = float(params["blend"]), params["mode"]
     level = int(params["noise_level"])
-    lr = image_to_tensor(request.image, context.device)
-    cond = condition(loaded, lr, context=context)
+    lr = image_to_tensor(image, context.device)
+    image_key = hashlib.sha1(image.tobytes()).hexdigest()
+    cond = _cached_condition(loaded, lr, image_key, context)
     shape, device = cond.up.shape, cond.up.device
     noise_a, noise_b = SeededNoise(seed_a), SeededNoise(seed_b)
     if level >= loaded.config.timesteps:
@@ -437,7 +497,6 @@ def interpolate(request: Request, context: Context) -> np.ndarray:
                   weight, mode)
         start = None
     else:
-        image_key = hashlib.sha1(request.image.tobytes()).hexdigest()
         ends = [_cached_result(loaded, lr, image_key, s, params, context) for s in (seed_a, seed_b)]
         start = level - 1
         latents = []
@@ -447,4 +506,4 @@ def interpolate(request: Request, context: Context) -> np.ndarray:
             latents.append(loaded.schedule.q_sample(residual, start, stream(shape, device=device, dtype=torch.float32)))
         x = blend(latents[0], latents[1], weight, mode)
     out = denoise(loaded, cond, x, sampling, BlendedNoise(noise_a, noise_b, weight), context, start=start)
-    return _at_requested_size(to_image(_crop(out.clamp(-1, 1) / 2 + cond.up, cond.hr_size)), request)
+    return _crop(out.clamp(-1, 1) / 2 + cond.up, cond.hr_size)
