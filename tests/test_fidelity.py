@@ -70,3 +70,17 @@ def test_heat_map_shape_and_alpha() -> None:
     assert np.array_equal(heat[8, 12], top[0, 0])
     with pytest.raises(ValueError):
         heat_map(dep, (16, 12), vmax=0)
+
+
+def test_the_model_departure_map_is_zero_where_only_bicubic_ran(rng: np.random.Generator) -> None:
+    """Issue 28: outside a selection the result is bicubic, which the heat map lit up along every edge."""
+    from sr_desk.core.fidelity import model_departure_map
+
+    lr = np.clip(smooth_image() + rng.normal(0, 0.05, (24, 32, 3)).astype(np.float32), 0, 1)
+    plain = np.clip(resize(lr, (128, 96), Filter.BICUBIC), 0, 1)
+    assert departure_map(plain, lr).max() > 0.02  # bicubic itself departs along the grain
+    assert np.all(model_departure_map(plain, lr) == 0)
+    changed = plain.copy()
+    changed[40:48, 60:68] += 0.3  # what a method invented, in its selection
+    departure = model_departure_map(changed, lr)
+    assert departure[11, 16] > 0.05 and departure[0, 0] == 0 and departure[20, 5] == 0

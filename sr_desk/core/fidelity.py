@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from sr_desk.core.resize import Filter, resize
 
-__all__ = ["departure_map", "downscale_to", "heat_map", "lr_psnr"]
+__all__ = ["departure_map", "downscale_to", "heat_map", "lr_psnr", "model_departure_map"]
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -52,6 +52,20 @@ def departure_map(result_rgb: FloatArray, input_rgb: FloatArray) -> FloatArray:
     """Per input pixel, the mean absolute difference over channels (float32 H_in x W_in)."""
     diff = _lr_difference(result_rgb, input_rgb)
     return np.abs(diff).mean(axis=2, dtype=np.float32)
+
+
+def model_departure_map(result_rgb: FloatArray, input_rgb: FloatArray) -> FloatArray:
+    """How much further than a bicubic enlargement the result departs from the input, per input pixel.
+
+    A bicubic enlargement shrunk back is not the input either (it blurs
+    edges), so the plain :func:`departure_map` lights up wherever there are
+    edges, also where no model ran (outside a selection, which is bicubic).
+    Measured against bicubic's own departure, only what a method changed shows.
+    """
+    size = (result_rgb.shape[1], result_rgb.shape[0])
+    plain = np.clip(resize(np.asarray(input_rgb, dtype=np.float32), size, Filter.BICUBIC), 0.0, 1.0)
+    excess = departure_map(result_rgb, input_rgb) - departure_map(plain, input_rgb)
+    return np.maximum(excess, np.float32(0.0))
 
 
 def heat_map(departure: FloatArray, size: tuple[int, int], vmax: float = 0.1) -> FloatArray:

@@ -268,9 +268,9 @@ def _lr_psnr(rgb: np.ndarray, reference: np.ndarray | None) -> float | None:
 
 
 def _heat_qimage(rgb: np.ndarray, reference: np.ndarray) -> QImage:
-    from sr_desk.core.fidelity import departure_map, heat_map
+    from sr_desk.core.fidelity import heat_map, model_departure_map
 
-    departure = departure_map(np.asarray(rgb, dtype=np.float32), reference)
+    departure = model_departure_map(np.asarray(rgb, dtype=np.float32), reference)
     size = (rgb.shape[1], rgb.shape[0])
     if size[0] * size[1] > _HEAT_MAP_FULL_SIZE_LIMIT:
         size = (departure.shape[1], departure.shape[0])  # painted stretched, without smoothing
@@ -322,7 +322,8 @@ class CompareView(QWidget):
             self._mode_group.addButton(button)
         self.split_button.setChecked(True)
         self.heat_button = self._tool(
-            "mdi6.fire", "Heat map: where each result, shrunk back, departs from the input (invented detail)"
+            "mdi6.fire", "Heat map: where each result, shrunk back, departs from the input further than a bicubic "
+            "enlargement does (detail a method invented)"
         )
         self.heat_button.setText("Heat map")
         self.heat_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
