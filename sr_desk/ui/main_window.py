@@ -118,6 +118,7 @@ class MessageBanner(QFrame):
     """A one-line, dismissable message strip at the top of the window (never modal)."""
 
     shown = Signal()
+    dismissed = Signal(str)  # the text that went away
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -164,7 +165,10 @@ class MessageBanner(QFrame):
 
     def dismiss(self) -> None:
         self._timer.stop()
+        was_shown = not self.isHidden()
         self.hide()
+        if was_shown:
+            self.dismissed.emit(self.label.text())
 
 
 class MainWindow(QMainWindow):
@@ -288,11 +292,17 @@ class MainWindow(QMainWindow):
         self.banner.setParent(central)
         central.installEventFilter(self)
         self.banner.shown.connect(self._place_banner)
+        self.banner.dismissed.connect(self._clear_status_of)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
         if watched is self.centralWidget() and event.type() == QEvent.Type.Resize:
             self._place_banner()
         return super().eventFilter(watched, event)
+
+    def _clear_status_of(self, text: str) -> None:
+        """A message dismissed (or gone by itself) leaves the status bar too, where it would have stayed stale."""
+        if self.statusBar().currentMessage() == text:
+            self.statusBar().clearMessage()
 
     def _place_banner(self) -> None:
         central = self.centralWidget()

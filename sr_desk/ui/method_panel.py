@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import qtawesome as qta
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -49,6 +49,8 @@ __all__ = ["LIVE_DELAY_MS", "PRESET_SCALES", "SIZE_PRESETS", "MethodPanel"]
 PRESET_SCALES = (2, 3, 4, 8)
 #: Target sizes offered by name in "Target size" mode: (label, width, height); "fit" keeps the picture's shape.
 SIZE_PRESETS = (("1080p", 1920, 1080), ("1440p", 2560, 1440), ("4K", 3840, 2160), ("8K", 7680, 4320))
+#: The panel's width in average characters, the same for every method: wide enough for the widest form.
+PANEL_CHARS = 60
 #: Quiet time after the last slider move before a live run is asked for.
 LIVE_DELAY_MS = 150
 _CUSTOM = "custom"
@@ -330,6 +332,16 @@ class MethodPanel(QWidget):
     def selected_method(self) -> Method | None:
         return self._method
 
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """One width for every method, so that the dock (and the canvas beside it) keeps still on a switch.
+
+        The width a form asks for follows its longest label and slider; the
+        dock followed it, and the canvas beside it jumped at every switch.
+        """
+        hint = super().sizeHint()
+        width = max(self.minimumSizeHint().width(), self.fontMetrics().averageCharWidth() * PANEL_CHARS)
+        return QSize(width, hint.height())
+
     def current_task(self) -> Task:
         return self._tab_tasks[self.task_tabs.currentIndex()]
 
@@ -364,6 +376,8 @@ class MethodPanel(QWidget):
 
     def _switch_to(self, method: Method) -> None:
         self._live_timer.stop()
+        if not self._running:
+            self.set_progress(0.0, "")  # the last job's "done" was about another method
         self._method = method
         self._last_in_task[method.task] = method.id
         self._rebuild()

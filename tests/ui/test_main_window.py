@@ -422,3 +422,15 @@ def test_replace_image_repaints_and_keeps_the_view(window, make_png, qtbot):
 def test_png_helper_makes_transparent_files(tmp_path):
     path = write_png(tmp_path / "t.png", (4, 4), alpha=0)
     assert load_image(path).alpha is not None
+
+
+def test_a_dismissed_message_leaves_the_status_bar_too(window):
+    """Issue 28: warnings stayed in the status bar after the banner was dismissed or its cause resolved."""
+    window.show_message("the weights are missing", "warning")
+    assert window.statusBar().currentMessage() == "the weights are missing"
+    window.banner.close_button.click()
+    assert window.statusBar().currentMessage() == ""
+    window.show_message("first", "error")
+    window.statusBar().showMessage("something newer")
+    window.banner.dismiss()
+    assert window.statusBar().currentMessage() == "something newer"  # only its own text goes

@@ -382,3 +382,19 @@ def test_a_huge_result_can_go_straight_to_a_file_and_the_document_stays(window, 
     assert Image.open(target).size == (24, 16)
     assert np.array_equal(view.document.image.rgb, before) and not view.document.history.can_undo
     assert "Saved the 24×16 result to" in window.banner.text() and bench.job is None
+
+
+def test_switching_methods_keeps_the_dock_still_and_clears_the_last_jobs_progress(window, bench, make_png, qtbot):
+    """Issue 28: the Method dock changed width with each method (the canvas jumped), and "done" stayed."""
+    window.resize(1200, 800)
+    window.show()
+    window.open_paths([make_png("a.png", size=(12, 8))])
+    run_and_wait(qtbot, bench, "fake-x2", gain=1.0)
+    assert bench.panel.progress_bar.format() != ""
+    widths = {bench.panel_dock.width()}
+    for method in [m for m in bench.panel.methods() if m.id != "fake-x2"]:
+        bench.panel.select_method(method.id)
+        qtbot.wait(10)
+        widths.add(bench.panel_dock.width())
+        assert bench.panel.progress_bar.format() == "" and bench.panel.progress_bar.value() == 0
+    assert len(widths) == 1
