@@ -253,7 +253,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if args.quality < 1 or args.quality > 100:
         raise CliError(f"--quality must be between 1 and 100 (got {args.quality})")
     if args.command == "upscale" and method.task.value != "upscale":
-        raise CliError(f"method {method.id!r} is a {method.task.value} method; use `sr-desk run {method.id} ...`")
+        article = "an" if method.task.value[0] in "aeiou" else "a"
+        raise CliError(f"method {method.id!r} is {article} {method.task.value} method; "
+                       f"use `sr-desk run {method.id} ...`")
     params = load_image_params(method, method.param_set.parse_assignments(args.param))
     tile = settings.tile_size if args.tile is None else args.tile
     spec = prepare(

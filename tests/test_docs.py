@@ -45,3 +45,11 @@ def test_method_descriptions_quote_the_measured_quality_table(method_id):
     row = re.search(rf"^\| \*\*`{re.escape(method_id)}`[^|]*\| \*\*(\d\d\.\d\d)\*\*", readme, re.M)
     assert row, f"no bold default row for {method_id} in the README's quality table"
     assert quoted.group(1) == f"{float(row.group(1)):.1f}"
+
+
+def test_the_readme_names_the_current_plugin_api_version():
+    """Issue 28: the README said 1.1 while the API and docs/plugins.md were at 1.2."""
+    from sr_desk.api import API_VERSION
+
+    readme = (ROOT / "README.md").read_text()
+    assert f"plugin API (version {API_VERSION})" in readme
