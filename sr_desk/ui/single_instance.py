@@ -206,8 +206,16 @@ class SingleInstance(QObject):
             socket.disconnected.connect(self._on_client_gone)
             idle = QTimer(socket)  # a client that never finishes its line is dropped
             idle.setSingleShot(True)
-            idle.timeout.connect(socket.abort)
+            # Not socket.abort: the socket came from C++ and has no wrapper for libpyside to add a slot to,
+            # which it said on the terminal at every hand-off.
+            idle.timeout.connect(self._on_client_idle)
             idle.start(_CLIENT_IDLE_MS)
+
+    def _on_client_idle(self) -> None:
+        timer = self.sender()
+        socket = timer.parent() if timer is not None else None
+        if isinstance(socket, QLocalSocket):
+            socket.abort()
 
     def _on_client_gone(self) -> None:
         socket = self.sender()

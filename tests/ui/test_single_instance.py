@@ -175,3 +175,20 @@ def test_run_app_listens_and_opens_handed_paths_as_tabs(qtbot, make_png, monkeyp
     assert app_module.run_app([str(first)]) == 0
     assert seen == {"before": [first], "handed": True, "after": [first, second]}
     assert not SingleInstance().try_hand_off([first])  # the editor stopped serving when it closed
+
+
+def test_a_client_that_never_ends_its_line_is_dropped_and_nothing_is_said(qtbot, listener, name, capfd, monkeypatch):
+    """The idle timer drops a client that stalls, through the listener's own slot (issue 28: connected to the
+    socket's abort, it made libpyside print a warning at every hand-off in the running editor)."""
+    import sr_desk.ui.single_instance as module
+
+    monkeypatch.setattr(module, "_CLIENT_IDLE_MS", 50)
+    with qtbot.waitSignal(listener.paths_received, timeout=5000):
+        assert SingleInstance(name).try_hand_off(["a.png"])
+    client = QLocalSocket()
+    client.connectToServer(name)
+    assert client.waitForConnected(2000)
+    client.write(b'{"version": 1, "paths": [')  # and never the rest of the line
+    client.flush()
+    qtbot.waitUntil(lambda: client.state() == QLocalSocket.LocalSocketState.UnconnectedState, timeout=5000)
+    assert "libpyside" not in capfd.readouterr().err
