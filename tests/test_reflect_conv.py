@@ -28,7 +28,7 @@ def test_the_border_only_path_runs_in_inference(monkeypatch):
     import sr_desk.diffusion.reflect_conv as module
 
     padded = []
-    monkeypatch.setattr(module, "_padded_first", lambda x, conv: padded.append(1) or padded_reference(x, conv))
+    monkeypatch.setattr(module, "_padded_first", lambda x, conv, bias: padded.append(1) or padded_reference(x, conv))
     conv, x = nn.Conv2d(3, 3, 3), torch.randn(1, 3, 8, 8)
     with torch.no_grad():
         reflect_conv3x3(x, conv)

@@ -352,3 +352,18 @@ def test_up_sample_lr_quirk() -> None:
     assert torch.allclose(up_sample_lr(white, 4, official_quirk=False), torch.ones(1, 3, 16, 16))
     lr = torch.rand(1, 3, 5, 6)
     torch.testing.assert_close(up_sample_lr(lr, 8), 2 * imresize(lr * 255 / 256, scale=8) - 1)
+
+
+def test_the_time_shift_folded_into_the_bias_is_the_shift_added_before_the_conv():
+    """Issue 28: at inference the per-channel time shift rides in block2's bias instead of an add over every pixel."""
+    from sr_desk_plugins.srdiff.network import ResnetBlock
+
+    torch.manual_seed(0)
+    block = ResnetBlock(4, 6, 8).eval()
+    x, temb = torch.randn(1, 4, 9, 7, dtype=torch.float64), torch.randn(1, 8, dtype=torch.float64)
+    block = block.double()
+    with torch.no_grad():
+        folded = block(x, temb)
+    with torch.enable_grad():
+        added = block(x, temb)  # recorded for autograd: the plain addition
+    torch.testing.assert_close(folded, added.detach(), rtol=1e-10, atol=1e-12)

@@ -167,11 +167,10 @@ def _crop(x: torch.Tensor, hr_size: tuple[int, int]) -> torch.Tensor:
     return x[..., : hr_size[0], : hr_size[1]]
 
 
-#: Above this output side each U-Net step on the CPU runs on overlapping windows, blended at every step (no seams).
-#: At 2048 px a step took 7.8 s in nine 728 px windows against 9.2 s whole (2 CPU cores, bf16); with freed memory
-#: reused and Mish compiled both take 4.2-4.6 s, and the windows stay for their activations, a quarter the size.
-#: Held-out PSNR moves by 0.001 dB (bench in the README).
-STEP_TILE, STEP_OVERLAP = 1024, 64
+#: Above this output side each U-Net step on the CPU runs on overlapping windows, blended at every step (no seams):
+#: windows keep the activations small at large sizes for no loss of speed (README, Performance). 1088 lets a
+#: 256 px input (1032 px out with its edge margin) run whole instead of in four windows that redo their overlaps.
+STEP_TILE, STEP_OVERLAP = 1088, 64
 
 
 @torch.no_grad()

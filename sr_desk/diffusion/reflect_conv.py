@@ -22,17 +22,19 @@ from torch import nn
 __all__ = ["reflect_conv3x3"]
 
 
-def _strip(part: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+def _strip(part: torch.Tensor, conv: nn.Conv2d, bias: torch.Tensor | None) -> torch.Tensor:
     """The stride-1 convolution of ``part`` reflection-padded by one pixel on every side."""
-    return F.conv2d(F.pad(part, (1, 1, 1, 1), mode="reflect"), conv.weight, conv.bias)
+    return F.conv2d(F.pad(part, (1, 1, 1, 1), mode="reflect"), conv.weight, bias)
 
 
-def _padded_first(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    return conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+def _padded_first(x: torch.Tensor, conv: nn.Conv2d, bias: torch.Tensor | None) -> torch.Tensor:
+    return conv._conv_forward(F.pad(x, (1, 1, 1, 1), mode="reflect"), conv.weight, bias)  # the conv's own settings
 
 
-def reflect_conv3x3(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+def reflect_conv3x3(x: torch.Tensor, conv: nn.Conv2d, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))`` for a 3x3, unpadded ``conv`` of stride 1 or 2.
+
+    ``bias`` replaces the conv's own (a per-channel constant folded into it, say).
 
     Only for inference on the CPU. When autograd records (training), the
     border writes into the output become full-size gradient copies: a
@@ -42,6 +44,7 @@ def reflect_conv3x3(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     stride 2 (whose last output line also reads the reflected border) and
     inputs under two pixels take the padded path too.
     """
+    bias = conv.bias if bias is None else bias
     stride = conv.stride[0]
     height, width = x.shape[-2:]
     if (
@@ -55,12 +58,12 @@ def reflect_conv3x3(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
         or min(height, width) < 2
         or (stride == 2 and (height % 2 or width % 2))
     ):
-        return _padded_first(x, conv)
-    y = F.conv2d(x, conv.weight, conv.bias, stride=stride, padding=1)
+        return _padded_first(x, conv, bias)
+    y = F.conv2d(x, conv.weight, bias, stride=stride, padding=1)
     # Output line 0 reads input lines (1, 0, 1): a two-line strip padded by reflection gives it exactly.
-    y[..., :1, :] = _strip(x[..., :2, :], conv)[..., :1, ::stride]
-    y[..., :, :1] = _strip(x[..., :, :2], conv)[..., ::stride, :1]
+    y[..., :1, :] = _strip(x[..., :2, :], conv, bias)[..., :1, ::stride]
+    y[..., :, :1] = _strip(x[..., :, :2], conv, bias)[..., ::stride, :1]
     if stride == 1:  # at stride 2 with even sides the last output line ends on the last input line
-        y[..., -1:, :] = _strip(x[..., -2:, :], conv)[..., -1:, :]
-        y[..., :, -1:] = _strip(x[..., :, -2:], conv)[..., :, -1:]
+        y[..., -1:, :] = _strip(x[..., -2:, :], conv, bias)[..., -1:, :]
+        y[..., :, -1:] = _strip(x[..., :, -2:], conv, bias)[..., :, -1:]
     return y
