@@ -37,11 +37,11 @@ BUILTIN_WEIGHTS = WeightFile(name="srdiff-x4.safetensors", license="MIT (weights
 
 SAMPLERS = ("ddim", "dpm++2m", "ancestral")
 # bench/quality.py on the held-out crops with the built-in weights: DDIM with fresh noise at every step
-# (eta 1) scored the best PSNR and SSIM of every sampler, and 10 steps score as well as 20 (35.11 against
-# 35.00 dB, detail 0.71 against 0.72, 4 seeds) in half the time: 54-58 s for a 512 px input on 2 CPU cores.
-# The deterministic DPM-Solver++ fell 1.1 dB behind. See plugins/srdiff/MODEL_CARD.md.
+# (eta 1) scored the best PSNR and SSIM of every sampler, and 6 steps score as well as 10 and 20 in a
+# fraction of the time, while 4 fall apart (the model card has the sweep). The deterministic DPM-Solver++
+# fell 1.1 dB behind. See plugins/srdiff/MODEL_CARD.md.
 DEFAULT_SAMPLER = "ddim"
-DEFAULT_STEPS = 10
+DEFAULT_STEPS = 6
 DEFAULT_ETA = 1.0
 #: Content fusion: the seamless blend re-synthesised by the model (default), or the paper's Algorithm 3.
 FUSION_MODES = ("blend", "paper")

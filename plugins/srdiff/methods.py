@@ -7,7 +7,6 @@ Runs on sr-desk's worker thread. Images arrive as float32 ``H x W x 3`` in
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import math
@@ -32,7 +31,7 @@ from sr_desk.diffusion import NoiseSchedule, cosine_schedule, make_sampler
 from sr_desk.diffusion.consistency import back_project, residual_consistency
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import BlendedNoise, NoiseSource, SeededNoise, blend
-from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of
+from sr_desk.diffusion.runtime import ModelCache, image_to_tensor, preview_of
 from sr_desk.diffusion.tiled import tiled_window_predictor
 from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS, DEFAULT_ETA, DEFAULT_SAMPLER, FUSION_MODES
 from sr_desk_plugins.srdiff.checkpoints import load_encoder, load_model, read_metadata
@@ -49,6 +48,22 @@ class LoadedModel:
     official_quirk: bool
     source: str
     _cast: dict[torch.dtype, ConditionalUNet] = field(default_factory=dict)
+    _cast_encoder: dict[torch.dtype, RRDBNet] = field(default_factory=dict)
+
+    def encoder_in(self, dtype: torch.dtype) -> RRDBNet:
+        """The encoder with its weights in ``dtype``, cast once, its last conv kept in float32.
+
+        That is what bf16 autocast computes (the last conv runs outside it, so the image keeps its grey
+        levels), without casting every weight at every call: an RRDB spends as long in those casts as in
+        its convolutions on the CPU.
+        """
+        if next(self.encoder.parameters()).dtype == dtype:
+            return self.encoder
+        if dtype not in self._cast_encoder:
+            encoder = copy.deepcopy(self.encoder).to(dtype)
+            encoder.conv_last.float()
+            self._cast_encoder[dtype] = encoder
+        return self._cast_encoder[dtype]
 
     def unet_in(self, dtype: torch.dtype) -> ConditionalUNet:
         """The U-Net with its weights in ``dtype``, cast once and kept.
@@ -151,13 +166,14 @@ def condition(
     """The encoder's condition, in ``context``'s precision (float32 without one), and the base image in float32."""
     lr, hr_size = pad_lr(lr01, loaded.config, edge_margin=edge_margin)
     assert loaded.unet is not None
-    with autocast_for(context) if context is not None else contextlib.nullcontext():
-        if loaded.config.residual_base == "encoder":
-            # "Predict, then refine": the U-Net's residual is measured from the encoder's own upscale.
-            cond, up = loaded.encoder.encode_and_upscale(lr * 2 - 1)
-        else:
-            cond = loaded.encoder.encode(lr * 2 - 1)
-        projected = loaded.unet.project_condition(cond)
+    dtype = torch.bfloat16 if context is not None and context.dtype == "bfloat16" else torch.float32
+    encoder, unet = loaded.encoder_in(dtype), loaded.unet_in(dtype)  # cast once: autocast's numbers
+    if loaded.config.residual_base == "encoder":
+        # "Predict, then refine": the U-Net's residual is measured from the encoder's own upscale.
+        cond, up = encoder.encode_and_upscale(lr * 2 - 1)
+    else:
+        cond = encoder.encode(lr * 2 - 1)
+    projected = unet.project_condition(cond)
     if loaded.config.residual_base != "encoder":
         up = up_sample_lr(lr, loaded.config.scale, official_quirk=loaded.official_quirk)
     return Conditioned(up=up.float(), projected=projected, hr_size=hr_size, lr=lr * 2 - 1, scale=loaded.config.scale)
@@ -264,8 +280,8 @@ def encoder_upscale(request: Request, context: Context) -> np.ndarray:
     loaded = loaded_model(context, need_unet=False)
     lr, hr_size = pad_lr(image_to_tensor(request.image, context.device), loaded.config, edge_margin=False)  # no U-Net here
     context.report(0, 1)
-    with autocast_for(context):
-        out = loaded.encoder.upscale(lr * 2 - 1).float()
+    out = loaded.encoder_in(torch.bfloat16 if context.dtype == "bfloat16" else torch.float32).upscale(lr * 2 - 1)
+    out = out.float()
     if request.params.get("lr_consistency"):
         out = back_project(out, lr * 2 - 1, loaded.config.scale, ENCODER_BACK_PROJECTIONS)
     context.report(1, 1)
@@ -393,8 +409,9 @@ def _cached_result(
 
 
 DRAFT_STEPS = 8
-#: A live move's first look: the input shrunk to at most this many pixels a side, sampled in ``QUICK_STEPS``.
-QUICK_SIDE, QUICK_STEPS = 96, 4
+#: A live move's first look: the input shrunk to at most this many pixels a side, sampled in ``QUICK_STEPS``
+#: (the default's count: fewer fall apart into noise with these weights).
+QUICK_SIDE, QUICK_STEPS = 96, 6
 
 
 def draft_params(params: dict[str, Any], steps: int = DRAFT_STEPS) -> dict[str, Any]:

@@ -105,7 +105,7 @@ class RRDBNet(nn.Module):
         """The ``nb + 1`` feature list (block outputs, then ``fea``), optionally only up to index ``upto``."""
         nb = self.config.rrdb_nb
         x = (lr + 1) / 2  # the encoder was trained on [0, 1] inputs
-        first = self.conv_first(x)
+        first = self.conv_first(x.to(self.conv_first.weight.dtype))  # an encoder cast to bf16 takes the LR as it comes
         feats: list[torch.Tensor] = []
         fea = first
         for block in self.RRDB_trunk:
