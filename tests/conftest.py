@@ -61,10 +61,11 @@ def random_image(rng, height: int, width: int) -> np.ndarray:
     return rng.random((height, width, 3), dtype=np.float32)
 
 
-def run_method(image, method, events: list | None = None, *, weights_store=None, **spec_fields):
+def run_method(image, method, events: list | None = None, *, weights_store=None, precision="auto", **spec_fields):
     """Run ``method`` on an ``ImageData`` as the app does (prepare, a worker, run_job); the result, or SrDeskError.
 
-    ``weights_store``: where the worker finds weights (none by default; the shipped ones: ``shipped_weights()``).
+    ``weights_store``: where the worker finds weights (none by default). ``precision``: the worker's, "auto"
+    as the app (bf16 on CPUs with native bf16, float32 elsewhere), or fixed where a test compares exact numbers.
     """
     from sr_desk.core.errors import SrDeskError
     from sr_desk.engine.pipeline import JobSpec, prepare, run_job
@@ -72,7 +73,7 @@ def run_method(image, method, events: list | None = None, *, weights_store=None,
 
     spec = prepare(method, JobSpec(method_id=method.id, **spec_fields))
     with Worker(device="cpu", on_event=(events.append if events is not None else None),
-                weights=weights_store) as worker:
+                weights=weights_store, precision=precision) as worker:
         job = worker.submit(lambda ctx: run_job(image, method, spec, ctx))
         assert job.wait(120)
     if job.state is JobState.FAILED:

@@ -77,24 +77,18 @@ def _sampling_params() -> list[Any]:
     ]
 
 
-def _lr_consistency_param() -> BoolParam:
-    return BoolParam(
-        name="lr_consistency",
-        label="LR consistency",
-        default=True,
-        help="Back-project onto the input at every step, so the result downscales to the input "
-        "(higher PSNR and LR-PSNR); off runs the paper's sampler as published",
-    )
+_SAMPLER_CONSISTENCY = (
+    "Back-project onto the input at every step, so the result downscales to the input "
+    "(higher PSNR and LR-PSNR); off runs the paper's sampler as published"
+)
+_ENCODER_CONSISTENCY = (
+    "Back-project the encoder's upscale onto the input a few times, so the result downscales to the "
+    "input (higher PSNR and LR-PSNR); off gives the network's output as it is"
+)
 
 
-def _encoder_lr_consistency_param() -> BoolParam:
-    return BoolParam(
-        name="lr_consistency",
-        label="LR consistency",
-        default=True,
-        help="Back-project the encoder's upscale onto the input a few times, so the result downscales to the "
-        "input (higher PSNR and LR-PSNR); off gives the network's output as it is",
-    )
+def _lr_consistency_param(help_text: str = _SAMPLER_CONSISTENCY) -> BoolParam:
+    return BoolParam(name="lr_consistency", label="LR consistency", default=True, help=help_text)
 
 
 def _lazy(name: str):  # type: ignore[no-untyped-def]
@@ -136,7 +130,7 @@ def sr_desk_methods() -> list[Method]:
             name="SRDiff encoder (fast)",
             task=Task.UPSCALE,
             run=_lazy("encoder_upscale"),
-            params=[_encoder_lr_consistency_param()],
+            params=[_lr_consistency_param(_ENCODER_CONSISTENCY)],
             capabilities=Capabilities(scales=(4, 8), default_scale=4, weights=(BUILTIN_WEIGHTS,),
                                       memory_per_output_pixel=400),  # 1.9 GB at 512 px in (4.2 MP out)
             description="SRDiff's RRDB encoder alone: a fast deterministic 4x upscaler, no diffusion. With the "
