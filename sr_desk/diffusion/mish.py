@@ -80,11 +80,12 @@ static inline float mish_f32(float x) {
 
 static inline float bf16_to_f32(uint16_t h) { return bits_to_float((uint32_t)h << 16); }
 
-static inline uint16_t f32_to_bf16(float f) {  /* round to nearest even; a NaN stays a NaN */
+/* Round to nearest even. A NaN stays a NaN without a test for it: NaNs here come out of arithmetic on a
+   bf16 value (quiet, with the input's payload, whose low 16 bits are zero, or the default NaN), and adding
+   at most 0x8000 to those cannot carry out of the mantissa. */
+static inline uint16_t f32_to_bf16(float f) {
     uint32_t u = float_to_bits(f);
-    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    uint32_t quiet = (u >> 16) | 0x40u;
-    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
 void sr_desk_mish_bf16(const uint16_t *in, uint16_t *out, int64_t n, int threads) {
