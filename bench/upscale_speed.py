@@ -9,8 +9,9 @@ this process (``sr_desk.cli.main``): reading the file, tiling, the method's
 whole pipeline (encoder, sampler, LR consistency), writing the PNG. The input
 is a centre crop of a held-out photo of ``../shared/data/train`` (a seeded
 random texture when it is missing). Each method is warmed up once on a small
-image first, and on the CPU the native Mish is built or loaded first (model
-loading and that kernel load are not timed; ``--eager`` runs without it). Ratios are to bicubic and to the
+image first, which loads the model and, on the CPU, builds or loads the native
+Mish on the worker's thread as a user's first job does (neither is timed;
+``--eager`` runs without the kernel). Ratios are to bicubic and to the
 SRDiff paper's sampler (100 ancestral steps, float32) run in the same
 process; that baseline runs at ``--baseline-sizes`` only and is scaled
 linearly in output pixels elsewhere (marked "est."). Peak memory is the
@@ -197,9 +198,7 @@ def measure(methods: Sequence[str], sizes: Sequence[int], device: str, precision
     if whole_process:
         for size in sizes:
             runs.append(Run(ESRGAN, device, size, esrgan_seconds(test_image(size, folder), device), math.nan))
-    warm = test_image(32, folder)
-    if device == "cpu":
-        warm_compiled_kernels()
+    warm = test_image(32, folder)  # its upscale loads the model and, on the worker's thread, the native Mish
     for spec in [*methods, *([PAPER] if baseline_sizes else [])]:
         upscale(split_steps(spec), warm, folder / "warm.png", device, precision)  # loads the model
         for size in sizes:
@@ -246,13 +245,6 @@ def profile_upscale(spec: str, size: int, device: str, precision: str, folder: P
         lines.append(averages.table(sort_by="self_device_time_total", row_limit=top, max_name_column_width=60))
     lines.append(averages.table(sort_by="self_cpu_time_total", row_limit=top, max_name_column_width=60))
     return "\n".join(lines)
-
-
-def warm_compiled_kernels() -> None:
-    """Build (or load from the cache) the CPU's native Mish now, as the warm-up loads the models."""
-    from sr_desk.diffusion.mish import prepare
-
-    prepare()
 
 
 def split_steps(spec: str) -> str:
