@@ -145,3 +145,16 @@ def test_the_editors_warm_up_job_builds_the_kernel_on_the_worker(fresh_state: No
     small = torch.randn(1, 8, 4, 4).bfloat16()
     with torch.no_grad():
         assert torch.equal(fast.mish(small), F.mish(small))
+
+
+def test_mish_add_is_mish_then_the_addition_in_one_pass() -> None:
+    """Issue 28: a ResBlock's residual is added in Mish's own pass, with the two ops' rounding."""
+    native_or_skip()
+    x = (torch.randn(1, 16, 9, 13) * 6).bfloat16().contiguous(memory_format=torch.channels_last)
+    add = torch.randn_like(x)
+    with torch.no_grad():
+        assert torch.equal(fast.mish_add(x, add), F.mish(x) + add)
+        wide = x.float()
+        torch.testing.assert_close(fast.mish_add(wide, add.float()), F.mish(wide) + add.float(), rtol=1e-5, atol=1e-6)
+        other_layout = add.contiguous()  # not the same strides: the two ops, as before
+        assert torch.equal(fast.mish_add(x, other_layout), F.mish(x) + other_layout)

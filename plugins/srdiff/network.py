@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sr_desk.diffusion.imresize import imresize
-from sr_desk.diffusion.mish import mish
+from sr_desk.diffusion.mish import mish, mish_add
 from sr_desk.diffusion.reflect_conv import reflect_conv3x3
 
 from .config import SRDiffConfig
@@ -182,8 +182,11 @@ class Block(nn.Module):
         super().__init__()
         self.block = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(ci, co, 3), nn.Mish())
 
-    def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
-        """``mish(conv(x + shift))`` for a per-channel ``shift`` (C,), which the conv takes in its bias."""
+    def forward(
+        self, x: torch.Tensor, shift: torch.Tensor | None = None, residual: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``mish(conv(x + shift)) + residual`` for a per-channel ``shift`` (C,), which the conv takes in its
+        bias; the residual is added in Mish's own pass."""
         conv: nn.Conv2d = self.block[1]  # type: ignore[assignment]
         bias = None
         if shift is not None:
@@ -192,7 +195,8 @@ class Block(nn.Module):
             wide = torch.promote_types(conv.weight.dtype, torch.float32)
             summed = conv.weight.to(wide).sum((2, 3)) @ shift.to(wide)
             bias = (summed + (conv.bias.to(wide) if conv.bias is not None else 0)).to(conv.weight.dtype)
-        return mish(reflect_conv3x3(x, conv, bias))
+        y = reflect_conv3x3(x, conv, bias)
+        return mish(y) if residual is None else mish_add(y, residual)
 
 
 class ResnetBlock(nn.Module):
@@ -209,10 +213,9 @@ class ResnetBlock(nn.Module):
         h = self.block1(x)
         shift = self.mlp(temb)
         if shift.shape[0] == 1 and not torch.is_grad_enabled():
-            h = self.block2(h, shift[0])  # one image at inference: the shift rides in block2's bias
-        else:
-            h = self.block2(h + shift[:, :, None, None])
-        return h + self.res_conv(x)
+            # One image at inference: the shift rides in block2's bias, the residual in its Mish.
+            return self.block2(h, shift[0], self.res_conv(x))
+        return self.block2(h + shift[:, :, None, None]) + self.res_conv(x)
 
 
 class Downsample(nn.Module):

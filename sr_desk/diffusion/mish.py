@@ -33,14 +33,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["COMPILE_ENV", "SOURCE", "mish", "mish_from_sigmoid", "prepare"]
+__all__ = ["COMPILE_ENV", "SOURCE", "mish", "mish_add", "mish_from_sigmoid", "prepare"]
 
 log = logging.getLogger(__name__)
 
 #: Set to 0 to run the eager ``F.mish`` (no compiler is looked for).
 COMPILE_ENV = "SR_DESK_COMPILE"
 
-Kernel = Callable[[torch.Tensor], torch.Tensor]
+Kernel = Callable[..., torch.Tensor]
 _lock = threading.Lock()
 _kernel: Kernel | None = None
 _given_up = False
@@ -97,6 +97,18 @@ void sr_desk_mish_f32(const float *in, float *out, int64_t n, int threads) {
     #pragma omp parallel for simd num_threads(threads) schedule(simd:static)
     for (int64_t i = 0; i < n; i++) out[i] = mish_f32(in[i]);
 }
+
+/* mish(in) + add in one pass, rounded as the two ops would be: Mish to bf16, then the sum to bf16. */
+void sr_desk_mish_add_bf16(const uint16_t *in, const uint16_t *add, uint16_t *out, int64_t n, int threads) {
+    #pragma omp parallel for simd num_threads(threads) schedule(simd:static)
+    for (int64_t i = 0; i < n; i++)
+        out[i] = f32_to_bf16(bf16_to_f32(f32_to_bf16(mish_f32(bf16_to_f32(in[i])))) + bf16_to_f32(add[i]));
+}
+
+void sr_desk_mish_add_f32(const float *in, const float *add, float *out, int64_t n, int threads) {
+    #pragma omp parallel for simd num_threads(threads) schedule(simd:static)
+    for (int64_t i = 0; i < n; i++) out[i] = mish_f32(in[i]) + add[i];
+}
 """
 
 
@@ -113,19 +125,26 @@ def mish_from_sigmoid(x: torch.Tensor) -> torch.Tensor:
 
 
 def _native_kernel() -> Kernel:
-    """The C kernel as a function of tensors; raises where it cannot be built or loaded."""
+    """The C kernel as a function of tensors (``kernel(x)``, ``kernel(x, add)``); raises where it cannot load."""
     from sr_desk.diffusion.native import load
 
     library = load("mish", SOURCE)
-    entries = {torch.bfloat16: library.sr_desk_mish_bf16, torch.float32: library.sr_desk_mish_f32}
-    for entry in entries.values():
-        entry.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
-        entry.restype = None
+    pointer, count = ctypes.c_void_p, [ctypes.c_int64, ctypes.c_int]
+    plain = {torch.bfloat16: library.sr_desk_mish_bf16, torch.float32: library.sr_desk_mish_f32}
+    added = {torch.bfloat16: library.sr_desk_mish_add_bf16, torch.float32: library.sr_desk_mish_add_f32}
+    for entry in plain.values():
+        entry.argtypes, entry.restype = [pointer, pointer, *count], None
+    for entry in added.values():
+        entry.argtypes, entry.restype = [pointer, pointer, pointer, *count], None
 
-    def kernel(x: torch.Tensor) -> torch.Tensor:
+    def kernel(x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
         out = torch.empty_like(x)  # the same dense layout (channels-last stays channels-last)
-        if x.numel():
-            entries[x.dtype](x.data_ptr(), out.data_ptr(), x.numel(), torch.get_num_threads())
+        if not x.numel():
+            return out
+        if add is None:
+            plain[x.dtype](x.data_ptr(), out.data_ptr(), x.numel(), torch.get_num_threads())
+        else:
+            added[x.dtype](x.data_ptr(), add.data_ptr(), out.data_ptr(), x.numel(), torch.get_num_threads())
         return out
 
     return kernel
@@ -136,11 +155,15 @@ def _compile() -> Kernel:
 
 
 def _checked(kernel: Kernel) -> Kernel:
-    """``kernel`` once it gives ``F.mish``'s numbers: every finite bfloat16 exactly, float32 to rounding."""
+    """``kernel`` once it gives ``F.mish``'s numbers: every finite bfloat16 exactly, float32 to rounding;
+    with an addend, what ``F.mish(x) + add`` gives."""
     every = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
     every = every[torch.isfinite(every)]
     if not torch.equal(kernel(every), F.mish(every)):
         raise RuntimeError("the native Mish differs from F.mish in bfloat16")
+    addend = every.flip(0)
+    if not torch.equal(kernel(every, addend), F.mish(every) + addend):
+        raise RuntimeError("the native Mish and addition differ from F.mish(x) + add in bfloat16")
     wide = torch.linspace(-60, 60, 10_001)
     if not torch.allclose(kernel(wide), F.mish(wide), rtol=1e-5, atol=1e-7):
         raise RuntimeError("the native Mish differs from F.mish in float32")
@@ -185,6 +208,27 @@ def mish(x: torch.Tensor) -> torch.Tensor:
     except Exception as exc:  # noqa: BLE001 - never fail a job over an activation: F.mish gives the same numbers
         _give_up(f"the native Mish failed: {type(exc).__name__}: {exc}")
         return F.mish(x)
+
+
+def mish_add(x: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    """``F.mish(x) + add`` (same shape, dtype and layout), in one native pass where the kernel runs.
+
+    A network's residual connection after an activation reads and writes
+    the whole activation once more; in the same pass as Mish it costs one read.
+    """
+    if (
+        x.device.type != "cpu" or x.dtype not in _FAST_DTYPES or torch.is_grad_enabled() or not _dense(x)
+        or add.dtype != x.dtype or add.shape != x.shape or add.stride() != x.stride() or add.device != x.device
+    ):
+        return F.mish(x) + add
+    kernel = _fast_kernel()
+    if kernel is None:
+        return F.mish(x) + add
+    try:
+        return kernel(x, add)  # type: ignore[call-arg]
+    except Exception as exc:  # noqa: BLE001 - never fail a job over an activation
+        _give_up(f"the native Mish failed: {type(exc).__name__}: {exc}")
+        return F.mish(x) + add
 
 
 def prepare() -> bool:
