@@ -150,3 +150,15 @@ def test_agrees_with_pillow_bicubic_away_from_borders(scale: float) -> None:
     inner = (slice(margin, out - margin),) * 2
     assert ours[inner].size >= 64
     np.testing.assert_allclose(ours[inner], pil[inner], atol=1e-5)  # same kernel: float32 noise only
+
+
+def test_the_matrix_product_and_the_taps_give_the_same_resize(monkeypatch):
+    """Issue 28: axes up to DENSE_LIMIT entries are resized as one matrix product, longer ones tap by tap."""
+    import sr_desk.diffusion.imresize as module
+
+    x = torch.rand(2, 3, 37, 53, dtype=torch.float64)
+    cases = [dict(scale=0.25), dict(scale=4.0), dict(size=(50, 20)), dict(scale=1 / 3, antialias=False)]
+    dense = [imresize(x, **case) for case in cases]
+    monkeypatch.setattr(module, "DENSE_LIMIT", 0)
+    for case, expected in zip(cases, dense, strict=True):
+        torch.testing.assert_close(imresize(x, **case), expected, rtol=0, atol=1e-12)
