@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from sr_desk.api import Context, ImageInput, Request
 from sr_desk.core.blend import poisson_blend
@@ -47,8 +48,7 @@ class LoadedModel:
     schedule: NoiseSchedule
     official_quirk: bool
     source: str
-    _cast: dict[torch.dtype, ConditionalUNet] = field(default_factory=dict)
-    _cast_encoder: dict[torch.dtype, RRDBNet] = field(default_factory=dict)
+    _cast: dict[tuple[str, torch.dtype], nn.Module] = field(default_factory=dict)
 
     def encoder_in(self, dtype: torch.dtype) -> RRDBNet:
         """The encoder with its weights in ``dtype``, cast once, its last conv kept in float32.
@@ -57,13 +57,7 @@ class LoadedModel:
         levels), without casting every weight at every call: an RRDB spends as long in those casts as in
         its convolutions on the CPU.
         """
-        if next(self.encoder.parameters()).dtype == dtype:
-            return self.encoder
-        if dtype not in self._cast_encoder:
-            encoder = copy.deepcopy(self.encoder).to(dtype)
-            encoder.conv_last.float()
-            self._cast_encoder[dtype] = encoder
-        return self._cast_encoder[dtype]
+        return self._cast_once("encoder", self.encoder, dtype)  # type: ignore[return-value]
 
     def unet_in(self, dtype: torch.dtype) -> ConditionalUNet:
         """The U-Net with its weights in ``dtype``, cast once and kept.
@@ -73,11 +67,22 @@ class LoadedModel:
         of its time in them once Mish is compiled.
         """
         assert self.unet is not None
-        if next(self.unet.parameters()).dtype == dtype:
-            return self.unet
-        if dtype not in self._cast:
-            self._cast[dtype] = copy.deepcopy(self.unet).to(dtype)
-        return self._cast[dtype]
+        return self._cast_once("unet", self.unet, dtype)  # type: ignore[return-value]
+
+    def _cast_once(self, name: str, module: nn.Module, dtype: torch.dtype) -> nn.Module:
+        if next(module.parameters()).dtype == dtype:
+            return module
+        if (name, dtype) not in self._cast:
+            cast = copy.deepcopy(module).to(dtype)
+            if isinstance(cast, RRDBNet):
+                cast.conv_last.float()
+            self._cast[(name, dtype)] = cast
+        return self._cast[(name, dtype)]
+
+
+def _compute_dtype(context: Context | None) -> torch.dtype:
+    """The dtype the networks run in for ``context``: bfloat16 where the worker runs in it, else float32."""
+    return torch.bfloat16 if context is not None and context.dtype == "bfloat16" else torch.float32
 
 
 _models: ModelCache[LoadedModel] = ModelCache(
@@ -166,7 +171,7 @@ def condition(
     """The encoder's condition, in ``context``'s precision (float32 without one), and the base image in float32."""
     lr, hr_size = pad_lr(lr01, loaded.config, edge_margin=edge_margin)
     assert loaded.unet is not None
-    dtype = torch.bfloat16 if context is not None and context.dtype == "bfloat16" else torch.float32
+    dtype = _compute_dtype(context)
     encoder, unet = loaded.encoder_in(dtype), loaded.unet_in(dtype)  # cast once: autocast's numbers
     if loaded.config.residual_base == "encoder":
         # "Predict, then refine": the U-Net's residual is measured from the encoder's own upscale.
@@ -212,7 +217,7 @@ def denoise(
     steps = None if sampler_name == "ancestral" else params.get("steps")
     sampler = make_sampler(sampler_name, loaded.schedule, steps, **options)
     # In bf16 the U-Net's weights are cast once (what autocast would compute, without its casts at every call).
-    dtype = torch.bfloat16 if context.dtype == "bfloat16" else torch.float32
+    dtype = _compute_dtype(context)
     denoise_fn = loaded.unet_in(dtype)
     # Added to the activations at level 0: in float32 it would promote bf16 ones.
     projected = cond.projected.to(dtype).contiguous(memory_format=torch.channels_last)
@@ -280,8 +285,7 @@ def encoder_upscale(request: Request, context: Context) -> np.ndarray:
     loaded = loaded_model(context, need_unet=False)
     lr, hr_size = pad_lr(image_to_tensor(request.image, context.device), loaded.config, edge_margin=False)  # no U-Net here
     context.report(0, 1)
-    out = loaded.encoder_in(torch.bfloat16 if context.dtype == "bfloat16" else torch.float32).upscale(lr * 2 - 1)
-    out = out.float()
+    out = loaded.encoder_in(_compute_dtype(context)).upscale(lr * 2 - 1).float()
     if request.params.get("lr_consistency"):
         out = back_project(out, lr * 2 - 1, loaded.config.scale, ENCODER_BACK_PROJECTIONS)
     context.report(1, 1)

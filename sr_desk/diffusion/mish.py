@@ -198,16 +198,7 @@ def _dense(x: torch.Tensor) -> bool:
 
 def mish(x: torch.Tensor) -> torch.Tensor:
     """``F.mish(x)``, by the native one-pass kernel for CPU inference where it could be built."""
-    if x.device.type != "cpu" or x.dtype not in _FAST_DTYPES or torch.is_grad_enabled() or not _dense(x):
-        return F.mish(x)
-    kernel = _fast_kernel()
-    if kernel is None:
-        return F.mish(x)
-    try:
-        return kernel(x)
-    except Exception as exc:  # noqa: BLE001 - never fail a job over an activation: F.mish gives the same numbers
-        _give_up(f"the native Mish failed: {type(exc).__name__}: {exc}")
-        return F.mish(x)
+    return _native_or_eager(x, None)
 
 
 def mish_add(x: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
@@ -216,19 +207,23 @@ def mish_add(x: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
     A network's residual connection after an activation reads and writes
     the whole activation once more; in the same pass as Mish it costs one read.
     """
-    if (
-        x.device.type != "cpu" or x.dtype not in _FAST_DTYPES or torch.is_grad_enabled() or not _dense(x)
-        or add.dtype != x.dtype or add.shape != x.shape or add.stride() != x.stride() or add.device != x.device
-    ):
-        return F.mish(x) + add
-    kernel = _fast_kernel()
-    if kernel is None:
-        return F.mish(x) + add
-    try:
-        return kernel(x, add)  # type: ignore[call-arg]
-    except Exception as exc:  # noqa: BLE001 - never fail a job over an activation
-        _give_up(f"the native Mish failed: {type(exc).__name__}: {exc}")
-        return F.mish(x) + add
+    return _native_or_eager(x, add)
+
+
+def _native_or_eager(x: torch.Tensor, add: torch.Tensor | None) -> torch.Tensor:
+    """``F.mish(x) (+ add)``: the native kernel where it applies and loaded, torch's ops otherwise."""
+    eligible = (
+        x.device.type == "cpu" and x.dtype in _FAST_DTYPES and not torch.is_grad_enabled() and _dense(x)
+        and (add is None or (add.dtype == x.dtype and add.shape == x.shape and add.stride() == x.stride()
+                             and add.device == x.device))
+    )
+    kernel = _fast_kernel() if eligible else None
+    if kernel is not None:
+        try:
+            return kernel(x) if add is None else kernel(x, add)
+        except Exception as exc:  # noqa: BLE001 - never fail a job over an activation: F.mish gives the same numbers
+            _give_up(f"the native Mish failed: {type(exc).__name__}: {exc}")
+    return F.mish(x) if add is None else F.mish(x) + add
 
 
 def prepare() -> bool:
