@@ -25,6 +25,7 @@ from sr_desk.training.loop import (
     pick_device,
 )
 from sr_desk.training.photos import PhotoBank
+from sr_desk.training.step import PRECISIONS
 
 #: Held-out validation crops: one central crop of this side per held-out photo.
 VALIDATION_CROP = 192
@@ -45,7 +46,13 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm to this")
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported weights")
     p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default=None, help="default: bf16 on CUDA")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="bf16: weights cast once, float32 master weights; bf16-autocast: the old mixed precision "
+                   "(default: bf16 on CUDA and on CPUs with bfloat16 instructions, else fp32)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the loss, forward and backward (default: on CUDA only; falls back to eager)")
+    p.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune-no-cudagraphs"),
+                   default=None, help="torch.compile's mode (reduce-overhead: CUDA graphs)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--ckpt-every", type=int, default=500)
@@ -103,7 +110,8 @@ def options_from(args: argparse.Namespace) -> TrainOptions:
     return TrainOptions(
         out=args.out, steps=args.steps, minutes=args.minutes, batch=args.batch, lr=args.lr, warmup=args.warmup,
         lr_floor=args.lr_floor, weight_decay=args.weight_decay, grad_clip=args.grad_clip, ema=args.ema,
-        device=args.device, precision=args.precision, log_every=args.log_every, ckpt_every=args.ckpt_every,
+        device=args.device, precision=args.precision, compile=args.compile, compile_mode=args.compile_mode,
+        log_every=args.log_every, ckpt_every=args.ckpt_every,
         val_every=args.val_every, seed=args.seed, resume=args.resume, progress=not args.no_progress,
     )
 

@@ -2,7 +2,8 @@
 
 A plugin supplies a :class:`TrainingTask` (the module to train, its loss, how
 to predict an HR image for validation); the loop owns everything else, in the
-manner of nanoGPT's ``train.py``: bf16 autocast, a fused (or foreach) AdamW,
+manner of nanoGPT's ``train.py``: bf16 weights cast once with float32 master
+weights, the loss compiled where that pays (:mod:`sr_desk.training.step`), a fused (or foreach) AdamW,
 an EMA of the weights updated with foreach ops, linear warm-up and cosine
 decay, gradient clipping, validation on held-out photos on the device,
 atomic checkpoints that ``--resume`` continues bit for bit, a time budget,
@@ -12,7 +13,6 @@ a progress bar, ``log.csv`` and ``loss.png``. Data comes from a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import sys
@@ -33,8 +33,10 @@ from sr_desk.training.ema import EMA
 from sr_desk.training.metrics import psnr_y
 from sr_desk.training.photos import PhotoBank
 from sr_desk.training.schedule import learning_rate, time_paced_rate
+from sr_desk.training.step import TrainStep, autocast_for
 
-__all__ = ["TrainOptions", "TrainingRun", "TrainingTask", "ValidationSet", "fit", "pick_device"]
+__all__ = ["TrainOptions", "TrainingRun", "TrainingTask", "ValidationSet", "default_compile", "default_precision",
+           "fit", "pick_device"]
 
 
 class TrainingTask(Protocol):
@@ -96,7 +98,11 @@ class TrainOptions:
     grad_clip: float = 1.0
     ema: float = 0.999
     device: str = "auto"
+    #: fp32, bf16 (weights cast once, float32 master weights) or bf16-autocast; None: the device's default.
     precision: str | None = None
+    #: torch.compile the loss (forward and backward); None: the device's default.
+    compile: bool | None = None
+    compile_mode: str | None = None
     log_every: int = 50
     ckpt_every: int = 500
     val_every: int = 1000
@@ -125,10 +131,23 @@ def make_optimizer(params: list[nn.Parameter], options: TrainOptions, device: to
         return torch.optim.AdamW(params, foreach=True, **kwargs)
 
 
-def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def default_precision(device: torch.device) -> str:
+    """bf16 (cast once) where the device computes in it natively: CUDA, and CPUs with AVX-512 BF16 or AMX."""
+    if device.type == "cuda":
+        return "bf16"
+    if device.type == "cpu" and _cpu_has_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def _cpu_has_bf16() -> bool:
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def default_compile(device: torch.device) -> bool:
+    """Compile the step on CUDA; on the CPU eager is as fast (bench/train_throughput.py, README)."""
+    return device.type == "cuda"
 
 
 class TrainingRun:
@@ -143,6 +162,11 @@ class TrainingRun:
         self.optimizer = make_optimizer(self.params, options, device)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(options.seed)
+        self.precision = options.precision or default_precision(device)
+        compile_step = default_compile(device) if options.compile is None else options.compile
+        self.stepper = TrainStep(task.loss, self.module, self.params, self.optimizer, device=device,
+                                 precision=self.precision, compile=compile_step, grad_clip=options.grad_clip,
+                                 compile_mode=options.compile_mode)
         self.step = 0
         self.elapsed_before = 0.0
 
@@ -150,19 +174,12 @@ class TrainingRun:
     def path(self) -> Path:
         return self.options.out / f"{self.task.stage}.pt"
 
-    def train_step(
-        self, lr: torch.Tensor, hr: torch.Tensor, autocast: contextlib.AbstractContextManager[Any]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step on a batch (loss, backward, clipping, AdamW, EMA); returns ``(loss, grad_norm)``."""
-        with autocast:
-            loss = self.task.loss(self.module, lr, hr, self.generator)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.options.grad_clip, foreach=True)
-        self.optimizer.step()
+        loss, grad_norm = self.stepper(lr, hr, self.generator)
         self.ema.update(self.module, self.step)
         self.step += 1
-        return loss.detach(), grad_norm
+        return loss, grad_norm
 
     def state(self) -> dict[str, Any]:
         return {
@@ -193,6 +210,7 @@ class TrainingRun:
         self.ema.shadow.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
+        self.stepper.refresh_working_copy()
         if "task" in state and hasattr(self.task, "load_extra_state"):
             self.task.load_extra_state(state["task"])
         self.step = int(state["step"])
@@ -240,7 +258,6 @@ def fit(
     same weights as a run that was never interrupted.
     """
     device = bank.device
-    precision = options.precision or ("bf16" if device.type == "cuda" else "fp32")
     if device.type == "cpu":
         reuse_freed_memory()  # batch activations are over 32 MB: 10.3 -> 11.7 patches/s for SRDiff's U-Net
     if device.type == "cuda":
@@ -251,6 +268,7 @@ def fit(
     # Counted before the module moves to the device: a task builds its probe inputs on the CPU.
     flops = task.flops_per_sample(bank.patch)
     run = TrainingRun(task, options, device)
+    print(f"{task.stage}: {run.precision}{', compiled' if run.stepper.compiled else ''} on {device}", file=sys.stderr)
     if options.resume and run.path.exists():
         run.restore()
         print(f"resumed {task.stage} at step {run.step}", file=sys.stderr)
@@ -259,7 +277,7 @@ def fit(
         raise ValueError("steps=0 (paced by time) needs a time budget in minutes")
     bar = _progress_bar(options.steps or None, run.step, options.progress and sys.stderr.isatty())
     with _StopRequests() as stop:
-        _loop(run, bank, val, log, precision, stop, bar, on_log, flops)
+        _loop(run, bank, val, log, stop, bar, on_log, flops)
     if bar is not None:
         bar.close()
     plot_log(options.out / "log.csv", options.out / "loss.png")
@@ -271,7 +289,6 @@ def _loop(
     bank: PhotoBank,
     val: ValidationSet | None,
     log: TrainingLog,
-    precision: str,
     stop: _StopRequests,
     bar: Any,
     on_log: Callable[[dict[str, Any]], None] | None,
@@ -279,7 +296,6 @@ def _loop(
 ) -> None:
     """Steps until the last one, the time budget or a stop request; logs, validates and checkpoints on the way."""
     task, options, device = run.task, run.options, bank.device
-    autocast = autocast_for(device, precision)
     started = time.monotonic()
     window_start, window_samples = started, 0
     loss_sum = torch.zeros((), device=device)
@@ -297,7 +313,7 @@ def _loop(
         for group in run.optimizer.param_groups:
             group["lr"] = rate
         lr, hr = bank.batch(options.batch, run.generator)
-        loss, grad_norm = run.train_step(lr, hr, autocast)
+        loss, grad_norm = run.train_step(lr, hr)
         loss_sum += loss.float()
         loss_count += 1
         window_samples += options.batch
@@ -320,7 +336,7 @@ def _loop(
             if flops:
                 row["train_tflops"] = 3 * flops * window_samples / seconds / 1e12
             if val is not None and (run.step % options.val_every == 0 or last):
-                row["val_psnr"] = validate(task, run.ema.shadow, val, precision, device)
+                row["val_psnr"] = validate(task, run.ema.shadow, val, run.precision, device)
                 row["val_psnr_bicubic"] = val.bicubic_psnr
             log.write(row)
             if on_log is not None:
