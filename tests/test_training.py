@@ -204,7 +204,7 @@ def test_resume_refuses_another_configuration(tmp_path, rng):
 
 
 @pytest.mark.slow
-def test_throughput_bench_prints_old_and_new_loops(capsys):
+def test_throughput_bench_prints_every_stage_and_loop(capsys):
     import importlib.util
 
     path = Path(__file__).resolve().parents[1] / "bench" / "train_throughput.py"
@@ -212,13 +212,16 @@ def test_throughput_bench_prints_old_and_new_loops(capsys):
     bench = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bench  # dataclasses look their module up while the file runs
     spec.loader.exec_module(bench)
-    args = ["--batch", "2", "--patch", "32", "--iters", "1", "--device", "cpu", "--peak-tflops", "1", "--preset", "tiny-4x"]
+    args = ["--batch", "2", "--patch", "32", "--iters", "1", "--device", "cpu", "--size", "tiny",
+            "--loops", "old,bf16"]
     assert bench.main(args) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| encoder") or
-             line.startswith("| diffusion")]
-    assert [line.split(" | ")[1] for line in lines] == ["old", "new", "old", "new"]
-    for line in lines:
-        cells = [c.strip() for c in line.strip("| ").split(" | ")]
+    out = capsys.readouterr().out
+    assert "measured bf16 matmul" in out.splitlines()[0]
+    rows = [[c.strip() for c in line.strip("| ").split(" | ")] for line in out.splitlines()
+            if line.startswith("| ") and not line.startswith("| stage")]
+    assert [(r[0], r[1]) for r in rows] == [(stage, loop) for stage in bench.STAGES
+                                            for loop in ("old", "bf16")]
+    for cells in rows:
         assert float(cells[4]) > 0 and cells[5].endswith("%") and cells[7].endswith("%") and cells[8].endswith("x")
 
 
