@@ -413,10 +413,12 @@ class Runner:
     """Runs method specs on LR images through the engine, as the app and the CLI do."""
 
     def __init__(self, weights: str | None = None, device: str = "auto", precision: str = "float32",
-                 scale: int = SCALE):
+                 scale: int = SCALE, weights_dir: Path | None = None):
+        from sr_desk_resources import WEIGHTS_DIR
+
         from sr_desk.core.settings import Settings
+        from sr_desk.engine.downloads import ModelManager
         from sr_desk.engine.plugins import discover_plugins
-        from sr_desk.engine.weights import default_weights
         from sr_desk.engine.worker import Worker
 
         settings = Settings.load()
@@ -424,9 +426,10 @@ class Runner:
         self.host.register(BenchReferences(), "bench-references")
         self.weights = str(weights) if weights else None
         self.scale = scale
-        self.worker = Worker(
-            device=device, weights=default_weights(settings.resolved_models_dir()), precision=precision
-        )
+        # The app's store (shipped weights, then the user's models folder), behind --weights-dir when given.
+        builtin = (weights_dir, WEIGHTS_DIR) if weights_dir is not None else (WEIGHTS_DIR,)
+        store = ModelManager(settings.resolved_models_dir(), builtin_dirs=builtin)
+        self.worker = Worker(device=device, weights=store, precision=precision)
         self.warmed: set[str] = set()
 
     def close(self) -> None:
@@ -756,6 +759,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale", type=int, choices=SCALES, default=SCALE,
                         help="the upscale factor (default 4, the SRDiff paper's; the LR is the HR shrunk by it)")
     parser.add_argument("--weights", type=Path, default=None, help="SRDiff weights file (default: the installed ones)")
+    parser.add_argument("--weights-dir", type=Path, default=None,
+                        help="a folder of weights files under the shipped names (srdiff-x4.safetensors, ...) "
+                        "that every method takes before the shipped ones: newly trained candidates")
     parser.add_argument("--methods", default=None,
                         help=f"comma-separated METHOD[:SAMPLER[:STEPS]][:NAME=VALUE...] (default {default_methods()})")
     parser.add_argument("--seeds", type=int, default=4, help="seeds 0..S-1 for seeded methods (default 4)")
@@ -809,6 +815,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"bench/quality.py: no photos in {args.data} for split {args.split}")
     if args.weights is not None and not args.weights.is_file():
         raise SystemExit(f"bench/quality.py: weights file {args.weights} does not exist")
+    if args.weights_dir is not None and not args.weights_dir.is_dir():
+        raise SystemExit(f"bench/quality.py: no folder {args.weights_dir}")
 
     for line in header_lines(args, argv, paths):
         print(line)
@@ -821,9 +829,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    with Runner(args.weights, args.device, args.precision, args.scale) as runner:
+    with Runner(args.weights, args.device, args.precision, args.scale, args.weights_dir) as runner:
         rows, kept = evaluate(runner, specs, pairs, args.seeds, keep=GRID_ROWS if args.grid else 0, log=log)
-        print(f"device: {runner.device_name}; weights: {args.weights or 'installed'}; "
+        where = args.weights or (f"{args.weights_dir}, then installed" if args.weights_dir else "installed")
+        print(f"device: {runner.device_name}; weights: {where}; "
               f"sizes: HR {' '.join(f'{hr.shape[1]}x{hr.shape[0]}' for _, hr, _ in pairs[:4])}"
               + (" ..." if len(pairs) > 4 else ""))
     print()

@@ -1,0 +1,44 @@
+"""``tools/gpu-session.sh --dry-run``: the lent GPU's one command, run whole on the CPU with tiny models."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_NAMES = {"srdiff-x4", "dtls-x4", "dossr-x4", "diffsr-prior", "lddpm-x4"}
+PART_LIMIT = 16 * 2**20
+
+
+@pytest.mark.slow
+def test_dry_run_trains_every_model_measures_and_packs_parts(tmp_path):
+    out = tmp_path / "out"
+    env = dict(os.environ, OUT=str(out), WORK=str(tmp_path / "work"), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    env.pop("SR_DESK_HOME", None)
+    done = subprocess.run(["bash", "tools/gpu-session.sh", "--dry-run"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    parts = sorted(out.glob("results.tar.part-*"))
+    assert parts and all(p.stat().st_size < PART_LIMIT for p in parts)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as tar:
+        names = set(tar.getnames())
+        text = {name: tar.extractfile(name).read().decode() for name in names if name.endswith((".md", ".log", ".csv"))}
+    assert {Path(n).stem for n in names if n.startswith("pack/weights/")} == SHIPPED_NAMES
+    for run in ("srdiff", "lddpm", "dtls", "dossr", "diffsr"):
+        assert f"pack/{run}/log.csv" in names and f"pack/{run}/loss.png" in names
+    for stage in ("srdiff-encoder", "srdiff-unet", "lddpm-denoise", "lddpm-adversarial", "dtls", "dossr", "diffsr"):
+        assert "step=2 " in text[f"pack/{stage}.log"], text[f"pack/{stage}.log"][-500:]  # both steps ran
+    throughput = [line for line in text["pack/throughput.md"].splitlines() if line.startswith("| encoder")]
+    assert [line.split(" | ")[1] for line in throughput] == ["old", "bf16"]
+    for which in ("shipped", "new"):
+        rows = {line.split(" | ")[0].strip("| `") for line in text[f"pack/quality-{which}.md"].splitlines()
+                if line.startswith("| `")}
+        assert {"bicubic", "srdiff-encoder", "dtls", "dossr", "diffsr", "lddpm", "srdiff"} <= rows
+    assert "weights: " in text["pack/quality-new.md"] and "then installed" in text["pack/quality-new.md"]
+    assert "| srdiff | cpu | 32px |" in text["pack/speed.md"]
