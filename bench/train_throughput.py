@@ -317,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     args.loops = args.loops.split(",")
     if cuda:
         torch.backends.cudnn.benchmark = True
+    if any("compile" in loop for loop in args.loops):
+        import torch._inductor.config as inductor_config
+
+        # Compile in this process: a pool of compile workers left running would share the cores being timed.
+        inductor_config.compile_threads = 1
     photos = photos_for(args)
     measured = matmul_tflops(device, side=1024 if args.size == "tiny" else 4096)
     peak, source = peak_of(device, args.peak_tflops, measured)

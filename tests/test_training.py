@@ -173,12 +173,15 @@ def test_tiny_model_trains_logs_and_checkpoints(tmp_path, rng):
     assert state["step"] == 30
 
 
-def test_resumed_run_gives_the_same_weights_as_an_uninterrupted_one(tmp_path, rng):
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "bf16-autocast"])
+def test_resumed_run_gives_the_same_weights_as_an_uninterrupted_one(tmp_path, rng, precision):
     photos = _smooth_photos(rng)
-    straight = fit(TinyUpscaler(), PhotoBank(photos, 32, 4), None, _options(tmp_path / "a"))
-    fit(TinyUpscaler(), PhotoBank(photos, 32, 4), None, _options(tmp_path / "b", steps=6, minutes=0.0))
+    straight = fit(TinyUpscaler(), PhotoBank(photos, 32, 4), None, _options(tmp_path / "a", precision=precision))
+    fit(TinyUpscaler(), PhotoBank(photos, 32, 4), None,
+        _options(tmp_path / "b", steps=6, minutes=0.0, precision=precision))
     assert torch.load(tmp_path / "b" / "tiny.pt", weights_only=True)["step"] == 1  # stopped by the time budget
-    resumed = fit(TinyUpscaler(), PhotoBank(photos, 32, 4), None, _options(tmp_path / "b", resume=True))
+    resumed = fit(TinyUpscaler(), PhotoBank(photos, 32, 4), None,
+                  _options(tmp_path / "b", resume=True, precision=precision))
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 

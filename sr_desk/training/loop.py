@@ -54,7 +54,10 @@ class TrainingTask(Protocol):
         ...
 
     def loss(self, module: nn.Module, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Scalar loss for a batch in ``[0, 1]``; draw any noise from ``generator`` (it makes resumes exact)."""
+        """Scalar loss for a batch in ``[0, 1]``; draw any noise from ``generator`` (it makes resumes exact).
+
+        Call ``module``, not ``self.module``: in bf16 it is the working copy whose weights are cast once.
+        """
         ...
 
     def predict(self, module: nn.Module, lr: torch.Tensor) -> torch.Tensor:
