@@ -162,3 +162,12 @@ def test_the_matrix_product_and_the_taps_give_the_same_resize(monkeypatch):
     monkeypatch.setattr(module, "DENSE_LIMIT", 0)
     for case, expected in zip(cases, dense, strict=True):
         torch.testing.assert_close(imresize(x, **case), expected, rtol=0, atol=1e-12)
+
+
+def test_bf16_autocast_does_not_round_the_resize() -> None:
+    """A training step under bf16 autocast gets the same float32 bicubic (targets, skips) as outside it."""
+    x = torch.rand(2, 3, 24, 20, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = imresize(x, scale=4.0)
+    assert inside.dtype == torch.float32
+    assert torch.equal(inside, imresize(x, scale=4.0))

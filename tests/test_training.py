@@ -240,3 +240,19 @@ def test_a_stop_request_ends_the_run_with_a_checkpoint(tmp_path, rng, capsys):
     assert torch.load(tmp_path / "tiny.pt", weights_only=True)["step"] == 3  # the step under way is finished
     assert "SIGTERM received: stopped at step 3" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is gone after the run
+
+
+def test_validation_scores_the_weights_in_float32_whatever_the_training_precision(rng):
+    """A residual over bicubic smaller than bf16's step still shows in the held-out score."""
+    from sr_desk.training.loop import validate
+
+    photos = _smooth_photos(rng)
+    lr, hr = PhotoBank(photos, 32, 4).batch(4, torch.Generator().manual_seed(3))
+    val = ValidationSet(lr=lr, hr=hr, bicubic_psnr=bicubic_score(lr, hr, 4))
+    task = TinyUpscaler()
+    with torch.no_grad():
+        task.module.bias.fill_(1e-3)  # a quarter of a grey level: below bf16's resolution near 1.0
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as a bf16 run's loop would be
+        score = validate(task, task.module, val)
+    assert score == pytest.approx(psnr_y(task.predict(task.module, lr), hr, shave=4), abs=1e-9)
+    assert score != pytest.approx(val.bicubic_psnr, abs=1e-6)

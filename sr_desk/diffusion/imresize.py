@@ -89,12 +89,15 @@ def _resize_axis(x: torch.Tensor, dim: int, out_len: int, scale: float, antialia
 
     The product runs in the BLAS and reads each row once, several times faster
     than gathering every tap along an axis (README, Speed); the taps stay for
-    axes whose matrix would be large.
+    axes whose matrix would be large. The product runs outside autocast, in
+    ``x``'s own dtype, as the taps do: under bf16 autocast it would round the
+    image (a training target, an encoder's skip) to 8 significant bits.
     """
     in_len = x.shape[dim]
     if in_len * out_len <= DENSE_LIMIT:
         matrix = _matrix(in_len, out_len, float(scale), antialias).to(device=x.device, dtype=x.dtype)
-        return x @ matrix.T if dim == x.ndim - 1 else matrix @ x
+        with torch.autocast(x.device.type, enabled=False):
+            return x @ matrix.T if dim == x.ndim - 1 else matrix @ x
     idx, w = _contributions(in_len, out_len, float(scale), antialias)
     idx = idx.to(x.device)
     w = w.to(device=x.device, dtype=x.dtype)
