@@ -22,7 +22,7 @@ def test_dry_run_trains_every_model_measures_and_packs_parts(tmp_path):
     env = dict(os.environ, OUT=str(out), WORK=str(tmp_path / "work"), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     env.pop("SR_DESK_HOME", None)
     done = subprocess.run(["bash", "tools/gpu-session.sh", "--dry-run"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     parts = sorted(out.glob("results.tar.part-*"))
     assert parts and all(p.stat().st_size < PART_LIMIT for p in parts)
