@@ -414,11 +414,9 @@ class Runner:
 
     def __init__(self, weights: str | None = None, device: str = "auto", precision: str = "float32",
                  scale: int = SCALE, weights_dir: Path | None = None):
-        from sr_desk_resources import WEIGHTS_DIR
-
         from sr_desk.core.settings import Settings
-        from sr_desk.engine.downloads import ModelManager
         from sr_desk.engine.plugins import discover_plugins
+        from sr_desk.engine.weights import default_weights
         from sr_desk.engine.worker import Worker
 
         settings = Settings.load()
@@ -426,9 +424,7 @@ class Runner:
         self.host.register(BenchReferences(), "bench-references")
         self.weights = str(weights) if weights else None
         self.scale = scale
-        # The app's store (shipped weights, then the user's models folder), behind --weights-dir when given.
-        builtin = (weights_dir, WEIGHTS_DIR) if weights_dir is not None else (WEIGHTS_DIR,)
-        store = ModelManager(settings.resolved_models_dir(), builtin_dirs=builtin)
+        store = default_weights(settings.resolved_models_dir(), before=(weights_dir,) if weights_dir else ())
         self.worker = Worker(device=device, weights=store, precision=precision)
         self.warmed: set[str] = set()
 

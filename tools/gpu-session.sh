@@ -50,7 +50,7 @@ else
   BENCH=(--iters 10 --loops old,fp32,bf16-autocast,bf16,bf16+compile --profile 3)
   QUALITY=(--limit 8 --crop 256 --seeds 1); SPEED=(--sizes 128,512 --baseline-sizes 128)
 fi
-init() { [ $INIT = 1 ] && echo "--init resources/weights/$1"; }
+init() { [ $INIT = 1 ] && echo "--init $1"; }  # continue these weights (not in a dry run: tiny models)
 
 pack() {
   say "packing"
@@ -99,6 +99,7 @@ grep -a '^|\|^device' "$W/logs/throughput.md" >> "$LIVE"
 # -- 2. six models side by side, paced by the time left ----------------------------------------------
 M=$(python3 -c "print(max(0.2, ($(left) - $TAIL_S - 20) / 60))")
 say "training for $M min a track"
+# The batch and patch below are the GPU's; a dry run's SIZE comes after them and wins.
 train() {  # name, share of M, then the trainer's arguments (a stage's setup time is taken off its minutes)
   local name=$1 share=$2; shift 2
   local minutes; minutes=$(python3 -c "print(max(0.1, $M * $share - 0.3))")
@@ -112,26 +113,26 @@ export_weights() {  # trainer, run folder, file name, then the trainer's own arg
   python3 -m sr_desk.training "$trainer" --out "$W/runs/$run" "$@" --export "$W/weights/$file" --fp16 >> "$W/runs/$run.log" 2>&1
 }
 (
-  train srdiff-encoder 0.35 srdiff --out "$W/runs/srdiff" --stage encoder "${SRDIFF_PRESET[@]}" $(init srdiff-x4.safetensors) \
-    --lr 2e-4 --warmup 200 $( [ $INIT = 1 ] && echo "--batch 64 --patch 192" )
-  train srdiff-unet 0.65 srdiff --out "$W/runs/srdiff" --stage diffusion "${SRDIFF_PRESET[@]}" $(init srdiff-x4.safetensors) \
-    --lr 2e-4 --warmup 200 --val-steps 6 $( [ $INIT = 1 ] && echo "--batch 64 --patch 160" )
+  train srdiff-encoder 0.35 srdiff --out "$W/runs/srdiff" --stage encoder "${SRDIFF_PRESET[@]}" $(init resources/weights/srdiff-x4.safetensors) \
+    --lr 2e-4 --warmup 200 --batch 64 --patch 192
+  train srdiff-unet 0.65 srdiff --out "$W/runs/srdiff" --stage diffusion "${SRDIFF_PRESET[@]}" $(init resources/weights/srdiff-x4.safetensors) \
+    --lr 2e-4 --warmup 200 --val-steps 6 --batch 64 --patch 160
   export_weights srdiff srdiff srdiff-x4.safetensors --stage diffusion
 ) &
 (
-  train lddpm-denoise 0.6 lddpm --out "$W/runs/lddpm" --stage denoise "${PRESET[@]}" $(init lddpm-x4.safetensors) \
-    --lr 1e-4 --warmup 200 $( [ $INIT = 1 ] && echo "--batch 64 --patch 128" )
+  train lddpm-denoise 0.6 lddpm --out "$W/runs/lddpm" --stage denoise "${PRESET[@]}" $(init resources/weights/lddpm-x4.safetensors) \
+    --lr 1e-4 --warmup 200 --batch 64 --patch 128
   export_weights lddpm lddpm lddpm-denoise.safetensors --stage denoise
   train lddpm-adversarial 0.4 lddpm --out "$W/runs/lddpm" --stage adversarial "${PRESET[@]}" \
-    $( [ $INIT = 1 ] && echo "--init $W/weights/lddpm-denoise.safetensors --batch 64 --patch 128" ) --lr 5e-5 --warmup 100
+    $(init "$W/weights/lddpm-denoise.safetensors") --lr 5e-5 --warmup 100 --batch 64 --patch 128
   export_weights lddpm lddpm lddpm-x4.safetensors --stage adversarial
   rm -f "$W/weights/lddpm-denoise.safetensors"
 ) &
 for model in dtls:dtls-x4 dossr:dossr-x4 diffsr:diffsr-prior; do
   (
     name=${model%%:*}; file=${model#*:}.safetensors
-    train "$name" 1.0 "$name" --out "$W/runs/$name" "${PRESET[@]}" $(init "$file") --lr 1e-4 --warmup 200 \
-      $( [ $INIT = 1 ] && echo "--batch 64 --patch 128" )
+    train "$name" 1.0 "$name" --out "$W/runs/$name" "${PRESET[@]}" $(init "resources/weights/$file") --lr 1e-4 --warmup 200 \
+      --batch 64 --patch 128
     export_weights "$name" "$name" "$file"
   ) &
 done

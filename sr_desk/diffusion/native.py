@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["KERNEL_DIR_ENV", "KernelUnavailable", "kernel_folder", "load"]
+__all__ = ["KERNEL_DIR_ENV", "KernelUnavailable", "cpu_has_native_bf16", "kernel_folder", "load"]
 
 #: Where built kernels are kept (the app sets it to its cache folder).
 KERNEL_DIR_ENV = "SR_DESK_KERNEL_DIR"
@@ -69,6 +69,16 @@ def _compilers() -> list[str]:
         if path and os.path.realpath(path) not in {os.path.realpath(p) for p in found}:
             found.append(path)
     return found
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 dot-product instructions (AVX512-BF16 or AMX), where bf16 is fast."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _cpu_signature() -> str:

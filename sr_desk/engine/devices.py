@@ -59,13 +59,11 @@ def warm_compiled_kernels(context: Any) -> None:
 
 
 def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bf16 dot-product instructions (AVX512-BF16 or AMX), where bf16 is fast."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    """True on CPUs with bf16 dot-product instructions (``sr_desk.diffusion.native``'s check, imported late:
+    the diffusion package brings torch, which this module leaves to the worker)."""
+    from sr_desk.diffusion.native import cpu_has_native_bf16 as check
+
+    return check()
 
 
 def resolve_device(preference: str = "auto", precision: str = "auto") -> Device:

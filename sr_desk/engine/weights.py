@@ -41,14 +41,16 @@ class LocalWeights:
         raise FileNotFoundError(f"weights file {name!r} not found (looked in {where})")
 
 
-def default_weights(models_dir: Path) -> ModelManager:
+def default_weights(models_dir: Path, before: Sequence[Path] = ()) -> ModelManager:
     """The app's weights store: shipped weights first, then ``models_dir``.
 
-    A ``ModelManager`` rather than a plain ``LocalWeights`` so that a missing
-    file's error tells the user how to download it.
+    ``before``: folders looked in ahead of the shipped weights (a benchmark's
+    newly trained candidates under the shipped names). A ``ModelManager``
+    rather than a plain ``LocalWeights`` so that a missing file's error tells
+    the user how to download it.
     """
     from sr_desk_resources import WEIGHTS_DIR
 
     from sr_desk.engine.downloads import ModelManager
 
-    return ModelManager(models_dir, builtin_dirs=(WEIGHTS_DIR,))
+    return ModelManager(models_dir, builtin_dirs=(*before, WEIGHTS_DIR))

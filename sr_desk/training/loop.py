@@ -28,6 +28,7 @@ from torch import nn
 
 from sr_desk.core.allocator import reuse_freed_memory
 from sr_desk.diffusion.imresize import imresize
+from sr_desk.diffusion.native import cpu_has_native_bf16
 from sr_desk.diffusion.training_log import TrainingLog, plot_log
 from sr_desk.training.ema import EMA
 from sr_desk.training.metrics import psnr_y
@@ -136,20 +137,14 @@ def make_optimizer(params: list[nn.Parameter], options: TrainOptions, device: to
 
 def default_precision(device: torch.device) -> str:
     """bf16 (cast once) where the device computes in it natively: CUDA, and CPUs with AVX-512 BF16 or AMX."""
-    if device.type == "cuda":
-        return "bf16"
-    if device.type == "cpu" and _cpu_has_bf16():
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
         return "bf16"
     return "fp32"
 
 
-def _cpu_has_bf16() -> bool:
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-
-
 def default_compile(device: torch.device) -> bool:
-    """Compile the step on CUDA; on the CPU eager is as fast (bench/train_throughput.py, README)."""
+    """Compile the step on CUDA; on the CPU compiling pays for some networks only, after a minute or two of
+    compiling (bench/train_throughput.py, docs/training.md), so it is asked for with ``--compile``."""
     return device.type == "cuda"
 
 

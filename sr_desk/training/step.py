@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -32,8 +31,6 @@ import torch
 from torch import nn
 
 __all__ = ["PRECISIONS", "TrainStep", "autocast_for"]
-
-log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "bf16-autocast")
 
@@ -114,6 +111,5 @@ class TrainStep:
     def _give_up_compiling(self, exc: BaseException) -> None:
         message = f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); " \
                   "training eagerly"
-        log.warning(message)
-        print(message, file=sys.stderr)
+        print(message, file=sys.stderr)  # the trainers' one channel: each line of their log is a print
         self._loss, self.compiled = self._eager_loss, False
