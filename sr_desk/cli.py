@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins = sub.add_parser("plugins", help="list the plugins, their versions and the broken ones")
     plugins.add_argument("--json", action="store_true", help="print a JSON list")
+    switch = plugins.add_mutually_exclusive_group()
+    switch.add_argument("--enable", metavar="NAME", help="switch a disabled plugin on again (it loads at the next start)")
+    switch.add_argument("--disable", metavar="NAME", help="switch a plugin off (it is not even imported)")
 
     models = sub.add_parser("models", help="weights files: list, download, verify, remove")
     models.add_argument("action", nargs="?", choices=("list", "download", "verify", "remove"), default="list")
@@ -198,6 +201,8 @@ def cmd_methods(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
+    if args.enable or args.disable:
+        return _switch_plugin(settings, args.enable, args.disable)
     host = _plugin_host(settings)
     if args.json:
         print(json.dumps([r.to_json() for r in host.records], indent=2))
@@ -209,6 +214,35 @@ def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
             print(f"    by {r.author}")
         if r.error:
             print(f"    {r.error}")
+        elif r.disabled_reason:
+            print(f"    {r.disabled_reason}")
+    return EXIT_OK
+
+
+def _switch_plugin(settings: Settings, enable: str | None, disable: str | None) -> int:
+    """``plugins --enable/--disable NAME``: the settings change without importing any plugin (one may be the
+    reason the user is here)."""
+    from importlib.metadata import entry_points
+
+    from sr_desk.api import ENTRY_POINT_GROUP
+    from sr_desk.core.paths import app_paths
+
+    name = enable or disable
+    assert name is not None
+    if enable:
+        if not settings.enable_plugin(enable):
+            raise CliError(f"plugin {enable!r} is not disabled (see `sr-desk plugins`)")
+    else:
+        user_plugins = str(app_paths().plugins_dir)
+        if user_plugins not in sys.path and os.path.isdir(user_plugins):
+            sys.path.append(user_plugins)
+        installed = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        if name not in installed and name not in settings.disabled_plugins:
+            known = ", ".join(sorted(installed)) or "none"
+            raise CliError(f"no plugin named {name!r} is installed (installed: {known})")
+        settings.disable_plugin(name)
+    settings.save()
+    print(f"plugin {name!r} {'enabled' if enable else 'disabled'}")
     return EXIT_OK
 
 

@@ -261,7 +261,7 @@ def test_a_plugin_whose_import_ends_the_process_is_disabled_at_the_next_start(si
     again = sr_desk("plugins", "--json")
     assert again.returncode == 0, again.stderr
     exiter = next(p for p in json.loads(again.stdout) if p["name"] == "exiter")
-    assert "ended sr-desk the last time" in exiter["error"]
+    assert exiter["status"] == "disabled" and "ended sr-desk" in exiter["disabled_reason"]
     assert "bicubic" in sr_desk("methods").stdout
     settings = json.loads((private_home / "config" / "settings.json").read_text())
     assert "exiter" in settings["disabled_plugins"]

@@ -36,9 +36,10 @@ class AppPaths:
         return self.cache_dir / "pending-writes.txt"
 
     @property
-    def plugin_import_journal(self) -> Path:
-        """The plugin being imported right now: left behind when its import ends the process (``os._exit``)."""
-        return self.cache_dir / "importing-plugin.txt"
+    def plugin_loading_marks(self) -> Path:
+        """Live marks of the plugins being loaded (``sr_desk.core.live_marks``): a dead process's mark names
+        the plugin that ended it (``os._exit``, a native crash)."""
+        return self.cache_dir / "loading-plugins"
 
     @property
     def plugins_dir(self) -> Path:

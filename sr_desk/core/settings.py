@@ -30,12 +30,38 @@ class Settings:
     tile_overlap: int = 32
     undo_memory_mb: int = 1024
     disabled_plugins: list[str] = field(default_factory=list)
+    #: Why sr-desk itself switched a plugin of ``disabled_plugins`` off (it crashed or hung); shown with it.
+    disabled_reasons: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             log.warning("unknown device %r in settings; using auto", self.device)
             self.device = "auto"
+        if not (isinstance(self.disabled_reasons, dict)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in self.disabled_reasons.items())):
+            log.warning("unreadable disabled_reasons in settings; dropping them")
+            self.disabled_reasons = {}
+
+    def disable_plugin(self, name: str, reason: str | None = None) -> None:
+        """Switch plugin ``name`` off; ``reason`` when sr-desk does it (the user needs none)."""
+        if name not in self.disabled_plugins:
+            self.disabled_plugins = sorted([*self.disabled_plugins, name])
+        if reason:
+            self.disabled_reasons[name] = reason
+
+    def enable_plugin(self, name: str) -> bool:
+        """Switch plugin ``name`` on again (its reason goes too); False when it was not off."""
+        self.disabled_reasons.pop(name, None)
+        if name not in self.disabled_plugins:
+            return False
+        self.disabled_plugins.remove(name)
+        return True
+
+    def set_disabled_plugins(self, names: list[str]) -> None:
+        """The user's choice of disabled plugins; reasons are kept only for those still off."""
+        self.disabled_plugins = list(names)
+        self.disabled_reasons = {n: r for n, r in self.disabled_reasons.items() if n in names}
 
     def resolved_models_dir(self) -> Path:
         return Path(self.models_dir).expanduser() if self.models_dir else app_paths().models_dir

@@ -16,10 +16,11 @@ import contextlib
 import importlib.metadata as metadata
 import logging
 import os
+import signal
 import sys
 import threading
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import pluggy
 from sr_desk.api import API_VERSION, ENTRY_POINT_GROUP, PROJECT_NAME, DeclarationError, Method, Task, Trainer
 from sr_desk.api import hookspecs
 from sr_desk.core.errors import SrDeskError
+from sr_desk.core.live_marks import left_by_the_dead, live_mark
 from sr_desk.core.paths import app_paths
 from sr_desk.core.settings import Settings
 
@@ -68,6 +70,8 @@ class PluginRecord:
     trainers: tuple[Trainer, ...] = ()
     error: str | None = None
     enabled: bool = True
+    #: Why sr-desk switched it off (it ended the process, hung, was stopped with Ctrl-C); None when the user did.
+    disabled_reason: str | None = None
 
     @property
     def builtin(self) -> bool:
@@ -93,6 +97,7 @@ class PluginRecord:
             "builtin": self.builtin,
             "status": self.status,
             "error": self.error,
+            "disabled_reason": self.disabled_reason,
             "methods": [m.id for m in self.methods],
         }
 
@@ -155,20 +160,24 @@ class PluginHost:
     ``disabled``: entry-point names the user switched off (they are not even imported).
     ``extra_paths``: folders searched for installed plugins besides ``sys.path``
     (the user plugin folder of the frozen app).
-    ``import_journal``: a file that names the third-party plugin being imported
-    while its import runs; an import that ends the process leaves it behind
-    for :func:`discover_plugins` to find at the next start.
-    ``ended_last_time``: plugins whose import ended the process last time:
-    not imported, their record says why (at later starts they are ordinary
-    disabled plugins, until the user enables them again).
+    ``disabled_reasons``: why sr-desk switched some of ``disabled`` off, shown with them.
+    ``loading_marks``: a folder where a live mark (:mod:`sr_desk.core.live_marks`)
+    names each third-party plugin while it is imported and declares its
+    methods; a load that ends the process leaves its mark for
+    :func:`discover_plugins` to find at the next start, while the marks of
+    other sr-desk processes loading the same plugin right now are alive.
+    ``switched_off``: filled by :meth:`discover`: plugins to switch off for
+    good, with the reason (one hung while declaring its methods, or the user
+    stopped its import with Ctrl-C).
     """
 
     disabled: Sequence[str] = ()
     extra_paths: Sequence[Path] = ()
     safe_mode: bool | None = None
-    import_journal: Path | None = None
-    ended_last_time: Sequence[str] = ()
+    disabled_reasons: Mapping[str, str] = field(default_factory=dict)
+    loading_marks: Path | None = None
     records: list[PluginRecord] = field(default_factory=list, init=False)
+    switched_off: dict[str, str] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if self.safe_mode is None:
@@ -205,29 +214,34 @@ class PluginHost:
             author=_author(dist),
         )
         if ep.name in self.disabled:
-            return replace(record, enabled=False)
+            return replace(record, enabled=False, disabled_reason=self.disabled_reasons.get(ep.name))
         if self.safe_mode and not record.builtin:
             return replace(record, enabled=False, error="not loaded: safe mode is on")
-        if ep.name in self.ended_last_time:
-            return replace(record, enabled=False, error=ENDED_LAST_TIME)
+        if record.builtin:
+            return self._load(ep, record)
+        with live_mark(self.loading_marks, ep.name), _user_interrupts() as user:
+            try:
+                return self._load(ep, record)
+            except KeyboardInterrupt:
+                if not user.interrupted:  # the plugin raised it itself: broken, like any other exception
+                    return replace(record, error="failed to import: KeyboardInterrupt")
+                self.switched_off[ep.name] = interrupted_reason(ep.name)
+                raise
+
+    def _load(self, ep: metadata.EntryPoint, record: PluginRecord) -> PluginRecord:
         hint = threading.Timer(SLOW_IMPORT_S, _slow_import_hint, (ep.name,))
         hint.daemon = True
         hint.start()
-        journal = self.import_journal if not record.builtin else None
         try:
-            if journal is not None:
-                _write_journal(journal, ep.name)
             with contextlib.redirect_stdout(sys.stderr):  # a plugin's print() must not corrupt `--json` output
                 plugin = ep.load()
+        except KeyboardInterrupt:
+            raise
         except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything, even SystemExit
-            if isinstance(exc, KeyboardInterrupt):
-                raise
             log.debug("plugin %s failed to import:\n%s", ep.name, traceback.format_exc())
             return replace(record, error=f"failed to import: {_one_line(exc)}")
         finally:
             hint.cancel()
-            if journal is not None:
-                journal.unlink(missing_ok=True)
         return self._register(plugin, record)
 
     def register(self, plugin: object, name: str, *, version: str | None = None) -> PluginRecord:
@@ -252,14 +266,18 @@ class PluginHost:
             with contextlib.redirect_stdout(sys.stderr):
                 for impl in self._pm.hook.sr_desk_methods.get_hookimpls():
                     if impl.plugin is plugin:
-                        methods.extend(self._validated(impl.function(), Method, "sr_desk_methods"))
+                        methods.extend(self._validated(_within_time_limit(impl.function), Method, "sr_desk_methods"))
                 for impl in self._pm.hook.sr_desk_trainers.get_hookimpls():
                     if impl.plugin is plugin:
-                        trainers.extend(self._validated(impl.function(), Trainer, "sr_desk_trainers"))
+                        trainers.extend(self._validated(_within_time_limit(impl.function), Trainer, "sr_desk_trainers"))
         except BaseException as exc:  # noqa: BLE001
+            self._pm.unregister(plugin)
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            self._pm.unregister(plugin)
+            if isinstance(exc, HookTimeout):
+                reason = f"{exc}; enable it again with `sr-desk plugins --enable {record.name}` or in Preferences to retry"
+                self.switched_off[record.name] = reason
+                return replace(record, enabled=False, disabled_reason=reason)
             if isinstance(exc, DeclarationError):
                 return replace(record, error=f"declares an invalid method: {' '.join(str(exc).split())}")
             return replace(record, error=f"raised while declaring its methods: {_one_line(exc)}")
@@ -323,47 +341,109 @@ class PluginHost:
 def discover_plugins(settings: Settings) -> PluginHost:
     """The plugins the app and the CLI use: the user's disabled list, plus the user plugin folder.
 
-    A plugin whose import ended the process last time (``os._exit``, a crash
-    in its native code) is switched off in the settings, with the reason in
-    its record: the app starts, and the user can enable it again to retry.
+    A plugin whose loading ended an sr-desk process (``os._exit``, a crash in
+    its native code: its mark was left by a dead process), hung while
+    declaring its methods, or was stopped with Ctrl-C while it loaded, is
+    switched off in the settings with the reason: the app starts, and the
+    user can enable it again to retry.
     """
     paths = app_paths()
-    ended = _read_journal(paths.plugin_import_journal)
-    if ended and ended not in settings.disabled_plugins:
-        settings.disabled_plugins.append(ended)
-        try:
-            settings.save()
-        except OSError as exc:
-            log.warning("could not save the settings: %s", exc)
+    settings_before = settings.disabled_reasons.copy(), list(settings.disabled_plugins)
+    for name in left_by_the_dead(paths.plugin_loading_marks):
+        settings.disable_plugin(name, ended_reason(name))
     host = PluginHost(
-        disabled=[n for n in settings.disabled_plugins if n != ended],
+        disabled=list(settings.disabled_plugins),
+        disabled_reasons=dict(settings.disabled_reasons),
         extra_paths=[paths.plugins_dir],
-        import_journal=paths.plugin_import_journal,
-        ended_last_time=[ended] if ended else [],
+        loading_marks=paths.plugin_loading_marks,
     )
-    host.discover()
+    try:
+        host.discover()
+    except KeyboardInterrupt:
+        for name in host.switched_off:
+            print(f"sr-desk: stopped while loading plugin {name!r}, so it is switched off; "
+                  f"enable it again with `sr-desk plugins --enable {name}`", file=sys.stderr)
+        raise
+    finally:
+        for name, reason in host.switched_off.items():
+            settings.disable_plugin(name, reason)
+        if (settings.disabled_reasons, settings.disabled_plugins) != settings_before:
+            _save(settings)
     return host
 
 
-ENDED_LAST_TIME = (
-    "disabled: importing it ended sr-desk the last time (the plugin exited or crashed the process); "
-    "enable it again in Preferences to retry"
-)
-
-
-def _write_journal(path: Path, name: str) -> None:
+def _save(settings: Settings) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(name + "\n", encoding="utf-8")
-    except OSError as exc:  # a read-only cache must not stop plugins from loading
-        log.debug("no plugin import journal at %s: %s", path, exc)
+        settings.save()
+    except OSError as exc:
+        log.warning("could not save the settings: %s", exc)
 
 
-def _read_journal(path: Path) -> str | None:
-    """The plugin named in a journal left behind (then removed), or None."""
+def ended_reason(name: str) -> str:
+    return (f"loading it ended sr-desk (the plugin exited or crashed the process); "
+            f"enable it again with `sr-desk plugins --enable {name}` or in Preferences to retry")
+
+
+def interrupted_reason(name: str) -> str:
+    return (f"its loading was stopped with Ctrl-C; "
+            f"enable it again with `sr-desk plugins --enable {name}` or in Preferences to retry")
+
+
+#: A plugin's hook that declares its methods must answer within this many seconds; one that hangs would
+#: stop every command and the editor's start.
+HOOK_TIME_LIMIT_S = 60.0
+
+
+class HookTimeout(SrDeskError):
+    """A plugin's hook did not return within :data:`HOOK_TIME_LIMIT_S`."""
+
+
+class _RaisedInHook(SrDeskError):
+    """A KeyboardInterrupt the plugin's hook raised itself (not the user's Ctrl-C): an ordinary failure."""
+
+
+def _within_time_limit(hook: Callable[[], Any]) -> Any:
+    """``hook()`` on a daemon thread: its result, its exception, or :class:`HookTimeout` (the thread is abandoned)."""
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            outcome["result"] = hook()
+        except KeyboardInterrupt:
+            outcome["error"] = _RaisedInHook("KeyboardInterrupt")
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller as it is
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=call, name="sr-desk plugin hook", daemon=True)
+    thread.start()
+    thread.join(HOOK_TIME_LIMIT_S)
+    if thread.is_alive():
+        raise HookTimeout(f"it did not declare its methods within {HOOK_TIME_LIMIT_S:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")
+
+
+@dataclass
+class _Interrupts:
+    interrupted: bool = False
+
+
+@contextlib.contextmanager
+def _user_interrupts() -> Iterator[_Interrupts]:
+    """Tells a Ctrl-C of the user's (SIGINT) from a KeyboardInterrupt a plugin raises itself."""
+    seen = _Interrupts()
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        seen.interrupted = True
+        raise KeyboardInterrupt
+
     try:
-        name = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    path.unlink(missing_ok=True)
-    return name or None
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except (ValueError, OSError):  # not the main thread, where no signal arrives: a plugin raised it
+        yield seen
+        return
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)

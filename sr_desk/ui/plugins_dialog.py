@@ -212,7 +212,8 @@ class PluginsDialog(QDialog):
             install_target = _default_install_target()
         self.target: Path | None = Path(install_target) if install_target is not None else None
         if host is None:
-            host = PluginHost(disabled=list(settings.disabled_plugins), extra_paths=[self._plugins_dir])
+            host = PluginHost(disabled=list(settings.disabled_plugins), disabled_reasons=dict(settings.disabled_reasons),
+                              extra_paths=[self._plugins_dir])
             host.discover()
         self.host = host
         self._filling = False
@@ -349,20 +350,21 @@ class PluginsDialog(QDialog):
     def _show_record(self, item: QTreeWidgetItem, record: PluginRecord, *, off: bool) -> None:
         origin, where = _origin(record, self._plugins_dir)
         status = "disabled" if off and record.error is None else record.status
+        reason = record.error or (record.disabled_reason if off else None)
         texts = [
             record.name,
             record.version or "",
             record.author or "",
             ", ".join(m.id for m in record.methods) or "\u2014",
             origin,
-            f"{status}: {record.error}" if record.error else status,
+            f"{status}: {reason}" if reason else status,
         ]
         for column, text in enumerate(texts):
             item.setText(column, text)
         item.setCheckState(PluginsColumn.NAME, Qt.CheckState.Unchecked if off else Qt.CheckState.Checked)
         tip = f"{record.name} ({record.source})\n{where}"
-        if record.error:
-            tip += f"\n{status}: {record.error}"
+        if reason:
+            tip += f"\n{status}: {reason}"
         if record.methods:
             methods_tip = "\n".join(f"{m.id}: {m.name} ({m.task.value})" for m in record.methods)
         else:
@@ -406,7 +408,10 @@ class PluginsDialog(QDialog):
         disabled = set(self._settings.disabled_plugins)
         if enabled == (name not in disabled):
             return
-        self._settings.disabled_plugins = sorted(disabled - {name} if enabled else disabled | {name})
+        if enabled:
+            self._settings.enable_plugin(name)
+        else:
+            self._settings.disable_plugin(name)
         saved = True
         try:
             self._settings.save(self._settings_path)
@@ -447,7 +452,8 @@ class PluginsDialog(QDialog):
         for folder in (self._plugins_dir, self.target):
             if folder is not None and Path(folder) not in extra:
                 extra.append(Path(folder))
-        host = PluginHost(disabled=list(self._settings.disabled_plugins), extra_paths=extra, safe_mode=self.host.safe_mode)
+        host = PluginHost(disabled=list(self._settings.disabled_plugins), extra_paths=extra, safe_mode=self.host.safe_mode,
+                          disabled_reasons=dict(self._settings.disabled_reasons))
         host.discover()
         self.host = host
         self._fill()

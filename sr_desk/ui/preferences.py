@@ -263,7 +263,7 @@ class PreferencesDialog(QDialog):
         result.tile_size = int(self.tile_spin.value())
         result.models_dir = self.models_edit.text().strip() or None
         result.undo_memory_mb = int(self.undo_spin.value())
-        result.disabled_plugins = self._disabled_from_tree()
+        result.set_disabled_plugins(self._disabled_from_tree())
         return result
 
     def plugins_changed(self) -> bool:

@@ -295,3 +295,18 @@ def test_the_template_method_is_bicubic_plus_an_unsharp_mask():
     sharp = method.run(Request(image, 2.5, (25, 20), {"amount": 1.5, "radius": 2}), _Context())
     edge = lambda rgb: float(np.abs(np.diff(rgb[10, :, 0])).max())  # noqa: E731
     assert edge(sharp) > edge(plain) and sharp.min() >= 0 and sharp.max() <= 1
+
+
+def test_a_plugin_sr_desk_switched_off_shows_why_and_switching_it_on_forgets_the_reason(qtbot, private_sys_path):
+    """Issue 30: the reason a crashed plugin was switched off was shown at one start only."""
+    folder = app_paths().plugins_dir
+    folder.mkdir(parents=True)
+    install_fake_plugin(folder, "sharpish", SHARPISH)
+    settings = Settings()
+    settings.disable_plugin("sharpish", "loading it ended sr-desk")
+    dialog = open_dialog(qtbot, settings)
+    item = dialog.plugin_item("sharpish")
+    assert item.text(PluginsColumn.STATUS) == "disabled: loading it ended sr-desk"
+    assert "loading it ended sr-desk" in item.toolTip(PluginsColumn.NAME)
+    dialog.set_plugin_enabled("sharpish", True)
+    assert Settings.load().disabled_plugins == [] and Settings.load().disabled_reasons == {}
