@@ -741,11 +741,21 @@ def test_a_name_of_255_bytes_can_be_written(tmp_path):
 def test_a_fifo_is_neither_read_forever_nor_replaced(tmp_path):
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
-    with pytest.raises(ImageReadError, match="not a regular file"):
+    with pytest.raises(ImageReadError, match=r"^cannot open 'pipe.png': it is a pipe \(FIFO\), not a file$"):
         load_image(fifo)
-    with pytest.raises(ImageWriteError, match="pipe or a device"):
+    with pytest.raises(ImageWriteError, match=r"^cannot save 'pipe.png': it is a pipe \(FIFO\), not a file$"):
         save_image(fifo, ImageData(rgb=np.zeros((4, 4, 3), np.float32)))
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_a_broken_link_or_a_device_as_input_says_what_it_is(tmp_path):
+    """Issue 30: every path goes through one check (sr_desk.core.special_files) before it is opened."""
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    with pytest.raises(ImageReadError, match=r"^cannot open 'gone.png': it is a broken link \(to '.*nowhere.png'"):
+        load_image(tmp_path / "gone.png")
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(ImageReadError, match=r"^cannot open 'zero': it is a device, not a file$"):
+            load_image("/dev/zero")
 
 
 def test_temporary_files_of_a_killed_process_are_removed_at_the_next_start(tmp_path):

@@ -16,7 +16,6 @@ import functools
 import io
 import logging
 import os
-import stat
 import struct
 import threading
 import warnings
@@ -31,6 +30,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from sr_desk.core.atomic import atomic_write
 from sr_desk.core.errors import ImageReadError, ImageWriteError
+from sr_desk.core.special_files import check_openable_file, display_name, file_problem
 
 try:  # LittleCMS is an optional part of a Pillow build.
     from PIL import ImageCms
@@ -193,8 +193,8 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     """
     name = _display_name(path)
     limit = MAX_PIXELS if max_pixels is None else max_pixels
-    if _is_special(path):  # a FIFO would block the open() forever, a device would be read to its end
-        raise ImageReadError(f"cannot open '{name}': not a regular file (a pipe or a device)")
+    # A FIFO would block the open() forever, a device would be read to its end.
+    check_openable_file(path, error=ImageReadError)
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the with below
     except FileNotFoundError:
@@ -693,10 +693,9 @@ def check_output_path(path: str | os.PathLike[str], format: str | None = None) -
     """
     name = _display_name(path)
     target = os.path.abspath(os.fspath(path))
-    if os.path.isdir(target):
-        raise ImageWriteError(f"cannot save '{name}': it is a folder")
-    if _is_special(target):
-        raise ImageWriteError(f"cannot save '{name}': it is a pipe or a device, not a file")
+    problem = file_problem(target, allow_missing=True)
+    if problem is not None:
+        raise ImageWriteError(f"cannot save '{name}': {problem}")
     _save_format(path, format, name)
     if len(os.path.basename(target).encode("utf-8", "surrogateescape")) > 255:
         raise ImageWriteError(f"cannot save '{name}': the name is longer than 255 bytes")
@@ -707,15 +706,6 @@ def check_output_path(path: str | os.PathLike[str], format: str | None = None) -
         raise ImageWriteError(f"cannot save '{name}': {parent} is a file, not a folder")
     if parent and not os.access(parent, os.W_OK | os.X_OK):
         raise ImageWriteError(f"cannot save '{name}': {parent} cannot be written (read-only or no permission)")
-
-
-def _is_special(path: str | os.PathLike[str]) -> bool:
-    """True for an existing path that is neither a regular file nor a folder (FIFO, socket, device)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _save_format(path: str | os.PathLike[str], format: str | None, name: str) -> str:  # noqa: A002
@@ -834,10 +824,7 @@ def _icc_matches(icc: bytes, mode: str) -> bool:
 # --------------------------------------------------------------------------- #
 
 
-def _display_name(path: str | os.PathLike[str]) -> str:
-    """The file's base name, with control characters masked to keep messages one line."""
-    name = os.path.basename(os.fsdecode(path)) or os.fsdecode(path)
-    return "".join(c if c.isprintable() else "?" for c in name)
+_display_name = display_name
 
 
 def _megapixels(pixels: int) -> str:

@@ -10,6 +10,7 @@ name. A file that does not fit the network exactly is an error
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 import warnings
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 
 from sr_desk.core.errors import SrDeskError
+from sr_desk.core.special_files import check_openable_file
 
 __all__ = [
     "CheckpointError",
@@ -149,6 +151,7 @@ def one_line(exc: BaseException) -> str:
 def read_metadata(path: str | Path) -> dict[str, str]:
     """The safetensors header metadata (empty for files without any, e.g. official pickles)."""
     path = Path(path)
+    _check_weights_path(path)
     if not looks_like_safetensors(path):
         return {}
     from safetensors import safe_open
@@ -205,14 +208,20 @@ class WeightsFile:
     safetensors: bool
 
 
+def _check_weights_path(path: Path) -> None:
+    """Refuse, before anything opens it, a path that is not a plain file: a FIFO would block the open forever."""
+    if not os.path.lexists(path):
+        raise CheckpointError(f"weights file not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; pick the weights file inside it")
+    check_openable_file(path, "weights file", error=CheckpointError)
+
+
 def read_weights_file(path: str | Path) -> WeightsFile:
     """Open ``path`` as safetensors (by its header or its name) or as a ``weights_only`` torch file."""
     path = Path(path)
     name = path.name
-    if not path.exists():
-        raise CheckpointError(f"weights file not found: {path}")
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a folder; pick the weights file inside it")
+    _check_weights_path(path)
     if looks_like_safetensors(path) or path.suffix.lower() == ".safetensors":
         state, metadata = read_safetensors(path, name)
         return WeightsFile(state, metadata, safetensors=True)

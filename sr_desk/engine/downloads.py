@@ -27,6 +27,7 @@ from typing import Literal
 
 from sr_desk.api.method import WeightFile
 from sr_desk.core.errors import SrDeskError
+from sr_desk.core.special_files import file_problem
 from sr_desk.engine.weights import check_weights_name, find_weights
 
 __all__ = [
@@ -259,6 +260,9 @@ class _Download:
 
     def _usable_offset(self) -> int:
         """Size of the existing ``.part``, or 0 when there is none or it cannot be a prefix."""
+        problem = file_problem(self.part, allow_missing=True)  # a FIFO would block the write below forever
+        if problem is not None:
+            raise DownloadError(f"cannot download {self.label}: {self.part} {problem.removeprefix('it ')}")
         try:
             offset = self.part.stat().st_size
         except FileNotFoundError:

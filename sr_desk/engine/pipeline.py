@@ -29,6 +29,7 @@ from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import ImageData, load_image, to_uint8
 from sr_desk.core.masks import composite, feather_mask, mask_bbox, rect_mask, resize_mask
 from sr_desk.core.resize import Filter, clip01, fit_within, resize, scaled_size
+from sr_desk.core.special_files import check_openable_file, check_openable_tree
 from sr_desk.core.tiling import plan_tiles, tiled_bands, tiled_upscale
 from sr_desk.engine.memory import free_memory
 from sr_desk.engine.worker import JobContext
@@ -498,8 +499,13 @@ class PreferredWeights:
             raise SrDeskError(f"method {self.method.id!r} uses no weights file")
         if name != declared[0].name:
             return self.fallback.path(name)
-        if not self.file.exists():  # a folder is a model in a folder format (a diffusers model, say)
+        if not self.file.exists() and not self.file.is_symlink():
             raise SrDeskError(f"weights {str(self.file)!r} do not exist")
+        # A FIFO would block the method's open() forever, a device would be read without end. A folder is a
+        # model in a folder format (a diffusers model, say), whose loader opens every file in it by itself.
+        check_openable_file(self.file, "weights", allow_folder=True)
+        if self.file.is_dir():
+            check_openable_tree(self.file, "weights")
         return self.file
 
 
