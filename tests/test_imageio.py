@@ -815,3 +815,69 @@ def test_pillow_warnings_about_a_damaged_file_become_one_logged_line(tmp_path, c
     assert len(recwarn) == 0  # nothing reaches Python's warning printer
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "damaged.tif" in lines[0] and "Skipping tag" in lines[0] and "\n" not in lines[0]
+
+
+# --------------------------------------------------------------------------- #
+# Issue 30 item 9: what a format cannot hold is refused before the work
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(("name", "size", "limit"), [
+    ("big.webp", (16384, 10), "WebP holds at most 16383 pixels a side"),
+    ("big.jpg", (10, 65501), "JPEG holds at most 65500 pixels a side"),
+    ("big.png", (2**31, 1), "PNG holds at most 2147483647 pixels a side"),
+    ("big.tiff", (40_000, 40_000), "a TIFF file holds at most 4 GiB"),
+])
+def test_a_size_the_format_cannot_hold_is_refused_in_one_line(tmp_path, name, size, limit):
+    from sr_desk.core.imageio import check_output_size
+
+    with pytest.raises(ImageWriteError) as err:
+        check_output_size(tmp_path / name, *size)
+    message = str(err.value)
+    assert message.startswith(f"cannot save '{name}': {limit}, and the result is {size[0]}x{size[1]}; ")
+    advice = {"big.webp": "save it as .png or .tiff", "big.jpg": "save it as .png or .tiff",
+              "big.png": "no format sr-desk writes holds it", "big.tiff": "save it as .png"}[name]
+    assert message.endswith(advice)
+
+
+def test_the_largest_size_each_format_holds_passes(tmp_path):
+    from sr_desk.core.imageio import check_output_size
+
+    check_output_size(tmp_path / "a.webp", 16383, 16383)
+    check_output_size(tmp_path / "a.jpg", 65500, 65500)
+    check_output_size(tmp_path / "a.tiff", 30_000, 30_000)  # RGBA uncompressed: 3.6 GB
+    check_output_size(tmp_path / "a.tiff", 40_000, 40_000, bytes_per_pixel=2)
+    check_output_size(tmp_path / "a.png", 2**31 - 1, 1)
+    with pytest.raises(ImageWriteError, match="WebP holds at most"):
+        check_output_size(tmp_path / "a.out", 20_000, 20, "webp")  # the format named, as check_output_path takes it
+
+
+def test_a_jpeg_too_wide_for_libjpeg_is_refused_by_save_image_itself(tmp_path):
+    """libjpeg stops at 65500 pixels a side with "broken data stream"; save_image says the limit instead."""
+    wide = ImageData(rgb=np.zeros((1, 65501, 3), np.float32))
+    with pytest.raises(ImageWriteError, match=r"^cannot save 'wide.jpg': JPEG holds at most 65500 pixels a side"):
+        save_image(tmp_path / "wide.jpg", wide)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_streamed_webp_too_large_for_the_format_is_refused_before_any_row_is_made(tmp_path):
+    """Issue 30: a 16,000 px WebP failed only after the whole upscale."""
+    from sr_desk.core.imageio import save_image_bands
+
+    produced = []
+    with pytest.raises(ImageWriteError, match="WebP holds at most 16383 pixels a side.*save it as .png or .tiff"):
+        save_image_bands(tmp_path / "big.webp", ImageData(rgb=np.zeros((1, 1, 3), np.float32)), (16384, 8),
+                         produced.append)
+    assert produced == [] and not list(tmp_path.iterdir())
+
+
+def test_webp_failures_reported_by_number_are_said_in_words(tmp_path):
+    from sr_desk.core import imageio
+
+    def overflow(f):
+        raise ValueError("encoding error 6")
+
+    with pytest.raises(ImageWriteError) as err:
+        imageio._write_encoded(tmp_path / "big.webp", overflow)
+    assert str(err.value).startswith("cannot save 'big.webp': the picture is too large and detailed for lossy WebP")
+    assert "lossless WebP (quality 100)" in str(err.value)

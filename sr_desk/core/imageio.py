@@ -16,6 +16,7 @@ import functools
 import io
 import logging
 import os
+import re
 import struct
 import threading
 import warnings
@@ -46,6 +47,7 @@ __all__ = [
     "SAVE_FORMATS",
     "ImageData",
     "check_output_path",
+    "check_output_size",
     "load_image",
     "save_image",
     "to_uint8",
@@ -510,6 +512,7 @@ def save_image(
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be between 1 and 100, got {quality}")
     fmt = _save_format(path, format, name)
+    check_output_size(path, image.width, image.height, fmt, bytes_per_pixel=_written_bytes_per_pixel(image, fmt))
 
     try:
         pil = _to_pil(image, fmt)
@@ -614,6 +617,7 @@ def save_image_bands(
         return
     check_output_path(path, fmt)
     mode = "L" if template.grayscale else "RGBX" if fmt == "JPEG" else "RGB"
+    check_output_size(path, size[0], size[1], fmt, bytes_per_pixel=1 if mode == "L" else 3)  # before produce()
     try:
         pixels = np.zeros((size[1], size[0], len(mode)), np.uint8)
     except MemoryError:
@@ -645,6 +649,7 @@ def save_png_bands(
 
     name = _display_name(path)
     check_output_path(path, "PNG")
+    check_output_size(path, size[0], size[1], "PNG")
     channels = 1 if template.grayscale else 3
     icc = template.icc_profile if template.icc_profile and _icc_matches(template.icc_profile, "L" if channels == 1 else "RGB") else None
     dpi = template.dpi if template.dpi is not None and _read_dpi(template.dpi) is not None else None
@@ -680,7 +685,25 @@ def _write_encoded(path: str | os.PathLike[str], write: Callable[[BinaryIO], Non
         folder = os.path.dirname(os.path.abspath(path))
         raise ImageWriteError(f"cannot save '{name}': {_os_reason(exc, folder)}") from None
     except Exception as exc:  # noqa: BLE001 - Pillow's encoders raise RuntimeError, OverflowError, AssertionError...
-        raise ImageWriteError(f"cannot save '{name}': encoder failed ({_exc_summary(exc)})") from None
+        raise ImageWriteError(f"cannot save '{name}': {_encoder_reason(exc)}") from None
+
+
+#: libwebp's failures that a size or a picture can cause (WebPEncodingError), which Pillow reports by number only.
+_WEBP_ERRORS: dict[int, str] = {
+    6: "the picture is too large and detailed for lossy WebP (its prediction modes outgrow the format's "
+       "512 KB first partition); save it as .png or .tiff, or as lossless WebP (quality 100)",
+    7: "the picture is too large and detailed for lossy WebP (a partition outgrows the format's 16 MB); "
+       "save it as .png or .tiff, or as lossless WebP (quality 100)",
+    9: "the WebP file would be larger than the format's 4 GiB; save it as .png or .tiff",
+}
+
+
+def _encoder_reason(exc: BaseException) -> str:
+    """Why an encoder failed, in words where its message is only a number."""
+    match = re.match(r"encoding error (\d+)", str(exc))
+    if match and int(match[1]) in _WEBP_ERRORS:
+        return _WEBP_ERRORS[int(match[1])]
+    return f"encoder failed ({_exc_summary(exc)})"
 
 
 def check_output_path(path: str | os.PathLike[str], format: str | None = None) -> None:  # noqa: A002
@@ -706,6 +729,68 @@ def check_output_path(path: str | os.PathLike[str], format: str | None = None) -
         raise ImageWriteError(f"cannot save '{name}': {parent} is a file, not a folder")
     if parent and not os.access(parent, os.W_OK | os.X_OK):
         raise ImageWriteError(f"cannot save '{name}': {parent} cannot be written (read-only or no permission)")
+
+
+#: The most pixels a side each save format holds: WebP's own limit; libjpeg's JPEG_MAX_DIMENSION (the JPEG
+#: format itself would take 65535); PNG's 31-bit width and height fields. TIFF is bound by its file size instead.
+MAX_SIDE: dict[str, int] = {"WEBP": 16383, "JPEG": 65500, "PNG": 2**31 - 1, "TIFF": 2**32 - 1}
+
+#: Classic TIFF addresses its data with 32-bit offsets: no file above 4 GiB. Some room is kept for the tags,
+#: the ICC profile and the EXIF block around the pixels.
+TIFF_MAX_PIXEL_BYTES = 2**32 - 2**24
+
+_FORMAT_NAMES = {"WEBP": "WebP", "JPEG": "JPEG", "PNG": "PNG", "TIFF": "TIFF"}
+_SUFFIXES = {"PNG": ".png", "TIFF": ".tiff"}
+
+
+def check_output_size(
+    path: str | os.PathLike[str],
+    width: int,
+    height: int,
+    format: str | None = None,  # noqa: A002 - mirrors check_output_path
+    *,
+    bytes_per_pixel: int = 4,
+) -> None:
+    """Raise :class:`ImageWriteError` now if the format of ``path`` cannot hold a ``width`` x ``height`` image.
+
+    Each encoder finds its limit only when it encodes, which is after the
+    whole upscale: WebP holds 16383 pixels a side, JPEG 65500 (libjpeg's
+    limit), PNG 2^31 - 1. Pillow writes classic TIFF, whose 32-bit offsets
+    end at 4 GiB; the check counts the pixels uncompressed
+    (``width * height * bytes_per_pixel``), because how far deflate shrinks
+    them is known only once they are encoded, and a refusal after the work
+    is what this check exists to prevent. ``bytes_per_pixel`` is the
+    written pixel's (1 gray, 2 gray with alpha or 16-bit gray, 3 RGB, 4
+    RGBA); the default is the largest sr-desk writes. The message names the
+    limit and the formats that would hold the image.
+    """
+    name = _display_name(path)
+    fmt = _save_format(path, format, name)
+    reason = _size_problem(fmt, width, height, bytes_per_pixel)
+    if reason is None:
+        return
+    fits = [_SUFFIXES[other] for other in ("PNG", "TIFF")  # lossless: no quality given up for the size
+            if other != fmt and _size_problem(other, width, height, bytes_per_pixel) is None]
+    advice = f"save it as {' or '.join(fits)}" if fits else "no format sr-desk writes holds it"
+    raise ImageWriteError(f"cannot save '{name}': {reason}, and the result is {width}x{height}; {advice}")
+
+
+def _size_problem(fmt: str, width: int, height: int, bytes_per_pixel: int) -> str | None:
+    """What limit of ``fmt`` a ``width`` x ``height`` image breaks, or None when it fits."""
+    side = MAX_SIDE[fmt]
+    if width > side or height > side:
+        return f"{_FORMAT_NAMES[fmt]} holds at most {side} pixels a side"
+    if fmt == "TIFF" and width * height * bytes_per_pixel > TIFF_MAX_PIXEL_BYTES:
+        return "a TIFF file holds at most 4 GiB"
+    return None
+
+
+def _written_bytes_per_pixel(image: ImageData, fmt: str) -> int:
+    """Bytes a pixel of ``image`` takes in ``fmt``, as :func:`_to_pil` lays it out."""
+    alpha = image.alpha is not None and fmt != "JPEG"
+    if image.grayscale and fmt != "WEBP":
+        return 2 if alpha or (image.bit_depth == 16 and fmt in ("PNG", "TIFF")) else 1
+    return 4 if alpha else 3
 
 
 def _save_format(path: str | os.PathLike[str], format: str | None, name: str) -> str:  # noqa: A002
