@@ -15,9 +15,11 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from typing import NoReturn
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from sr_desk import __version__
 from sr_desk.api import API_VERSION, Method, ParamError
@@ -27,11 +29,13 @@ from sr_desk.core.imageio import (
     IMAGE_EXTENSIONS,
     SAVE_FORMATS,
     check_output_path,
+    check_output_size,
     load_image,
     save_image,
     save_image_bands,
 )
 from sr_desk.core.settings import Settings
+from sr_desk.core.special_files import display_name, file_problem
 from sr_desk.engine.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from sr_desk.engine.plugins import PREFERRED_UPSCALERS, default_upscaler
 
@@ -41,6 +45,10 @@ DEMO_METHODS = ("srdiff", "srdiff-encoder", "lanczos", "bicubic")
 
 class CliError(SrDeskError):
     """A problem with what the user typed (exit status 2)."""
+
+
+class Cancelled(SrDeskError):
+    """The user stopped the run (Ctrl-C): a batch ends here instead of going on with the next image."""
 
 
 # -- argument parsing --------------------------------------------------------
@@ -246,22 +254,59 @@ def _switch_plugin(settings: Settings, enable: str | None, disable: str | None) 
     return EXIT_OK
 
 
-def _pairs(input_path: Path, output: Path) -> tuple[list[tuple[Path, Path]], bool]:
-    if input_path.is_dir():
-        if output.exists() and not output.is_dir():
-            raise CliError(f"the input is a folder, so the output {str(output)!r} must be a folder too")
-        files = sorted(p for p in input_path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-        if not files:
-            raise CliError(f"no images in folder {str(input_path)!r}")
-        return [(p, output / _writable_name(p)) for p in files], True
-    if not input_path.exists():
-        raise CliError(f"cannot open {str(input_path)!r}: no such file")
-    return [(input_path, output)], False
+@dataclass
+class Batch:
+    """What one run works on: (input, output) pairs, and the folder entries it cannot read, with why."""
+
+    pairs: list[tuple[Path, Path]]
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    is_folder: bool = False
 
 
-def _writable_name(source: Path) -> str:
-    """The batch output's file name: the input's, as PNG where its format cannot be written (GIF, BMP, MPO...)."""
-    return source.name if source.suffix.lower() in SAVE_FORMATS else source.stem + ".png"
+def _batch(input_path: Path, output: Path) -> Batch:
+    if not input_path.is_dir():
+        if not input_path.exists() and not input_path.is_symlink():
+            raise CliError(f"cannot open {str(input_path)!r}: no such file")
+        return Batch([(input_path, output)])
+    if output.exists() and not output.is_dir():
+        raise CliError(f"the input is a folder, so the output {str(output)!r} must be a folder too")
+    named = sorted(p for p in input_path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    problems = {p: file_problem(p) for p in named}
+    files = [p for p in named if problems[p] is None]
+    unreadable = [(p, problem) for p, problem in problems.items() if problem is not None]
+    if not files and not unreadable:
+        raise CliError(f"no images in folder {str(input_path)!r}")
+    names = batch_output_names(files)
+    return Batch([(p, output / names[p]) for p in files], unreadable, is_folder=True)
+
+
+def batch_output_names(sources: Sequence[Path]) -> dict[Path, str]:
+    """Each batch input's output file name, no two alike.
+
+    The input's own name where its format can be written, else its stem as
+    PNG (GIF, BMP, MPO...); when that PNG name is another input's too
+    (``scan.png`` beside ``scan.gif``), the converted one keeps its extension
+    (``scan.gif.png``). Raises :class:`CliError` before any work when two
+    names still meet.
+    """
+    def plain(source: Path) -> str:
+        return source.name if source.suffix.lower() in SAVE_FORMATS else source.stem + ".png"
+
+    claims = Counter(_name_key(plain(s)) for s in sources)
+    names = {s: plain(s) if s.name == plain(s) or claims[_name_key(plain(s))] == 1 else s.name + ".png"
+             for s in sources}
+    seen: dict[str, Path] = {}
+    for source, name in names.items():
+        other = seen.setdefault(_name_key(name), source)
+        if other is not source:
+            raise CliError(f"{other.name!r} and {source.name!r} would both be written as {name!r}; "
+                           "rename one of them or move it to another folder")
+    return names
+
+
+def _name_key(name: str) -> str:
+    """File names as the platform's usual file system compares them (without case on Windows and macOS)."""
+    return name.casefold() if sys.platform in ("win32", "darwin") else name
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -277,7 +322,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     host = _plugin_host(settings)
     try:
-        method = host.method(args.method) if args.method else default_upscaler(host.methods())
+        method = host.method(args.method) if args.method is not None else default_upscaler(host.methods())
         if method is None:
             raise CliError("no upscaling method is installed (see `sr-desk plugins`)")
     except UnknownMethodError as exc:
@@ -306,16 +351,18 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             tile_size=max(0, tile),
             tile_overlap=min(settings.tile_overlap, tile // 4) if tile > 0 else settings.tile_overlap,  # small --tile
             color_lock=args.color_lock,
-            weights=str(args.weights) if args.weights else None,
+            weights=str(args.weights) if args.weights is not None else None,
         ),
     )
-    pairs, batch = _pairs(args.input, args.output)
-    for source, target in pairs:
+    batch = _batch(args.input, args.output)
+    for source, target in batch.pairs:
         if _same_file(source, target) and not args.force:
             raise CliError(f"refusing to overwrite the input {str(source)!r}; choose another output or add --force")
         check_output_path(target)  # before any work: a wrong extension or path would waste the whole run
-    if batch:
+    if batch.is_folder:
         args.output.mkdir(parents=True, exist_ok=True)
+    for source, problem in batch.unreadable:
+        print(f"sr-desk: skipped {display_name(source)}: {problem}", file=sys.stderr)
 
     from sr_desk.engine.weights import default_weights
     from sr_desk.engine.worker import Worker
@@ -326,24 +373,37 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         precision=args.precision or settings.precision,
         preview_side=0,  # the command line shows no previews: methods skip making them
     )
-    failures = 0
+    written = 0
     try:
-        for source, target in pairs:
+        for source, target in batch.pairs:
             try:
-                _run_one(worker, method, spec, source, target, args.quality, len(pairs) > 1)
+                _run_one(worker, method, spec, source, target, args.quality, batch.is_folder)
+                written += 1
+            except Cancelled:
+                raise
             except Exception as exc:  # noqa: BLE001 - one bad file must not end a batch
-                if not batch:
+                if not batch.is_folder:
                     raise
                 from sr_desk.engine.worker import describe_error
 
-                failures += 1
-                print(f"sr-desk: skipped {source.name}: {describe_error(exc)}", file=sys.stderr)
-    finally:
-        worker.stop()
-    if failures:
-        print(f"sr-desk: {failures} of {len(pairs)} image(s) failed", file=sys.stderr)
+                print(f"sr-desk: skipped {display_name(source)}: {describe_error(exc)}", file=sys.stderr)
+    except BaseException:  # Ctrl-C, SIGTERM: a method that never reports progress cannot be cancelled; don't wait
+        worker.stop(timeout=STOP_GRACE_S)
+        raise
+    worker.stop()
+    if not batch.is_folder:
+        return EXIT_OK
+    total = len(batch.pairs) + len(batch.unreadable)
+    print(f"sr-desk: wrote {written} of {total} image(s) to {args.output}", file=sys.stderr)
+    if written < total:
+        print(f"sr-desk: {total - written} of {total} image(s) failed", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+#: After Ctrl-C or SIGTERM, how long the job may take to stop (and remove its temporary file) before sr-desk
+#: leaves without it; the next start removes what it leaves.
+STOP_GRACE_S = 1.0
 
 
 def input_warnings(spec, size: tuple[int, int], name: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -380,6 +440,8 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
     image = load_image(source)
     for warning in input_warnings(spec, image.size, source.name):
         print(f"sr-desk: warning: {warning}", file=sys.stderr)
+    if method.task.value == "upscale":  # a size the format cannot hold is refused before the compute, not after
+        check_output_size(target, *target_size(image.size, spec, method), bytes_per_pixel=3 + (image.alpha is not None))
     label = source.name if named else method.id
     bar = tqdm(total=1000, desc=label, unit="‰", file=sys.stderr, leave=False,
                disable=None, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
@@ -415,10 +477,10 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
         job.cancel()
         bar.close()
         _wait_for_cancel(job)
-        raise SrDeskError("cancelled; nothing was written") from None
+        raise Cancelled("cancelled; nothing was written") from None
     bar.close()
     if job.state is JobState.CANCELLED:
-        raise SrDeskError("cancelled; nothing was written")
+        raise Cancelled("cancelled; nothing was written")
     if job.state is JobState.FAILED:
         raise SrDeskError(f"{method.id} failed on {source.name}: {job.error}")
     if streamed:
