@@ -881,3 +881,91 @@ def test_webp_failures_reported_by_number_are_said_in_words(tmp_path):
         imageio._write_encoded(tmp_path / "big.webp", overflow)
     assert str(err.value).startswith("cannot save 'big.webp': the picture is too large and detailed for lossy WebP")
     assert "lossless WebP (quality 100)" in str(err.value)
+
+
+# --------------------------------------------------------------------------- #
+# Issue 30 item 9: libtiff's own lines on stderr become our one line
+# --------------------------------------------------------------------------- #
+
+_FULL_DISK_SAVE = """
+import resource, signal, sys
+import numpy as np
+from sr_desk.core.errors import SrDeskError
+from sr_desk.core.imageio import ImageData, save_image
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+rgb = np.random.default_rng(0).random((512, 512, 3), dtype=np.float32)  # deflate cannot shrink noise
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+try:
+    save_image(sys.argv[1], ImageData(rgb=rgb))
+except SrDeskError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(1)
+"""
+
+_DAMAGED_LOAD = """
+import sys
+from sr_desk.core.errors import SrDeskError
+from sr_desk.core.imageio import load_image
+
+try:
+    load_image(sys.argv[1])
+except SrDeskError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(1)
+"""
+
+
+def _stderr_of(script: str, path: Path) -> tuple[int, list[str]]:
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stderr.splitlines()
+
+
+@pytest.mark.skipif(not hasattr(os, "fstatvfs") or sys.platform == "win32", reason="needs RLIMIT_FSIZE")
+def test_a_tiff_write_that_fails_in_libtiff_says_one_line_of_ours(tmp_path):
+    """libtiff printed "TIFFAppendToStrip: Write error at scanline 84." and more to fd 2 before our line."""
+    code, lines = _stderr_of(_FULL_DISK_SAVE, tmp_path / "out.tiff")
+    assert code == 1
+    assert lines == ["cannot save 'out.tiff': the file would be larger than this process may write "
+                     "(its file size limit is 65536 bytes)"]
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_damaged_tiff_says_one_line_of_ours(tmp_path):
+    """libtiff printed "ZIPDecode: Decoding error at scanline 0, incorrect data check." before our line."""
+    pixels = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    good = tmp_path / "good.tiff"
+    Image.fromarray(pixels).save(good, compression="tiff_deflate")
+    data = bytearray(good.read_bytes())
+    for i in range(200, 2000, 7):  # inside the deflated strip: the header and the tags stay whole
+        data[i] ^= 0x55
+    (tmp_path / "bad.tiff").write_bytes(bytes(data))
+    code, lines = _stderr_of(_DAMAGED_LOAD, tmp_path / "bad.tiff")
+    assert code == 1
+    assert len(lines) == 1 and lines[0].startswith("'bad.tiff' is truncated or corrupt"), lines
+
+
+def test_library_lines_are_caught_and_everything_else_on_stderr_is_kept(capfd):
+    """The capture takes fd 2 from the whole process: another thread's lines in that time must not be lost."""
+    with imageio._library_messages() as said:
+        os.write(2, b"TIFFAppendToStrip: Write error at scanline 84.\n")
+        os.write(2, b"upscaling 50%\n")
+        print("from Python", file=sys.stderr)
+        os.write(2, b"_TIFFVSetField: out.tiff: Bad value 0 for \"ResolutionUnit\" tag.\n")
+    assert said == ["TIFFAppendToStrip: Write error at scanline 84.",
+                    "_TIFFVSetField: out.tiff: Bad value 0 for \"ResolutionUnit\" tag."]
+    assert sorted(capfd.readouterr().err.splitlines()) == ["from Python", "upscaling 50%"]
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"  # fd 2 is back where it was
+
+
+@pytest.mark.skipif(not hasattr(os, "fstatvfs"), reason="no statvfs here")
+def test_a_tiff_write_on_a_full_disk_says_the_disk_is_full(tmp_path, monkeypatch):
+    """libtiff says only "Write error" (then Pillow "encoder error -2"); the disk under the file says why."""
+    full = os.statvfs_result((4096, 4096, 1000, 0, 0, 100, 0, 0, 0, 255))
+    monkeypatch.setattr(os, "fstatvfs", lambda fd: full)
+    with open(tmp_path / "x.tiff", "wb") as f:
+        reason = imageio._tiff_write_reason(f, ["TIFFAppendToStrip: Write error at scanline 84."], OSError("-2"))
+    assert reason == "the disk is full"

@@ -4,7 +4,8 @@ Images travel through sr-desk as :class:`ImageData`: float32 RGB in [0, 1]
 plus optional alpha and the metadata worth carrying to the output (ICC
 profile, EXIF, DPI, bit depth). Everything that can go wrong with a user's
 file is reported as a one-line :class:`ImageReadError` /
-:class:`ImageWriteError`; no Pillow exception escapes.
+:class:`ImageWriteError`; no Pillow exception escapes, and what libtiff
+prints on stderr by itself is caught and folded into that line.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import logging
 import os
 import re
 import struct
+import sys
+import tempfile
 import threading
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -106,6 +109,53 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 # warnings.catch_warnings swaps a process-wide filter list; serialise our own
 # uses so two loading threads cannot leave each other's filter behind.
 _warnings_lock = threading.Lock()
+
+# File descriptor 2 belongs to the whole process: one capture of it at a time.
+_stderr_lock = threading.Lock()
+
+#: How libtiff's default handlers start a line: the reporting function ("TIFFAppendToStrip: ", "ZIPDecode: ").
+_LIBRARY_LINE = re.compile(r"_?[A-Z][A-Za-z0-9]*: ")
+
+
+@contextlib.contextmanager
+def _library_messages() -> Iterator[list[str]]:
+    """Catch what C libraries print on file descriptor 2 while the block runs; the list fills when it ends.
+
+    libtiff reports through C handlers that write straight to fd 2 ("TIFFAppendToStrip: Write error",
+    "ZIPDecode: Decoding error"), past Python's ``sys.stderr``; the app promises one line of its own. Lines
+    that are not a library's (another thread's progress or log line) are written back when the block ends.
+    """
+    lines: list[str] = []
+    with _stderr_lock, contextlib.ExitStack() as stack:
+        try:
+            sink = stack.enter_context(tempfile.TemporaryFile())
+            saved = os.dup(2)
+        except OSError:  # no room for the sink, or no fd 2 at all (a windowed app): run as before
+            yield lines
+            return
+        stack.callback(os.close, saved)
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()  # what Python printed before stays where it was going
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            lines += _sorted_out(sink)
+
+
+def _sorted_out(sink: BinaryIO) -> list[str]:
+    """The library lines caught in ``sink``, each on one line; any other line is written back to fd 2."""
+    sink.seek(0)
+    caught = []
+    for line in sink.read().decode("utf-8", "replace").splitlines(keepends=True):
+        if _LIBRARY_LINE.match(line):
+            caught.append(" ".join(line.split()))
+        else:
+            os.write(2, line.encode("utf-8", "replace"))
+    return caught
 
 # Errors Pillow's decoders raise on bad data (besides OSError, which covers
 # UnidentifiedImageError and "image file is truncated").
@@ -225,12 +275,17 @@ def _decode(f: BinaryIO, name: str, head: bytes, limit: int) -> ImageData:
     one line. Pillow only *warns* between 1x and 2x its pixel limit: that
     warning is an error here.
     """
+    library = _library_messages() if _sniff_format(head) == "TIFF" else contextlib.nullcontext([])
     with _warnings_lock, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        said: list[str] = []
         try:
-            return _decode_quietly(f, name, head, limit)
+            with library as said:  # libtiff's own lines: our one-line error already says what failed
+                return _decode_quietly(f, name, head, limit)
         finally:
+            if said:
+                log.debug("libtiff on '%s': %s", name, "; ".join(said))
             messages = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
             if messages:
                 summary = "; ".join(messages)
@@ -548,7 +603,10 @@ def _encode(path: str | os.PathLike[str], pil: Image.Image, fmt: str, params: di
     name = _display_name(path)
 
     def write(f: BinaryIO) -> None:
-        pil.save(f, format=fmt, **params)
+        if fmt == "TIFF":
+            _save_tiff(pil, f, name, params)
+        else:
+            pil.save(f, format=fmt, **params)
 
     try:
         _write_encoded(path, write)
@@ -675,10 +733,58 @@ def save_png_bands(
         raise ImageWriteError(f"cannot save '{name}': {_os_reason(exc, folder)}") from None
 
 
+def _save_tiff(pil: Image.Image, f: BinaryIO, name: str, params: dict[str, Any]) -> None:
+    """``pil.save`` as TIFF, with libtiff's own lines on stderr caught: a failure says why in our one line."""
+    said: list[str] = []
+    try:
+        with _library_messages() as said:
+            pil.save(f, format="TIFF", **params)
+    except Exception as exc:
+        # libtiff's failure reaches Python only as "encoder error -2"; a Python error (memory, an errno) says more.
+        if _errors_in(said) or (isinstance(exc, OSError) and exc.errno is None):
+            raise _LibraryError(_tiff_write_reason(f, said, exc)) from None
+        raise
+    if said:
+        log.debug("libtiff on '%s': %s", name, "; ".join(said))
+
+
+def _errors_in(said: list[str]) -> list[str]:
+    """libtiff's error lines among ``said`` (its warnings read "Module: Warning, ...")."""
+    return [line for line in said if "warning" not in line.lower()]
+
+
+class _LibraryError(Exception):
+    """An encoder failed; ``str()`` is the reason, from what its C library said."""
+
+
+def _tiff_write_reason(f: BinaryIO, said: list[str], exc: BaseException) -> str:
+    """Why libtiff could not write ``f``: a full disk or a file size limit first, else its own first error line.
+
+    libtiff's lines name the failing call, not the cause ("TIFFAppendToStrip: Write error at scanline 84");
+    the file and its disk say which it was.
+    """
+    with contextlib.suppress(OSError, AttributeError):  # no fstatvfs on Windows
+        disk = os.fstatvfs(f.fileno())
+        if disk.f_blocks and disk.f_frsize and min(disk.f_bavail, disk.f_bfree) * disk.f_frsize < 1 << 20:
+            return _ERRNO_REASONS[errno.ENOSPC]
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and os.fstat(f.fileno()).st_size + (1 << 20) > limit:
+            return f"the file would be larger than this process may write (its file size limit is {limit} bytes)"
+    errors = _errors_in(said)
+    if errors:
+        return f"libtiff failed ({errors[0][:200]})"
+    return f"encoder failed ({_exc_summary(exc)})"
+
+
 def _write_encoded(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
     name = _display_name(path)
     try:
         atomic_write(path, write)
+    except _LibraryError as exc:
+        raise ImageWriteError(f"cannot save '{name}': {exc}") from None
     except MemoryError:
         raise ImageWriteError(f"not enough memory to save '{name}'") from None
     except OSError as exc:
