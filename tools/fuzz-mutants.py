@@ -53,8 +53,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "fifo-input",
         "sr_desk/core/imageio.py",
-        "    if _is_special(path):  # a FIFO would block the open() forever",
-        "    if False:  # a FIFO would block the open() forever",
+        "    check_openable_file(path, error=ImageReadError)",
+        "    pass",
         "a FIFO (or /dev/zero) given as the image hangs the app",
     ),
     Mutant(
