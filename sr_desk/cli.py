@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -74,13 +75,27 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _positive_float(text: str) -> float:
+def _finite_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number (got {text!r})") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number (got {text!r})")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive (got {text!r})")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {text!r})")
     return value
 
 
@@ -92,7 +107,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     sizing.add_argument("--size", type=_size, metavar="WxH", help="exact output size, e.g. 1920x1080")
     parser.add_argument("--fit", action="store_true", help="with --size: keep the aspect ratio inside WxH")
     parser.add_argument("--region", type=_region, metavar="X,Y,W,H", help="work on this rectangle only")
-    parser.add_argument("--feather", type=float, default=8.0, help="soft edge of the region in pixels (8)")
+    parser.add_argument("--feather", type=_non_negative_float, default=8.0, help="soft edge of the region in pixels (8)")
     parser.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a method parameter (repeatable)"
     )
@@ -459,6 +474,8 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
             print(f"{label}: {tenth * 10}% ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
 
     streamed = _streams_bands(image, method, spec)
+    if not streamed and method.task.value == "upscale":
+        _check_memory_for(target_size(image.size, spec, method))
     if streamed:  # a large result goes to the file band by band: never whole in memory as float
         def work(ctx):  # type: ignore[no-untyped-def]
             size = target_size(image.size, spec, method)
@@ -492,6 +509,21 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
         width, height = result.size
     seed = f", seed {spec.seed}" if method.capabilities.seeds else ""  # with the result: what reproduces it
     print(f"{target} ({width}x{height}{seed})", file=sys.stderr)
+
+
+#: A result that is not streamed is held whole as float32 RGB at least, before any working copy.
+RESULT_BYTES_PER_PIXEL = 12
+
+
+def _check_memory_for(size: tuple[int, int]) -> None:
+    """Refuse, before the compute, a result that cannot fit in the memory that is free now."""
+    from sr_desk.engine.memory import free_memory
+
+    available = free_memory("cpu")
+    need = size[0] * size[1] * RESULT_BYTES_PER_PIXEL
+    if available is not None and need > available:
+        raise SrDeskError(f"a {size[0]}x{size[1]} result needs at least {need / 2**30:.1f} GiB of memory and "
+                          f"{available / 2**30:.1f} GiB is free; choose a smaller --scale or --size")
 
 
 def _streams_bands(image, method: Method, spec) -> bool:  # type: ignore[no-untyped-def]

@@ -312,3 +312,34 @@ def test_a_bad_option_value_is_one_line_not_a_usage_block(photo, tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"sr-desk upscale: error: argument {args[0]}")
     assert err[0].endswith("(see `sr-desk upscale --help`)")
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--scale", "inf", "expected a finite number"),
+    ("--scale", "1e400", "expected a finite number"),
+    ("--feather", "nan", "expected a finite number"),
+    ("--feather", "-1", "must be 0 or more"),
+])
+def test_option_values_that_are_not_finite_or_in_range_are_refused(photo, tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit) as stop:
+        main(["upscale", str(photo), "-o", str(tmp_path / "o.png"), "-m", "bicubic", option, value])
+    assert stop.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert message in line
+
+
+def test_a_result_larger_than_the_free_memory_is_refused_before_the_compute(photo, tmp_path, monkeypatch, capsys):
+    from sr_desk.engine import memory
+    from sr_desk.engine.worker import Worker
+
+    monkeypatch.setattr(memory, "free_memory", lambda device: 2**30)
+    monkeypatch.setattr(Worker, "submit", lambda *a, **k: pytest.fail("the upscale started"))
+    assert main(["upscale", str(photo), "-o", str(tmp_path / "o.png"), "-m", "bicubic", "--size", "20000x20000"]) == 1
+    assert "needs at least 4.5 GiB of memory and 1.0 GiB is free" in capsys.readouterr().err
+
+
+def test_an_error_message_never_carries_a_terminal_escape_or_a_newline():
+    from sr_desk.core.errors import SrDeskError
+
+    assert str(SrDeskError("unknown field '\x1b[2J\x1b[31mgotcha'\nsecond line")) == (
+        "unknown field '?[2J?[31mgotcha' second line")

@@ -12,8 +12,10 @@ class SrDeskError(Exception):
     """Base of every user-facing sr-desk error; ``str()`` is one line."""
 
     def __str__(self) -> str:
-        # Messages quote file names and OS text, which may hold newlines.
-        return " ".join(super().__str__().splitlines())
+        # Messages quote file names, OS text and values from files, which may hold newlines or a
+        # terminal's escape sequences (one could clear the screen or recolour it): both are masked.
+        line = " ".join(super().__str__().splitlines())
+        return "".join(c if c.isprintable() else "?" for c in line)
 
 
 class ImageReadError(SrDeskError):
