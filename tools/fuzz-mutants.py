@@ -74,9 +74,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "two-line-error",
         "sr_desk/core/errors.py",
-        '        return " ".join(super().__str__().splitlines())',
+        '        return "".join(c if c.isprintable() else "?" for c in line)',
         "        return super().__str__()",
-        "an error quoting a name with a line break prints two lines",
+        "an error quoting a name with a line break or an escape sequence prints it as it is",
     ),
     Mutant(
         "temp-left-behind",
