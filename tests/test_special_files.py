@@ -65,7 +65,8 @@ def test_a_folder_is_refused_unless_the_caller_takes_folders(tmp_path):
 def test_missing_and_broken_links_say_so(tmp_path):
     (tmp_path / "dangling").symlink_to(tmp_path / "gone.bin")
     assert file_problem(tmp_path / "nothing") == "no such file"
-    assert file_problem(tmp_path / "dangling") == f"it is a broken link (to '{tmp_path / 'gone.bin'}', which does not exist)"
+    gone = tmp_path / "gone.bin"
+    assert file_problem(tmp_path / "dangling") == f"it is a broken link (to '{gone}', which does not exist)"
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     assert file_problem(tmp_path / "loop") == "it is a link that leads back to itself"
 
