@@ -969,3 +969,40 @@ def test_a_tiff_write_on_a_full_disk_says_the_disk_is_full(tmp_path, monkeypatch
     with open(tmp_path / "x.tiff", "wb") as f:
         reason = imageio._tiff_write_reason(f, ["TIFFAppendToStrip: Write error at scanline 84."], OSError("-2"))
     assert reason == "the disk is full"
+
+
+def test_a_damaged_lzw_tiff_is_refused_without_libtiffs_own_line(tmp_path, capfd):
+    """libtiff names the file, not a function, in some lines ("tempfile.tif: Using code not yet in table.")."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.arange(24 * 16, dtype=np.uint8).reshape(16, 24)).save(buffer, format="TIFF",
+                                                                               compression="tiff_lzw")
+    data = bytearray(buffer.getvalue())
+    data[8] ^= 0xFF
+    path = tmp_path / "lzw.tiff"
+    path.write_bytes(bytes(data))
+    try:
+        load_image(path)
+    except ImageReadError:
+        pass
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_saving_damaged_exif_warns_in_one_logged_line_not_on_the_terminal(tmp_path, capfd, caplog):
+    image = ImageData(rgb=np.full((1, 1, 3), 0.5, np.float32), exif=b"Exif\x00\x00II*\x00\x00\x00\x00\x00")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an escaping warning fails the test
+        save_image(tmp_path / "r.tif", image)
+    assert load_image(tmp_path / "r.tif").size == (1, 1)
+    assert capfd.readouterr().err == ""
+    assert [r.getMessage() for r in caplog.records if "Corrupt EXIF" in r.getMessage()]
+
+
+def test_a_temporary_file_removed_mid_save_is_not_blamed_on_the_folder(tmp_path):
+    def write_then_lose(f):
+        f.write(b"half")
+        os.unlink(f.name)  # another program (an old sr-desk's cleanup) removes it
+
+    with pytest.raises(ImageWriteError) as refused:
+        imageio._write_encoded(tmp_path / "out.png", write_then_lose)
+    assert "removed by another program" in str(refused.value) and "does not exist" not in str(refused.value)

@@ -113,8 +113,9 @@ _warnings_lock = threading.Lock()
 # File descriptor 2 belongs to the whole process: one capture of it at a time.
 _stderr_lock = threading.Lock()
 
-#: How libtiff's default handlers start a line: the reporting function ("TIFFAppendToStrip: ", "ZIPDecode: ").
-_LIBRARY_LINE = re.compile(r"_?[A-Z][A-Za-z0-9]*: ")
+#: How libtiff's default handlers start a line: the reporting function ("TIFFAppendToStrip: ", "ZIPDecode: ")
+#: or the file ("tempfile.tif: Using code not yet in table.").
+_LIBRARY_LINE = re.compile(r"(_?[A-Z][A-Za-z0-9]*|[^\s:]+\.(?i:tiff?)): ")
 
 
 @contextlib.contextmanager
@@ -276,9 +277,7 @@ def _decode(f: BinaryIO, name: str, head: bytes, limit: int) -> ImageData:
     warning is an error here.
     """
     library = _library_messages() if _sniff_format(head) == "TIFF" else contextlib.nullcontext([])
-    with _warnings_lock, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+    with _pillow_warnings_in_one_line(name):
         said: list[str] = []
         try:
             with library as said:  # libtiff's own lines: our one-line error already says what failed
@@ -286,6 +285,17 @@ def _decode(f: BinaryIO, name: str, head: bytes, limit: int) -> ImageData:
         finally:
             if said:
                 log.debug("libtiff on '%s': %s", name, "; ".join(said))
+
+
+@contextlib.contextmanager
+def _pillow_warnings_in_one_line(name: str) -> Iterator[None]:
+    """Pillow's warnings while the block runs (several stderr lines each) as one logged warning line."""
+    with _warnings_lock, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            yield
+        finally:
             messages = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
             if messages:
                 summary = "; ".join(messages)
@@ -608,6 +618,13 @@ def _encode(path: str | os.PathLike[str], pil: Image.Image, fmt: str, params: di
         else:
             pil.save(f, format=fmt, **params)
 
+    with _pillow_warnings_in_one_line(name):  # "Corrupt EXIF data" when the EXIF carried along is damaged
+        _encode_keeping_what_metadata_fits(path, write, fmt, params, name)
+
+
+def _encode_keeping_what_metadata_fits(
+    path: str | os.PathLike[str], write: Callable[[BinaryIO], None], fmt: str, params: dict[str, Any], name: str
+) -> None:
     try:
         _write_encoded(path, write)
     except ImageWriteError:
@@ -1044,6 +1061,8 @@ _ERRNO_REASONS: dict[int, str] = {
 
 def _os_reason(exc: OSError, folder: str | None = None) -> str:
     if exc.errno == errno.ENOENT and folder is not None:
+        if os.path.isdir(folder):  # the folder is there: what vanished is the file being written
+            return "the file being written was removed by another program before it was finished"
         return f"folder '{folder}' does not exist"
     if exc.errno == errno.ENOTDIR and folder is not None:
         return f"'{folder}' is not a folder"
