@@ -1399,6 +1399,43 @@ def test_a_special_file_as_weights_is_refused_at_once(tmp_path, cli, photo, case
     assert not (tmp_path / "o.png").exists()
 
 
+READ_EVERY_SPECIAL_FILE = """
+import sys
+from pathlib import Path
+from sr_desk.diffusion.weights_file import CheckpointError
+from tests.test_fuzz import _weights_readers
+for reader, read in _weights_readers().items():
+    for path in sys.argv[1:]:
+        try:
+            read(Path(path))
+            outcome = "read"
+        except CheckpointError:
+            outcome = "refused"
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            outcome = type(exc).__name__
+        print(reader, path, outcome, flush=True)
+"""
+
+
+def test_every_weights_reader_refuses_a_special_file_at_once(tmp_path):
+    """Each reader on its own, past the pipeline's check: in a child process, since safetensors blocks in
+    open() holding the GIL, where no thread's time limit can end the case."""
+    specials = [str(_fifo(tmp_path / "w.safetensors")), str(_fifo(tmp_path / "w.ckpt")), "/dev/zero"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    try:
+        done = subprocess.run([sys.executable, "-c", READ_EVERY_SPECIAL_FILE, *specials], capture_output=True,
+                              text=True, timeout=120, env=env, cwd=Path(__file__).resolve().parents[1])
+    except subprocess.TimeoutExpired as hung:
+        pytest.fail(f"a weights reader hung on a special file; it got as far as: {hung.stdout!r}")
+    finally:
+        for special in specials[:2]:
+            _release(Path(special))
+    outcomes = [line.split() for line in done.stdout.splitlines()]
+    assert len(outcomes) == len(_weights_readers()) * len(specials), done.stderr[-2000:]
+    for reader, path, outcome in outcomes:
+        assert outcome == "refused" or (reader == "read_metadata" and outcome == "read"), (reader, path, outcome)
+
+
 def _same_file_cases(folder: Path) -> dict[str, tuple[list[str], list[Path]]]:
     """Ways of naming the input as the output: the same path, another spelling, a hard link, a symbolic link,
     and a folder upscaled into itself."""
