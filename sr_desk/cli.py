@@ -146,8 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(up)
     up.add_argument("--method", "-m", default=None,
                     help="method id (see `sr-desk methods`); default: the first installed of "
-                    f"{', '.join(PREFERRED_UPSCALERS)} (srdiff-encoder: the best PSNR of the shipped methods, "
-                    "about 0.1 s per 192 px crop on a CPU)")
+                    f"{', '.join(PREFERRED_UPSCALERS)} (srdiff-encoder: faithful and the fastest model method)")
 
     run = sub.add_parser("run", help="run any method (upscale, fuse, interpolate, ...)")
     run.add_argument("method", help="method id (see `sr-desk methods`)")

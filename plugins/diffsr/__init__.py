@@ -71,8 +71,8 @@ def sr_desk_methods() -> list[Method]:
                                       weights=(BUILTIN_WEIGHTS,)),
             description="Any scale or exact target size (1080p, 4K) from an unconditional diffusion prior "
             "(Diff-SR): the input is enlarged, noised to the level calibrated for the scale and denoised; runs a "
-            "diffusers UNet2DModel folder too. The built-in prior found no level that beats bicubic, so "
-            "Automatic injects none: x4 on held-out photos 34.5 dB, the no-model reference's.",
+            "diffusers UNet2DModel folder too. Pick it for a target size or to try your own prior; with the "
+            "built-in prior, Automatic injects no noise, so the result is the back-projected enlargement.",
         ),
     ]
 

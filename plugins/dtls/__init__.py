@@ -68,8 +68,8 @@ def sr_desk_methods() -> list[Method]:
             capabilities=Capabilities(scales=None, default_scale=4, previews=True, weights=(BUILTIN_WEIGHTS,),
                                       memory_per_output_pixel=1500),  # 1.8 GB at 256 px in, float32
             description="Deterministic super-resolution by domain transfer (DTLS): any enlargement up to 16x or an "
-            "exact size from one model. With the built-in weights, x4 on held-out photos: 35.4 dB, 0.9 dB above "
-            "bicubic with back-projection; smooth, like the SRDiff encoder.",
+            "exact size from one model. Pick it for large or uneven enlargements where the same input must always "
+            "give the same result; smooth, like the SRDiff encoder.",
         ),
     ]
 

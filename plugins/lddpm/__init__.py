@@ -1,4 +1,4 @@
-"""LDDPM (Zhou et al.): latent-feature diffusion SR in a few adversarial steps (issue 15, being finished).
+"""LDDPM (Zhou et al.): latent-feature diffusion SR in a few adversarial steps.
 
 Every mechanism of the paper at spec 9's size: the conditional flow
 (:mod:`.flow`); the network with the LR encoder, cross-attention, CVAE and
@@ -7,9 +7,8 @@ flow (:mod:`.network`); DDGAN's pairs, discriminator and losses
 (``sr_desk.diffusion.schedule.vp_coarse_schedule``); sampling with its three
 seeded noise sources (:mod:`.process`); both training stages on the shared
 trainer (:mod:`.train`, ``python -m sr_desk.training lddpm``); the method
-(:mod:`.methods`). Not registered in ``pyproject.toml`` until its weights
-are trained and measured: until then a user would only meet "no weights".
-Declarations only here: torch loads when the method first runs.
+(:mod:`.methods`). How its built-in weights were trained and how they
+score is in MODEL_CARD.md. Declarations only here: torch loads when the method first runs.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from sr_desk.api import BoolParam, Capabilities, Context, Method, Request, Task,
 
 SR_DESK_API_VERSION = "1.2"
 
-#: The built-in weights (resources/weights) once trained; see the issue.
+#: The built-in weights (resources/weights), trained by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="lddpm-x4.safetensors", license="MIT (weights trained by sr-desk)")
 
 
@@ -47,9 +46,8 @@ def sr_desk_methods() -> list[Method]:
                                       weights=(BUILTIN_WEIGHTS,), max_output_tile=512,
                                       memory_per_output_pixel=900),  # 1.2 GB at 256 px in, float32
             description="Latent-feature diffusion SR in four adversarial steps (LDDPM): a CVAE latent, a flow and "
-            "cross-attention to the LR in the middle of the network; any scale or exact size. With the built-in "
-            "weights, x4 on held-out photos: 35.7 dB, 1.2 dB above bicubic with back-projection, in a third of "
-            "a second per 192 px crop on a 2-core CPU.",
+            "cross-attention to the LR in the middle of the network; any scale or exact size. Pick it for a "
+            "faithful diffusion result in a few network calls.",
         ),
     ]
 

@@ -36,10 +36,9 @@ SR_DESK_API_VERSION = "1.2"
 BUILTIN_WEIGHTS = WeightFile(name="srdiff-x4.safetensors", license="MIT (weights trained by sr-desk)")
 
 SAMPLERS = ("ddim", "dpm++2m", "ancestral")
-# bench/quality.py on the held-out crops with the built-in weights: DDIM with fresh noise at every step
-# (eta 1) scored the best PSNR and SSIM of every sampler, and 6 steps score as well as 10 and 20 in a
-# fraction of the time, while 4 fall apart (the model card has the sweep). The deterministic DPM-Solver++
-# fell 1.1 dB behind. See plugins/srdiff/MODEL_CARD.md.
+# Chosen on bench/quality.py's held-out crops with the built-in weights: DDIM with fresh noise at every step
+# (eta 1) scored the best PSNR and SSIM of the samplers, and 6 steps as well as 10 and 20 in a fraction of
+# the time; the sweep and its figures are in plugins/srdiff/MODEL_CARD.md.
 DEFAULT_SAMPLER = "ddim"
 DEFAULT_STEPS = 6
 DEFAULT_ETA = 1.0
@@ -122,8 +121,8 @@ def sr_desk_methods() -> list[Method]:
             params=[*_sampling_params(), _lr_consistency_param()],
             capabilities=_MODEL,
             description="Diffusion 4x super-resolution (SRDiff): the encoder's upscale with detail sampled by the "
-            "diffusion model on top; each seed gives a variant. With the built-in weights, on held-out photos: "
-            "35.1 dB, a little more detail than the encoder at 0.5 dB less; still smoother than a photo.",
+            "diffusion model on top; each seed gives a variant. Pick it for a little more detail than the encoder "
+            "and for fusion and interpolation of its results; still smoother than a photo.",
         ),
         Method(
             id="srdiff-encoder",
@@ -133,8 +132,8 @@ def sr_desk_methods() -> list[Method]:
             params=[_lr_consistency_param(_ENCODER_CONSISTENCY)],
             capabilities=Capabilities(scales=(4, 8), default_scale=4, weights=(BUILTIN_WEIGHTS,),
                                       memory_per_output_pixel=400),  # 1.9 GB at 512 px in (4.2 MP out)
-            description="SRDiff's RRDB encoder alone: a fast deterministic 4x upscaler, no diffusion. With the "
-            "built-in weights: 35.6 dB on held-out photos, the highest of the built-in methods; smooth.",
+            description="SRDiff's RRDB encoder alone: a fast deterministic 4x upscaler, no diffusion. Pick it for "
+            "a faithful result in a fraction of a second; smooth.",
         ),
         Method(
             id="srdiff-fusion",
