@@ -548,7 +548,7 @@ class MainWindow(QMainWindow):
                 self.banner.dismiss()
 
     def set_message_widget(self, widget: Any) -> None:
-        """Route :meth:`show_message` to another widget with ``show_message(text, level)`` (e.g. notifications)."""
+        """Route :meth:`show_message` to another widget with ``show_message(text, level)``."""
         if widget is self._message_widget:
             return
         if self._message_widget is self.banner:

@@ -6,13 +6,11 @@ Also the notification bar, the editor's non-modal way of showing messages.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QWidget
 
 from sr_desk.api import hookimpl
 from sr_desk.core.paths import app_paths
 from sr_desk.core.settings import Settings
 from sr_desk.engine.plugins import PluginHost
-from sr_desk.ui.notifications import NotificationBar
 from sr_desk.ui.preferences import PluginColumn, PreferencesDialog
 from tests.ui_widgets import fake_upscaler
 
@@ -100,25 +98,3 @@ def test_plugins_listed_with_status_and_broken_reason(qtbot):
     assert status.startswith("broken: ") and "API 2.0" in status
     assert "API 2.0" in broken.toolTip(PluginColumn.NAME)
     assert broken.foreground(PluginColumn.NAME).color().name() == "#8c8c8c"  # greyed
-
-
-def test_notification_shows_stacks_and_hides(qtbot):
-    parent = QWidget()
-    qtbot.addWidget(parent)
-    parent.resize(500, 300)
-    parent.show()
-    bar = NotificationBar(parent, timeout_scale=0.01)  # info hides after 60 ms here
-    bar.notify("Saved photo-x4.png")
-    error = bar.notify("Fake upscaler: RuntimeError: out of cheese", "error")
-    assert bar.isVisible() and bar.messages() == [
-        ("Saved photo-x4.png", "info"),
-        ("Fake upscaler: RuntimeError: out of cheese", "error"),
-    ]
-    assert bar.geometry().bottom() <= parent.height() and bar.y() > 0  # along the bottom edge
-    qtbot.waitUntil(lambda: len(bar.messages()) == 1, timeout=2000)
-    qtbot.wait(100)
-    assert bar.messages()[0][1] == "error"  # errors stay until closed
-    bar.notify("Fake upscaler: RuntimeError: out of cheese", "error")
-    assert len(bar.notices()) == 1 and "×2" in error.text_label.text()
-    error.close_button.click()
-    assert bar.messages() == [] and not bar.isVisible()
