@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sr_desk.core.imageio import ImageData
     from sr_desk.engine.plugins import PluginHost
-    from sr_desk.engine.weights import default_weights
+    from sr_desk.engine.downloads import default_weights
     from sr_desk.engine.worker import Worker
     from sr_desk_plugins.srdiff import methods as srdiff_methods
 

@@ -416,7 +416,7 @@ class Runner:
                  scale: int = SCALE, weights_dir: Path | None = None):
         from sr_desk.core.settings import Settings
         from sr_desk.engine.plugins import discover_plugins
-        from sr_desk.engine.weights import default_weights
+        from sr_desk.engine.downloads import default_weights
         from sr_desk.engine.worker import Worker
 
         settings = Settings.load()

@@ -378,7 +378,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     for source, problem in batch.unreadable:
         print(f"sr-desk: skipped {display_name(source)}: {problem}", file=sys.stderr)
 
-    from sr_desk.engine.weights import default_weights
+    from sr_desk.engine.downloads import default_weights
     from sr_desk.engine.worker import Worker
 
     worker = Worker(
@@ -549,7 +549,7 @@ def _wait_for_cancel(job) -> None:  # type: ignore[no-untyped-def]
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    from sr_desk.engine.weights import default_weights
+    from sr_desk.engine.downloads import default_weights
 
     host = _plugin_host(settings)
     store = default_weights(settings.resolved_models_dir())
@@ -618,7 +618,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     gui = _gui_entry()
     if gui is not None and not args.headless and _has_screen():
         return int(gui([str(SAMPLE_IMAGE)]))
-    from sr_desk.engine.weights import default_weights
+    from sr_desk.engine.downloads import default_weights
 
     host = _plugin_host(settings)
     store = default_weights(settings.resolved_models_dir())

@@ -20,11 +20,12 @@ from sr_desk.engine.downloads import (
     DownloadCancelled,
     DownloadError,
     ModelManager,
+    default_weights,
     download,
     part_path,
     sha256_of,
 )
-from sr_desk.engine.weights import LocalWeights, default_weights
+from sr_desk.engine.weights import LocalWeights
 
 TIMEOUT = 5.0
 CHUNK = 16 * 1024

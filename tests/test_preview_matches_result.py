@@ -31,7 +31,7 @@ PREVIEWING = {"diffsr": {"auto_level": False, "noise_level": 0.3}}
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
     """The weights a user gets: the shipped files (no download folder of anyone's)."""
-    from sr_desk.engine.weights import default_weights
+    from sr_desk.engine.downloads import default_weights
 
     return default_weights(tmp_path_factory.mktemp("models"))
 

@@ -505,3 +505,16 @@ class ModelManager:
                 except FileNotFoundError:
                     pass
         return removed
+
+
+def default_weights(models_dir: Path, before: Sequence[Path] = ()) -> ModelManager:
+    """The app's weights store: shipped weights first, then ``models_dir``.
+
+    ``before``: folders looked in ahead of the shipped weights (a benchmark's
+    newly trained candidates under the shipped names). A ``ModelManager``
+    rather than a plain ``LocalWeights`` so that a missing file's error tells
+    the user how to download it.
+    """
+    from sr_desk_resources import WEIGHTS_DIR
+
+    return ModelManager(models_dir, builtin_dirs=(*before, WEIGHTS_DIR))

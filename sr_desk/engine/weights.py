@@ -1,14 +1,10 @@
-"""Finding weights files: built-in ones first, then the user's models folder."""
+"""Finding weights files by name in an ordered list of folders (the app's store is ``downloads.default_weights``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from sr_desk.engine.downloads import ModelManager
 
 
 def check_weights_name(name: str) -> None:
@@ -39,18 +35,3 @@ class LocalWeights:
             return found
         where = ", ".join(str(f) for f in self.folders) or "no folder"
         raise FileNotFoundError(f"weights file {name!r} not found (looked in {where})")
-
-
-def default_weights(models_dir: Path, before: Sequence[Path] = ()) -> ModelManager:
-    """The app's weights store: shipped weights first, then ``models_dir``.
-
-    ``before``: folders looked in ahead of the shipped weights (a benchmark's
-    newly trained candidates under the shipped names). A ``ModelManager``
-    rather than a plain ``LocalWeights`` so that a missing file's error tells
-    the user how to download it.
-    """
-    from sr_desk_resources import WEIGHTS_DIR
-
-    from sr_desk.engine.downloads import ModelManager
-
-    return ModelManager(models_dir, builtin_dirs=(*before, WEIGHTS_DIR))

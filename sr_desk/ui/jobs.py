@@ -224,7 +224,7 @@ class JobController(QObject):
     def _make_worker(self) -> Worker:
         weights = self._weights_override
         if weights is None:
-            from sr_desk.engine.weights import default_weights
+            from sr_desk.engine.downloads import default_weights
 
             weights = default_weights(self.settings.resolved_models_dir())
         return Worker(device=self.settings.device, weights=weights, precision=self.settings.precision,
