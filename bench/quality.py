@@ -71,8 +71,10 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from sr_desk.api import hookimpl
+from sr_desk.core import fidelity
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import ImageData
+from sr_desk.core.matlab_resize import output_size
 from sr_desk.diffusion.data import centre_crops, degrade, list_images, load_photo, split_holdout
 from sr_desk.diffusion.imresize import imresize
 
@@ -191,16 +193,21 @@ def detail_ratio(sr: np.ndarray, hr: np.ndarray, border: int = SCALE) -> float:
 
 
 def downscale(image: np.ndarray, scale: int = SCALE) -> np.ndarray:
-    """MATLAB-style bicubic down by ``scale`` (the degradation's own resize), clipped to [0, 1]; float64."""
-    tensor = torch.from_numpy(np.ascontiguousarray(to_unit(image))).permute(2, 0, 1)[None]
-    return imresize(tensor, scale=1.0 / scale).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    """MATLAB-style bicubic down by ``scale`` (the degradation's own resize), clipped to [0, 1]; float32."""
+    height, width = image.shape[:2]
+    size = (output_size(width, 1.0 / scale), output_size(height, 1.0 / scale))
+    return fidelity.downscale_to(to_unit(image).astype(np.float32), size)
 
 
 def lr_psnr(sr: np.ndarray, lr: np.ndarray, scale: int = SCALE) -> float:
-    """PSNR (dB, RGB) of ``sr`` taken back down to LR size against the LR input; ``inf`` when identical."""
-    down = downscale(sr, scale)
-    _check_pair(down, lr)
-    return _psnr(to_unit(lr), down)
+    """PSNR (dB, RGB) of ``sr`` taken back down to LR size against the LR input; ``inf`` when identical.
+
+    The editor's compare view's number for the same pair (``sr_desk.core.fidelity.lr_psnr``).
+    """
+    down_size = (output_size(sr.shape[0], 1.0 / scale), output_size(sr.shape[1], 1.0 / scale))
+    if down_size != lr.shape[:2]:
+        raise ValueError(f"a {sr.shape[:2]} result shrinks by {scale} to {down_size}, not the LR's {lr.shape[:2]}")
+    return fidelity.lr_psnr(to_unit(sr).astype(np.float32), to_unit(lr).astype(np.float32))
 
 
 def diversity(outputs: Sequence[np.ndarray]) -> float:

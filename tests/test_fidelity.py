@@ -84,3 +84,20 @@ def test_the_model_departure_map_is_zero_where_only_bicubic_ran(rng: np.random.G
     changed[40:48, 60:68] += 0.3  # what a method invented, in its selection
     departure = model_departure_map(changed, lr)
     assert departure[11, 16] > 0.05 and departure[0, 0] == 0 and departure[20, 5] == 0
+
+
+def test_the_compare_view_and_the_quality_bench_give_one_lr_psnr_for_one_pair(rng: np.random.Generator) -> None:
+    """Issue 32: the editor shrank with Pillow's bicubic, the bench with MATLAB's imresize; they disagreed."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
+    spec = importlib.util.spec_from_file_location("quality_bench_for_lr_psnr", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    spec.loader.exec_module(bench)
+    lr = rng.random((12, 10, 3), dtype=np.float32)
+    sr = np.clip(resize(lr, (40, 48), Filter.LANCZOS) + rng.normal(0, 0.02, (48, 40, 3)), 0, 1).astype(np.float32)
+    assert lr_psnr(sr, lr) == pytest.approx(bench.lr_psnr(sr, lr, 4), abs=1e-9)
+    assert 10 < lr_psnr(sr, lr) < 60

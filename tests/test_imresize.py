@@ -171,3 +171,17 @@ def test_bf16_autocast_does_not_round_the_resize() -> None:
         inside = imresize(x, scale=4.0)
     assert inside.dtype == torch.float32
     assert torch.equal(inside, imresize(x, scale=4.0))
+
+
+@pytest.mark.parametrize(("in_hw", "out_hw"), [((32, 24), (8, 6)), ((17, 23), (40, 9)), ((9, 9), (30, 30)), ((64, 48), (21, 13))])
+def test_the_numpy_resize_of_the_editor_matches_the_torch_one(in_hw, out_hw):
+    """Both apply sr_desk.core.matlab_resize's taps: one degradation model for the editor, the bench and training."""
+    from sr_desk.core.matlab_resize import matlab_resize
+
+    image = np.random.default_rng(3).random((*in_hw, 3), dtype=np.float32)
+    expected = imresize(torch.from_numpy(image).permute(2, 0, 1)[None].double(), size=out_hw)[0].permute(1, 2, 0)
+    got = matlab_resize(image, (out_hw[1], out_hw[0]))
+    assert got.dtype == np.float32 and got.shape == (*out_hw, 3)
+    np.testing.assert_allclose(got, expected.numpy(), atol=2e-6)
+    gray = matlab_resize(image[..., 0], (out_hw[1], out_hw[0]))
+    np.testing.assert_allclose(gray, got[..., 0], atol=1e-7)

@@ -3,8 +3,9 @@
 A faithful super-resolution result, shrunk back to the input's size, should
 give the input again: diffusion methods can invent detail, but detail that
 changes the low-resolution picture is a hallucination the user should see.
-Shrinking uses the same antialiased bicubic the rest of sr-desk treats as
-the degradation model (:func:`sr_desk.core.resize.resize`).
+Shrinking is the degradation model itself, MATLAB's bicubic ``imresize``
+(:mod:`sr_desk.core.matlab_resize`), clipped to [0, 1] as a saved result is:
+the LR-PSNR here is the one ``bench/quality.py`` reports for the same pair.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from sr_desk.core.matlab_resize import matlab_resize
 from sr_desk.core.resize import Filter, resize
 
 __all__ = ["departure_map", "downscale_to", "heat_map", "lr_psnr", "model_departure_map"]
@@ -35,8 +37,8 @@ _RAMP = np.array(
 
 
 def downscale_to(result_rgb: FloatArray, size: tuple[int, int]) -> FloatArray:
-    """``result_rgb`` shrunk to ``size`` = (width, height) with antialiased bicubic, unclipped."""
-    return resize(result_rgb, size, Filter.BICUBIC)
+    """``result_rgb`` clipped to [0, 1] and shrunk to ``size`` = (width, height) as the degradation does."""
+    return np.clip(matlab_resize(np.clip(result_rgb, 0.0, 1.0), size), 0.0, 1.0)
 
 
 def lr_psnr(result_rgb: FloatArray, input_rgb: FloatArray) -> float:

@@ -7,69 +7,27 @@ differs twice: its cubic uses a = -0.75 (MATLAB: -0.5), and it neither widens
 the kernel when shrinking (no antialiasing) nor mirrors the border the way
 MATLAB does.
 
-What MATLAB does, per axis, and what this module reproduces:
-
-* output length ``ceil(in * scale)``;
-* output pixel ``x`` (1-based) samples input position
-  ``u = x / scale + 0.5 * (1 - 1 / scale)`` (pixel centres aligned);
-* Keys cubic kernel, a = -0.5, support 4; when shrinking with antialiasing
-  the kernel is stretched to ``h(t) = scale * cubic(scale * t)``, support ``4 / scale``;
-* weights normalised to sum to one per output pixel;
-* out-of-range taps mirrored symmetrically (``..., 2, 1 | 1, 2, ..., n | n, n-1, ...``);
-* the axis with the smaller scale is resized first.
-
-The two axes are separable, so each is a matrix product (or, for very long
-axes, a gather of a few taps plus a weighted sum), with taps and weights
-precomputed (in float64) once per geometry.
+The taps and weights of each axis are :mod:`sr_desk.core.matlab_resize`'s
+(in float64, once per geometry), the same the editor's numpy resize uses;
+here each axis is applied as a matrix product, or for very long axes as a
+gather of a few taps plus a weighted sum.
 """
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import torch
 
-__all__ = ["imresize", "output_size", "cubic"]
+from sr_desk.core.matlab_resize import contributions, output_size
 
-#: Guards ceil() against float noise such as 10 * 0.1 = 1.0000000000000002.
-_SIZE_EPS = 1e-9
-
-
-def cubic(t: torch.Tensor) -> torch.Tensor:
-    """Keys' cubic convolution kernel with a = -0.5 (MATLAB's ``cubic``); zero for ``|t| >= 2``."""
-    at = t.abs()
-    at2 = at * at
-    at3 = at2 * at
-    inner = (1.5 * at3 - 2.5 * at2 + 1.0) * (at <= 1)
-    outer = (-0.5 * at3 + 2.5 * at2 - 4.0 * at + 2.0) * ((at > 1) & (at <= 2))
-    return inner + outer
+__all__ = ["imresize", "output_size"]
 
 
-def output_size(in_size: int, scale: float) -> int:
-    """MATLAB's output length for one axis: ``ceil(in_size * scale)``."""
-    return max(1, math.ceil(in_size * scale - _SIZE_EPS))
-
-
-@lru_cache(maxsize=64)
 def _contributions(in_len: int, out_len: int, scale: float, antialias: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input indices (0-based) and weights, each ``(out_len, taps)``, for one axis."""
-    x = torch.arange(1, out_len + 1, dtype=torch.float64)
-    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
-    shrink_aa = antialias and scale < 1.0
-    width = 4.0 / scale if shrink_aa else 4.0
-    left = torch.floor(u - width / 2.0)
-    taps = math.ceil(width) + 2
-    idx = left[:, None] + torch.arange(taps, dtype=torch.float64)[None, :]  # 1-based, may be out of range
-    dist = u[:, None] - idx
-    weights = scale * cubic(scale * dist) if shrink_aa else cubic(dist)
-    weights = weights / weights.sum(dim=1, keepdim=True)
-    # Symmetric mirror, periodic with period 2n (so kernels wider than the image still work).
-    m = torch.remainder(idx.long() - 1, 2 * in_len)
-    idx0 = torch.where(m < in_len, m, 2 * in_len - 1 - m)
-    # Drop tap columns that are zero for every output pixel (as MATLAB does): less to gather.
-    keep = (weights != 0).any(dim=0)
-    return idx0[:, keep].contiguous(), weights[:, keep].contiguous()
+    """:func:`sr_desk.core.matlab_resize.contributions` as tensors (indices int64, weights float64)."""
+    idx, weights = contributions(in_len, out_len, scale, antialias)
+    return torch.from_numpy(idx.copy()), torch.from_numpy(weights.copy())
 
 
 #: Axes whose resize matrix has at most this many entries (64 MB in float32) are resized as one matrix
