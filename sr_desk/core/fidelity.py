@@ -36,6 +36,11 @@ _RAMP = np.array(
 )
 
 
+#: A mean squared error below float32's resolution of [0, 1]: the shrunk result is the input, up to the rounding
+#: of the resize's own arithmetic.
+EQUAL_MSE = (float(np.finfo(np.float32).eps) / 2) ** 2
+
+
 def downscale_to(result_rgb: FloatArray, size: tuple[int, int]) -> FloatArray:
     """``result_rgb`` clipped to [0, 1] and shrunk to ``size`` = (width, height) as the degradation does."""
     return np.clip(matlab_resize(np.clip(result_rgb, 0.0, 1.0), size), 0.0, 1.0)
@@ -45,7 +50,7 @@ def lr_psnr(result_rgb: FloatArray, input_rgb: FloatArray) -> float:
     """PSNR (dB, data range 1) of the downscaled result against the input; inf when equal."""
     diff = _lr_difference(result_rgb, input_rgb)
     mse = float(np.mean(np.square(diff, dtype=np.float64)))
-    if mse == 0.0:
+    if mse <= EQUAL_MSE:
         return math.inf
     return 10.0 * math.log10(1.0 / mse)
 
