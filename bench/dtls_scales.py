@@ -28,7 +28,7 @@ _spec.loader.exec_module(quality)
 
 from sr_desk.core.imageio import ImageData  # noqa: E402
 from sr_desk.diffusion.consistency import back_project  # noqa: E402
-from sr_desk.diffusion.data import centre_crops, load_photo  # noqa: E402
+from sr_desk.training.data import centre_crops, load_photo  # noqa: E402
 from sr_desk.diffusion.imresize import imresize  # noqa: E402
 
 ROWS = ("bicubic", "bicubic + 3 back-projections (no model)", "dtls (fast)", "dtls (momentum, official loop)")

@@ -30,7 +30,7 @@ DATA = ROOT.parent / "shared" / "data" / "train"
 def photo(side: int) -> np.ndarray:
     """A ``side`` px square: the centre of the first held-out photo, or a seeded texture without the data."""
     try:
-        from sr_desk.diffusion.data import list_images, load_photo, split_holdout
+        from sr_desk.training.data import list_images, load_photo, split_holdout
 
         pixels = load_photo(split_holdout(list_images(DATA))[1][0])
         y, x = (pixels.shape[0] - side) // 2, (pixels.shape[1] - side) // 2

@@ -15,7 +15,7 @@ What is measured, and how:
   scale, smaller when the photo is); ``--crop 0`` keeps the whole photo,
   trimmed to a multiple of the scale.
 * Degradation: MATLAB-style bicubic 4x down, quantised to 8 bits
-  (``sr_desk.diffusion.data.degrade``), the SRDiff paper's setting.
+  (``sr_desk.training.data.degrade``), the SRDiff paper's setting.
 * Every method runs through the real engine path (``PluginHost`` ->
   ``prepare`` -> ``run_job`` on a ``Worker``), so the numbers are what a user
   gets; outputs are rounded to 8 bits, as a saved PNG would be.
@@ -75,7 +75,7 @@ from sr_desk.core import fidelity
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import ImageData
 from sr_desk.core.matlab_resize import output_size
-from sr_desk.diffusion.data import centre_crops, degrade, list_images, load_photo, split_holdout
+from sr_desk.training.data import centre_crops, degrade, list_images, load_photo, split_holdout
 from sr_desk.diffusion.imresize import imresize
 
 SCALE = 4

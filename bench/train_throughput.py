@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sr_desk.diffusion.data import degrade, list_images, load_photo, split_holdout
+from sr_desk.training.data import degrade, list_images, load_photo, split_holdout
 from sr_desk.training.loop import TrainingRun, TrainingTask, TrainOptions, pick_device
 from sr_desk.training.photos import PhotoBank
 from sr_desk.training.step import PRECISIONS, autocast_for

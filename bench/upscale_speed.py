@@ -82,7 +82,7 @@ def test_image(size: int, folder: Path) -> Path:
     path = folder / f"input-{size}.png"
     if not path.exists():
         try:
-            from sr_desk.diffusion.data import list_images, load_photo, split_holdout
+            from sr_desk.training.data import list_images, load_photo, split_holdout
 
             photo = load_photo(split_holdout(list_images(DATA))[1][0])
             y, x = (photo.shape[0] - size) // 2, (photo.shape[1] - size) // 2

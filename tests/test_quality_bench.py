@@ -288,7 +288,7 @@ def test_tiny_end_to_end_run(photos, tiny_weights, tmp_path, capsys, one_thread)
 
 
 def test_holdout_split_is_the_trainers_and_limit_applies(tmp_path):
-    from sr_desk.diffusion.data import list_images, split_holdout
+    from sr_desk.training.data import list_images, split_holdout
 
     for i in range(25):
         (tmp_path / f"p{i:02d}.png").write_bytes(b"")
@@ -300,7 +300,7 @@ def test_holdout_split_is_the_trainers_and_limit_applies(tmp_path):
 def test_crops_are_central_and_lr_is_the_degradation():
     import torch
 
-    from sr_desk.diffusion.data import degrade
+    from sr_desk.training.data import degrade
 
     photo = (np.arange(48 * 40 * 3) % 251).astype(np.uint8).reshape(48, 40, 3)
     hr, lr = q.hr_lr_pair(photo, 16)

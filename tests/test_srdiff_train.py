@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from sr_desk.cli import main
-from sr_desk.diffusion.data import split_holdout
+from sr_desk.training.data import split_holdout
 from sr_desk_plugins.srdiff.checkpoints import load_model, read_metadata
 
 pytestmark = pytest.mark.slow

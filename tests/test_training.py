@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from sr_desk.diffusion.data import degrade
+from sr_desk.training.data import degrade
 from sr_desk.diffusion.imresize import imresize
-from sr_desk.diffusion.training_log import read_log
+from sr_desk.training.log import read_log
 from sr_desk.training import PhotoBank, TrainOptions, ValidationSet, fit
 from sr_desk.training.ema import EMA
 from sr_desk.training.loop import bicubic_score

@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sr_desk.diffusion.data import list_images, split_holdout  # noqa: E402
+from sr_desk.training.data import list_images, split_holdout  # noqa: E402
 
 MAX_SIDE = 1536  # what load_photo shrinks to: CPU and GPU runs see the same pictures
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from sr_desk.diffusion.data import list_images, load_photo, split_holdout
+from sr_desk.training.data import list_images, load_photo, split_holdout
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import SeededNoise
 from sr_desk.diffusion.schedule import from_scheduler_config

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sr_desk.diffusion.data import degrade
+from sr_desk.training.data import degrade
 from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer
 from sr_desk.training.metrics import forward_flops
 from sr_desk_plugins.dossr.checkpoints import load_model, save_safetensors

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_desk.diffusion.data import degrade
+from sr_desk.training.data import degrade
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import SeededNoise
 from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer

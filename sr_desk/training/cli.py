@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from sr_desk.diffusion.data import centre_crops, list_images, load_photo, split_holdout
+from sr_desk.training.data import centre_crops, list_images, load_photo, split_holdout
 from sr_desk.training.loop import (
     TrainingTask,
     TrainOptions,

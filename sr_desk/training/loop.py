@@ -29,7 +29,7 @@ from torch import nn
 from sr_desk.core.allocator import reuse_freed_memory
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.native import cpu_has_native_bf16
-from sr_desk.diffusion.training_log import TrainingLog, plot_log
+from sr_desk.training.log import TrainingLog, plot_log
 from sr_desk.training.ema import EMA
 from sr_desk.training.metrics import psnr_y
 from sr_desk.training.photos import PhotoBank

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sr_desk.diffusion.data import degrade
+from sr_desk.training.data import degrade
 
 __all__ = ["CropPlan", "PhotoBank", "dihedral_maps", "reference_crops"]
 
