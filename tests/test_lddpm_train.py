@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sr_desk.training.__main__ import main as train  # LDDPM is not a registered plugin yet
+from sr_desk.training.__main__ import main as train
 from sr_desk_plugins.lddpm.checkpoints import load_model
 from sr_desk_plugins.lddpm.network import LDDPMNet
 from sr_desk_plugins.lddpm.train import PRESETS, LDDPMTask, style_loss
