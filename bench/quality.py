@@ -68,13 +68,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from sr_desk.api import hookimpl
 from sr_desk.core import fidelity
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import ImageData
 from sr_desk.core.matlab_resize import output_size
+from sr_desk.core.metrics import detail_ratio, diversity, psnr_y, quantize8, ssim_y, to_unit
 from sr_desk.training.data import centre_crops, degrade, list_images, load_photo, split_holdout
 from sr_desk.diffusion.imresize import imresize
 
@@ -112,86 +112,6 @@ POSITIONAL_PARAMS = ("sampler", "steps")
 # -- metrics ---------------------------------------------------------------------
 
 
-def to_unit(image: np.ndarray) -> np.ndarray:
-    """An image as float64 in [0, 1]: uint8 divided by 255, floats as they are."""
-    if image.dtype == np.uint8:
-        return image.astype(np.float64) / 255.0
-    return np.asarray(image, dtype=np.float64)
-
-
-def quantize8(image: np.ndarray) -> np.ndarray:
-    """Rounded to 8 bits (and clipped), as saving to PNG does; float32 in [0, 1]."""
-    return (np.round(np.clip(image, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
-
-
-def rgb_to_y(image: np.ndarray) -> np.ndarray:
-    """BT.601 luma of an RGB image in [0, 1] (or uint8): ``(16 + 65.481 R + 128.553 G + 24.966 B) / 255``."""
-    rgb = to_unit(image)
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected an H x W x 3 image, got shape {rgb.shape}")
-    return (16.0 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
-
-
-def crop_border(image: np.ndarray, border: int) -> np.ndarray:
-    """``image`` without ``border`` pixels on each side (SR papers crop the scale's worth)."""
-    if border <= 0:
-        return image
-    if image.shape[0] <= 2 * border or image.shape[1] <= 2 * border:
-        raise ValueError(f"a {image.shape[1]}x{image.shape[0]} image is too small for a {border}-pixel border crop")
-    return image[border:-border, border:-border]
-
-
-def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"images differ in shape: {a.shape} and {b.shape}")
-
-
-def _psnr(reference: np.ndarray, test: np.ndarray) -> float:
-    """PSNR for data in [0, 1]; ``inf`` for identical images (without numpy's divide-by-zero warning)."""
-    if np.array_equal(reference, test):
-        return math.inf
-    return float(peak_signal_noise_ratio(reference, test, data_range=1.0))
-
-
-def psnr_y(sr: np.ndarray, hr: np.ndarray, border: int = SCALE) -> float:
-    """PSNR (dB) on the BT.601 Y channel, ``border`` pixels cropped; ``inf`` when identical."""
-    _check_pair(sr, hr)
-    return _psnr(crop_border(rgb_to_y(hr), border), crop_border(rgb_to_y(sr), border))
-
-
-def ssim_y(sr: np.ndarray, hr: np.ndarray, border: int = SCALE) -> float:
-    """SSIM on the BT.601 Y channel, ``border`` pixels cropped (Gaussian window, sigma 1.5, as Wang et al.)."""
-    _check_pair(sr, hr)
-    return float(
-        structural_similarity(
-            crop_border(rgb_to_y(hr), border),
-            crop_border(rgb_to_y(sr), border),
-            data_range=1.0,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-        )
-    )
-
-
-def gradient_magnitude(y: np.ndarray) -> float:
-    """Mean length of the central-difference gradient of a 2-D image (pixels without both neighbours skipped)."""
-    if y.ndim != 2 or min(y.shape) < 3:
-        raise ValueError(f"expected a 2-D image of at least 3x3, got shape {y.shape}")
-    gy = (y[2:, 1:-1] - y[:-2, 1:-1]) / 2
-    gx = (y[1:-1, 2:] - y[1:-1, :-2]) / 2
-    return float(np.mean(np.hypot(gx, gy)))
-
-
-def detail_ratio(sr: np.ndarray, hr: np.ndarray, border: int = SCALE) -> float:
-    """Mean gradient magnitude on Y of ``sr`` over that of ``hr`` (``nan`` for a flat ``hr``)."""
-    _check_pair(sr, hr)
-    reference = gradient_magnitude(crop_border(rgb_to_y(hr), border))
-    if reference == 0:
-        return math.nan
-    return gradient_magnitude(crop_border(rgb_to_y(sr), border)) / reference
-
-
 def downscale(image: np.ndarray, scale: int = SCALE) -> np.ndarray:
     """MATLAB-style bicubic down by ``scale`` (the degradation's own resize), clipped to [0, 1]; float32."""
     height, width = image.shape[:2]
@@ -208,14 +128,6 @@ def lr_psnr(sr: np.ndarray, lr: np.ndarray, scale: int = SCALE) -> float:
     if down_size != lr.shape[:2]:
         raise ValueError(f"a {sr.shape[:2]} result shrinks by {scale} to {down_size}, not the LR's {lr.shape[:2]}")
     return fidelity.lr_psnr(to_unit(sr).astype(np.float32), to_unit(lr).astype(np.float32))
-
-
-def diversity(outputs: Sequence[np.ndarray]) -> float:
-    """Per-pixel standard deviation over the outputs of several seeds, in 0-255 units, averaged; 0 for one."""
-    if len(outputs) < 2:
-        return 0.0
-    stack = np.stack([to_unit(o) for o in outputs]) * 255.0
-    return float(stack.std(axis=0).mean())
 
 
 # -- method specs ----------------------------------------------------------------

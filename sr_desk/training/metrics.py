@@ -1,33 +1,28 @@
-"""Image quality as SR papers measure it, on tensors already on the training device; and model cost."""
+"""Image quality on tensors from the training device, by the one definition of sr_desk.core.metrics; and model cost."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
-#: ITU-R BT.601 luma, as MATLAB's rgb2ycbcr (and every SR paper's Y-channel PSNR) uses.
-_Y_WEIGHTS = (65.481, 128.553, 24.966)
+from sr_desk.core import metrics
 
 
 def luma(rgb01: torch.Tensor) -> torch.Tensor:
-    """Y of BT.601 in ``[16, 235]`` from ``(B, 3, H, W)`` RGB in ``[0, 1]``: ``(B, 1, H, W)``."""
-    w = torch.tensor(_Y_WEIGHTS, dtype=rgb01.dtype, device=rgb01.device).view(1, 3, 1, 1)
-    return (rgb01 * w).sum(dim=1, keepdim=True) + 16.0
+    """Y of BT.601 in ``[16, 235]`` from ``(B, 3, H, W)`` RGB in ``[0, 1]``: ``(B, 1, H, W)``, differentiable (losses)."""
+    w = torch.tensor(metrics.Y_WEIGHTS, dtype=rgb01.dtype, device=rgb01.device).view(1, 3, 1, 1)
+    return (rgb01 * w).sum(dim=1, keepdim=True) + metrics.Y_OFFSET
 
 
 def psnr_y(sr01: torch.Tensor, hr01: torch.Tensor, shave: int = 0) -> float:
-    """Mean over the batch of the Y-channel PSNR (dB, 8-bit peak), with ``shave`` border pixels ignored.
-
-    The result is quantised to 8 bits first, as it would be in a saved file.
+    """Mean over the batch of :func:`sr_desk.core.metrics.psnr_y` (the bench's Y-PSNR), ``shave`` border pixels
+    ignored; the result is quantised to 8 bits first, as it would be in a saved file.
     """
-    sr = torch.round(sr01.float().clamp(0, 1) * 255) / 255
-    a, b = luma(sr), luma(hr01.float())
-    if shave:
-        a, b = a[..., shave:-shave, shave:-shave], b[..., shave:-shave, shave:-shave]
-    mse = ((a - b) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
-    return float((10 * torch.log10(255.0**2 / mse)).mean())
-
+    sr = sr01.detach().float().permute(0, 2, 3, 1).cpu().numpy()
+    hr = hr01.detach().float().permute(0, 2, 3, 1).cpu().numpy()
+    return float(np.mean([metrics.psnr_y(metrics.quantize8(a), b, shave) for a, b in zip(sr, hr, strict=True)]))
 
 
 def forward_flops(forward: Callable[[], object]) -> float | None:
