@@ -21,11 +21,13 @@ What is measured, and how:
   gets; outputs are rounded to 8 bits, as a saved PNG would be.
 * PSNR and SSIM: on the Y channel of ITU-R BT.601 YCbCr
   (``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` for RGB in [0, 1], divided by
-  255), with a border of 4 pixels (the scale) cropped, computed with
-  scikit-image (``data_range=1``; SSIM with the Gaussian 11x11 window,
-  sigma 1.5, as Wang et al. and the MATLAB code SR papers use).
+  255), with a border of 4 pixels (the scale) cropped, by
+  ``sr_desk.core.metrics`` (the trainer's validation PSNR is the same
+  function); SSIM through scikit-image (``data_range=1``, the Gaussian 11x11
+  window, sigma 1.5, as Wang et al. and the MATLAB code SR papers use).
 * LR-PSNR: the output taken back down with the same MATLAB-style bicubic, against
-  the LR input, RGB, in dB: how consistent the result is with what it was given.
+  the LR input, RGB, in dB: how consistent the result is with what it was given
+  (``sr_desk.core.fidelity.lr_psnr``, the editor's compare view's number).
 * detail: the mean gradient magnitude of the result's Y channel (central
   differences, border cropped) over that of the ground truth. PSNR rewards
   blur; this says how much of the photo's fine structure a result has:
