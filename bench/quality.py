@@ -706,8 +706,9 @@ def header_lines(args: argparse.Namespace, argv: Sequence[str], paths: Sequence[
         + f"), loaded with load_photo(max_side={MAX_SIDE}); {crop}",
         "images: " + ", ".join(p.name for p in paths),
         f"degradation: MATLAB-style bicubic {args.scale}x down, quantised to 8 bits; outputs rounded to 8 bits",
-        f"PSNR/SSIM: Y of BT.601 YCbCr, {args.scale}-px border cropped (scikit-image, data_range 1; "
-        "SSIM Gaussian sigma 1.5); LR-PSNR: output bicubic-downscaled (MATLAB-style) vs LR input, RGB",
+        f"PSNR/SSIM: Y of BT.601 YCbCr, {args.scale}-px border cropped (sr_desk.core.metrics, data_range 1; "
+        "SSIM by scikit-image, Gaussian sigma 1.5); LR-PSNR: output bicubic-downscaled (MATLAB-style) vs LR input, "
+        "RGB, as the editor's compare",
         f"seeded methods: seeds 0..{args.seeds - 1}; their PSNR/SSIM/LR-PSNR are the mean over the seeds; "
         f"sigma = per-pixel std over the seeds (0-255), averaged (0 for deterministic methods)",
         "detail: mean gradient magnitude of the output's Y over the ground truth's (border cropped; 1 = as detailed)",
