@@ -342,6 +342,7 @@ def test_train_resume_export_and_upscale_from_the_cli(tmp_path, rng, capsys):
     assert main(["train", "dtls", "--out", str(out), "--export", str(weights), "--fp16"]) == 0
     _, config, metadata = load_model(weights)
     assert config == TINY and metadata["steps"] == "3"
+    assert metadata["training_data"].startswith(f"{photos}, 90% of the photos by file name")  # the run's own --data
     small = tmp_path / "small.png"
     Image.open(photos / "photo_00.png").resize((20, 12)).save(small)
     for args in (["--scale", "8"], ["--size", "64x40"]):

@@ -24,6 +24,7 @@ from torch import nn
 from sr_desk.diffusion.noise import SeededNoise
 from sr_desk.diffusion.schedule import NoiseSchedule, from_scheduler_config
 from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer
+from sr_desk.training.export import export_ema
 from sr_desk.training.metrics import forward_flops
 from sr_desk_plugins.diffsr.checkpoints import load_model, save_safetensors
 from sr_desk_plugins.diffsr.config import DiffSRConfig
@@ -97,21 +98,9 @@ def build_task(args: argparse.Namespace) -> DiffSRPriorTask:
 
 
 def export(args: argparse.Namespace) -> int:
-    path = args.out / f"{DiffSRPriorTask.stage}.pt"
-    if not path.exists():
-        raise SystemExit(f"nothing to export: no {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    config = DiffSRConfig.from_json(state["config"])
-    meta = {
-        "training_data": "sr-desk ../shared/data/train, 90% by name, HR patches only",
-        "trained_by": "sr-desk train diffsr",
-        "steps": str(state["step"]),
-    }
-    save_safetensors(state["ema"], config, args.export, metadata=meta,
-                     dtype=torch.float16 if args.fp16 else torch.float32)
-    print(f"wrote {args.export} (step {state['step']}, {args.export.stat().st_size / 1e6:.1f} MB); "
-          "calibrate it with python -m sr_desk_plugins.diffsr.calibrate", file=sys.stderr)
-    return 0
+    return export_ema(args, stage=DiffSRPriorTask.stage, config_from_json=DiffSRConfig.from_json,
+                      save=save_safetensors, trained_by="sr-desk train diffsr", degradation="HR patches only",
+                      then="; calibrate it with python -m sr_desk_plugins.diffsr.calibrate")
 
 
 def _no_official(checkpoint: object, out: object) -> str:

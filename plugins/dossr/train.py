@@ -22,8 +22,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sr_desk.training.data import degrade
 from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer
+from sr_desk.training.data import degrade
+from sr_desk.training.export import export_ema
 from sr_desk.training.metrics import forward_flops
 from sr_desk_plugins.dossr.checkpoints import load_model, save_safetensors
 from sr_desk_plugins.dossr.config import DoSSRConfig
@@ -108,20 +109,8 @@ def build_task(args: argparse.Namespace) -> DoSSRTask:
 
 
 def export(args: argparse.Namespace) -> int:
-    path = args.out / f"{DoSSRTask.stage}.pt"
-    if not path.exists():
-        raise SystemExit(f"nothing to export: no {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    config = DoSSRConfig.from_json(state["config"])
-    meta = {
-        "training_data": "sr-desk ../shared/data/train, 90% by name, bicubic x2/x3/x4 LR",
-        "trained_by": "sr-desk train dossr",
-        "steps": str(state["step"]),
-    }
-    save_safetensors(state["ema"], config, args.export, metadata=meta,
-                     dtype=torch.float16 if args.fp16 else torch.float32)
-    print(f"wrote {args.export} (step {state['step']}, {args.export.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
-    return 0
+    return export_ema(args, stage=DoSSRTask.stage, config_from_json=DoSSRConfig.from_json, save=save_safetensors,
+                      trained_by="sr-desk train dossr", degradation="bicubic x2/x3/x4 LR")
 
 
 def _no_official(checkpoint: object, out: object) -> str:

@@ -25,6 +25,7 @@ from torch import nn
 from sr_desk.diffusion.consistency import back_project
 from sr_desk.diffusion.resolution import Degradation, start_level, two_call_sample
 from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer
+from sr_desk.training.export import export_ema
 from sr_desk.training.metrics import forward_flops
 from sr_desk_plugins.dtls.checkpoints import convert_official, load_model, save_safetensors
 from sr_desk_plugins.dtls.config import DTLSConfig
@@ -105,20 +106,8 @@ def build_task(args: argparse.Namespace) -> DTLSTask:
 
 
 def export(args: argparse.Namespace) -> int:
-    path = args.out / f"{DTLSTask.stage}.pt"
-    if not path.exists():
-        raise SystemExit(f"nothing to export: no {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    config = DTLSConfig.from_json(state["config"])
-    meta = {
-        "training_data": "sr-desk ../shared/data/train and ../shared/data/faces, 90% by name, bicubic x4 LR",
-        "trained_by": "sr-desk train dtls",
-        "steps": str(state["step"]),
-    }
-    save_safetensors(state["ema"], config, args.export, metadata=meta,
-                     dtype=torch.float16 if args.fp16 else torch.float32)
-    print(f"wrote {args.export} (step {state['step']}, {args.export.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
-    return 0
+    return export_ema(args, stage=DTLSTask.stage, config_from_json=DTLSConfig.from_json, save=save_safetensors,
+                      trained_by="sr-desk train dtls", degradation="bicubic x4 LR")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_desk.training.data import degrade
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import SeededNoise
 from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer
+from sr_desk.training.data import degrade
+from sr_desk.training.export import export_ema
 from sr_desk.training.metrics import forward_flops, luma
 from sr_desk_plugins.lddpm.adversarial import Discriminator, discriminator_loss, fake_pair, generator_loss, real_pair
 from sr_desk_plugins.lddpm.checkpoints import load_model, save_safetensors
@@ -167,17 +168,8 @@ def build_task(args: argparse.Namespace) -> LDDPMTask:
 
 
 def export(args: argparse.Namespace) -> int:
-    path = args.out / f"{args.stage}.pt"
-    if not path.exists():
-        raise SystemExit(f"nothing to export: no {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    config = LDDPMConfig.from_json(state["config"])
-    meta = {"training_data": "sr-desk ../shared/data/train, 90% by name, bicubic x2/x3/x4 LR",
-            "trained_by": f"sr-desk train lddpm --stage {args.stage}", "steps": str(state["step"])}
-    save_safetensors(state["ema"], config, args.export, metadata=meta,
-                     dtype=torch.float16 if args.fp16 else torch.float32)
-    print(f"wrote {args.export} (stage {args.stage}, step {state['step']})", file=sys.stderr)
-    return 0
+    return export_ema(args, stage=args.stage, config_from_json=LDDPMConfig.from_json, save=save_safetensors,
+                      trained_by=f"sr-desk train lddpm --stage {args.stage}", degradation="bicubic x2/x3/x4 LR")
 
 
 def _no_official(checkpoint: object, out: object) -> str:

@@ -29,6 +29,7 @@ from sr_desk.diffusion import cosine_schedule, make_sampler
 from sr_desk.diffusion.consistency import residual_consistency
 from sr_desk.diffusion.noise import SeededNoise
 from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer
+from sr_desk.training.export import describe_training_data
 from sr_desk.training.metrics import forward_flops
 from sr_desk_plugins.srdiff.checkpoints import (
     convert_official,
@@ -174,12 +175,13 @@ def _zero_skip_tail(encoder: RRDBNet) -> None:
     nn.init.zeros_(encoder.conv_last.bias)
 
 
-def _encoder_state(out: Path) -> tuple[dict[str, torch.Tensor], SRDiffConfig] | None:
+def _encoder_state(out: Path) -> tuple[dict[str, torch.Tensor], SRDiffConfig, str | None] | None:
+    """Stage 1's EMA weights in ``out``, their config and the photo folder it trained on; None before stage 1."""
     path = out / "encoder.pt"
     if not path.exists():
         return None
     state = torch.load(path, map_location="cpu", weights_only=True)
-    return state["ema"], SRDiffConfig.from_json(state["config"])
+    return state["ema"], SRDiffConfig.from_json(state["config"]), state.get("data")
 
 
 def _frozen_encoder(args: argparse.Namespace, config: SRDiffConfig) -> RRDBNet:
@@ -187,7 +189,7 @@ def _frozen_encoder(args: argparse.Namespace, config: SRDiffConfig) -> RRDBNet:
     encoder = RRDBNet(config)
     trained = _encoder_state(args.out)
     if trained is not None:
-        state, enc_config = trained
+        state, enc_config, _ = trained
         if not enc_config.same_encoder(config) or enc_config.encoder_skip != config.encoder_skip:
             raise SystemExit(f"{args.out / 'encoder.pt'} has another encoder configuration: {enc_config.to_json()}")
         encoder.load_state_dict(state)
@@ -228,10 +230,10 @@ def build_task(args: argparse.Namespace) -> EncoderTask | DiffusionTask:
 
 def export(args: argparse.Namespace) -> int:
     """EMA weights of the run folder into one safetensors file (encoder, plus the U-Net once trained)."""
-    encoder_state, config = None, None
+    encoder_state, config, data = None, None, None
     trained = _encoder_state(args.out)
     if trained is not None:
-        encoder_state, config = trained
+        encoder_state, config, data = trained
     elif (args.out / FROZEN_ENCODER).exists():
         encoder, config, _ = load_encoder(args.out / FROZEN_ENCODER)
         encoder_state = encoder.state_dict()
@@ -239,7 +241,7 @@ def export(args: argparse.Namespace) -> int:
     unet_state = None
     if unet_path.exists():
         state = torch.load(unet_path, map_location="cpu", weights_only=True)
-        unet_state, config = state["ema"], SRDiffConfig.from_json(state["config"])
+        unet_state, config, data = state["ema"], SRDiffConfig.from_json(state["config"]), state.get("data")
         print(f"diffusion: step {state['step']}", file=sys.stderr)
     if encoder_state is None or config is None:
         raise SystemExit(f"nothing to export: no encoder.pt or {FROZEN_ENCODER} in {args.out}")
@@ -247,7 +249,7 @@ def export(args: argparse.Namespace) -> int:
     if unet_state is not None:
         state_dict.update({f"denoise_fn.{k}": v for k, v in unet_state.items()})
     meta = {
-        "training_data": "sr-desk ../shared/data/train (freely licensed photos), 90% by name, bicubic x4 degradation",
+        "training_data": describe_training_data(data, "bicubic x4 degradation"),
         "trained_by": "sr-desk train srdiff",
         "version": "2",
     }

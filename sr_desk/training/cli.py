@@ -113,6 +113,7 @@ def options_from(args: argparse.Namespace) -> TrainOptions:
         device=args.device, precision=args.precision, compile=args.compile, compile_mode=args.compile_mode,
         log_every=args.log_every, ckpt_every=args.ckpt_every,
         val_every=args.val_every, seed=args.seed, resume=args.resume, progress=not args.no_progress,
+        data=str(args.data) if args.data is not None else None,
     )
 
 

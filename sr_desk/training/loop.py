@@ -113,6 +113,8 @@ class TrainOptions:
     seed: int = 0
     resume: bool = False
     progress: bool = True
+    #: The photo folder trained on, as given (``--data``): recorded in the checkpoint for the exported file.
+    data: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -188,6 +190,7 @@ class TrainingRun:
             "ema": self.ema.shadow.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
+            "data": self.options.data,
             # A task with state of its own (a GAN's discriminator and its optimiser) saves it here.
             **({"task": self.task.extra_state()} if hasattr(self.task, "extra_state") else {}),
         }
