@@ -103,21 +103,19 @@ def export(args: argparse.Namespace) -> int:
                       then="; calibrate it with python -m sr_desk_plugins.diffsr.calibrate")
 
 
-def _no_official(checkpoint: object, out: object) -> str:
-    raise SystemExit("Diff-SR released no weights; a diffusers UNet2DModel folder runs as it is (--weights FOLDER)")
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sr-desk train diffsr", description=__doc__.split("\n\n")[0])
     add_training_arguments(p)
     p.add_argument("--preset", choices=sorted(PRESETS), default="compact")
     p.add_argument("--scale", type=int, default=4, help="scale of the validation crops (the prior sees no LR)")
-    add_export_arguments(p, "Diff-SR")
+    # No --convert: Diff-SR released no weights (a diffusers UNet2DModel folder runs as it is, --weights FOLDER).
+    add_export_arguments(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_trainer(build_parser().parse_args(argv), build_task=build_task, export=export, convert=_no_official)
+    return run_trainer(build_parser().parse_args(argv), build_task=build_task, export=export)
 
 
 if __name__ == "__main__":

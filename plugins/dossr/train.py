@@ -113,21 +113,19 @@ def export(args: argparse.Namespace) -> int:
                       trained_by="sr-desk train dossr", degradation="bicubic x2/x3/x4 LR")
 
 
-def _no_official(checkpoint: object, out: object) -> str:
-    raise SystemExit("DoSSR's official release is a Stable Diffusion ControlNet: there is nothing to convert")
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sr-desk train dossr", description=__doc__.split("\n\n")[0])
     add_training_arguments(p)
     p.add_argument("--preset", choices=sorted(PRESETS), default="compact")
     p.add_argument("--scale", type=int, default=4, help="scale of the validation crops (training mixes x2-x4)")
-    add_export_arguments(p, "DoSSR")
+    # No --convert: DoSSR's official release is a Stable Diffusion ControlNet, nothing this network can take.
+    add_export_arguments(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_trainer(build_parser().parse_args(argv), build_task=build_task, export=export, convert=_no_official)
+    return run_trainer(build_parser().parse_args(argv), build_task=build_task, export=export)
 
 
 if __name__ == "__main__":

@@ -172,9 +172,6 @@ def export(args: argparse.Namespace) -> int:
                       trained_by=f"sr-desk train lddpm --stage {args.stage}", degradation="bicubic x2/x3/x4 LR")
 
 
-def _no_official(checkpoint: object, out: object) -> str:
-    raise SystemExit("LDDPM has no official code or weights to convert (spec 1)")
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sr-desk train lddpm", description=__doc__.split("\n\n")[0])
@@ -182,12 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", choices=STAGES, default="denoise")
     p.add_argument("--preset", choices=sorted(PRESETS), default="compact")
     p.add_argument("--scale", type=int, default=4, help="scale of the validation crops (training mixes x2-x4)")
-    add_export_arguments(p, "LDDPM")
+    add_export_arguments(p)  # no --convert: LDDPM has no official code or weights (spec 1)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_trainer(build_parser().parse_args(argv), build_task=build_task, export=export, convert=_no_official)
+    return run_trainer(build_parser().parse_args(argv), build_task=build_task, export=export)
 
 
 if __name__ == "__main__":

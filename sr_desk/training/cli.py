@@ -65,11 +65,13 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="log lines only, no progress bar")
 
 
-def add_export_arguments(p: argparse.ArgumentParser, method: str) -> None:
-    """``--export``, ``--convert`` and ``--fp16``: what every trainer offers besides training."""
+def add_export_arguments(p: argparse.ArgumentParser, official: str | None = None) -> None:
+    """``--export`` and ``--fp16``, what every trainer offers besides training; ``--convert`` only where the
+    method's authors released checkpoints (``official`` names them, e.g. "DTLS ({step, model, ema})")."""
     p.add_argument("--export", type=Path, help="write the EMA weights of OUT as safetensors and stop")
-    p.add_argument("--convert", type=Path, metavar="CKPT",
-                   help=f"with --export: convert an official {method} checkpoint to safetensors instead")
+    if official is not None:
+        p.add_argument("--convert", type=Path, metavar="CKPT",
+                       help=f"with --export: convert an official {official} checkpoint to safetensors instead")
     p.add_argument("--fp16", action="store_true", help="with --export: store float16 (half the size)")
 
 
@@ -78,10 +80,10 @@ def run_trainer(
     *,
     build_task: Callable[[argparse.Namespace], TrainingTask],
     export: Callable[[argparse.Namespace], int],
-    convert: Callable[[Path, Path], str],
+    convert: Callable[[Path, Path], str] | None = None,
 ) -> int:
     """A trainer's command: ``--convert`` (``convert`` describes what it wrote), ``--export``, or train one stage."""
-    if args.convert:
+    if convert is not None and args.convert:
         if not args.export:
             raise SystemExit("--convert needs --export OUT.safetensors")
         print(f"wrote {args.export}: {convert(args.convert, args.export)}", file=sys.stderr)
