@@ -16,20 +16,17 @@ from typing import Any
 import torch
 from torch import nn
 
-import sr_desk
-from sr_desk.core.atomic import atomic_write_bytes
 from sr_desk.diffusion.weights_file import (
     CheckpointError,
     check_keys,
-    key_problems,
     read_weights_file,
+    write_safetensors,
 )
 from sr_desk_plugins.dtls.config import DTLSConfig
 from sr_desk_plugins.dtls.network import DTLSUNet
 
 __all__ = ["CheckpointError", "convert_official", "infer_official_config", "load_model", "save_safetensors"]
 
-FORMAT = "sr-desk"
 ARCHITECTURE = "dtls"
 OFFICIAL_PREFIX = "denoise_fn."
 #: The official attention width (4 heads of 32); the checkpoint stores only their product.
@@ -116,16 +113,8 @@ def save_safetensors(
 ) -> None:
     """Write the U-Net's weights with the config in the header, atomically; refuses a mismatched set."""
     state = dict(model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state)
-    problems = key_problems(_shapes(config), state)
-    if problems:
-        raise ValueError(f"weights do not match the config: {'; '.join(problems)}")
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()}
-    meta = {"version": sr_desk.__version__, **(metadata or {})}
-    meta.update(format=FORMAT, architecture=ARCHITECTURE, config=config.to_json(),
-                dtype=str(dtype).removeprefix("torch."))
-    from safetensors.torch import save
-
-    atomic_write_bytes(path, save(tensors, metadata=meta))
+    write_safetensors(state, path, architecture=ARCHITECTURE, config_json=config.to_json(),
+                      expected=_shapes(config), metadata=metadata, dtype=dtype)
 
 
 def convert_official(checkpoint: str | Path, out: str | Path) -> DTLSConfig:
