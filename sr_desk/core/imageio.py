@@ -289,17 +289,43 @@ def _decode(f: BinaryIO, name: str, head: bytes, limit: int) -> ImageData:
 
 @contextlib.contextmanager
 def _pillow_warnings_in_one_line(name: str) -> Iterator[None]:
-    """Pillow's warnings while the block runs (several stderr lines each) as one logged warning line."""
+    """Pillow's warnings and log records while the block runs (several stderr lines each) as one line.
+
+    The line is a logged warning when the block succeeds; when it fails, the
+    caller's one-line error already says what went wrong, so they go to the
+    debug log only.
+    """
+    records = _Records()
+    pil_log = logging.getLogger("PIL")
     with _warnings_lock, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        pil_log.addHandler(records)
+        propagate, pil_log.propagate = pil_log.propagate, False
+        failed = True
         try:
             yield
+            failed = False
         finally:
-            messages = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+            pil_log.removeHandler(records)
+            pil_log.propagate = propagate
+            said = [" ".join(str(w.message).split()) for w in caught] + records.lines
+            messages = list(dict.fromkeys(said))
             if messages:
                 summary = "; ".join(messages)
-                log.warning("warning: '%s': %s", name, summary if len(summary) <= 200 else summary[:197] + "...")
+                summary = summary if len(summary) <= 200 else summary[:197] + "..."
+                (log.debug if failed else log.warning)("warning: '%s': %s", name, summary)
+
+
+class _Records(logging.Handler):
+    """Pillow's own log records of warning level and above, kept as one-line texts."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(" ".join(record.getMessage().split()))
 
 
 def _decode_quietly(f: BinaryIO, name: str, head: bytes, limit: int) -> ImageData:
