@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from sr_desk.diffusion.json_config import JsonConfig
 from sr_desk.diffusion.weights_file import bounded_int
 
 #: The noise schedules a prior may declare, by their diffusers names.
@@ -14,7 +13,7 @@ BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
 
 @dataclass(frozen=True)
-class DiffSRConfig:
+class DiffSRConfig(JsonConfig):
     """The compact unconditional epsilon-prediction prior of spec section 9.
 
     ``width``, ``mults``, ``blocks``, ``attention`` and ``unshuffle``: the
@@ -22,6 +21,8 @@ class DiffSRConfig:
     the DDPM schedule in the keys of a diffusers ``scheduler_config.json``, so
     one code path serves this prior and a user's diffusers model.
     """
+
+    METHOD = "Diff-SR"
 
     width: int = 32
     mults: tuple[int, ...] = (1, 2, 4)
@@ -62,15 +63,3 @@ class DiffSRConfig:
         return {"num_train_timesteps": self.num_train_timesteps, "beta_start": self.beta_start,
                 "beta_end": self.beta_end, "beta_schedule": self.beta_schedule, "prediction_type": "epsilon"}
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> DiffSRConfig:
-        data: dict[str, Any] = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("a Diff-SR config must be a JSON object")
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown Diff-SR config fields: {', '.join(unknown)}")
-        return cls(**data)

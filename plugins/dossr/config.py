@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from typing import Any
 
+from sr_desk.diffusion.json_config import JsonConfig
 from sr_desk.diffusion.weights_file import bounded_int
 
 
 @dataclass(frozen=True)
-class DoSSRConfig:
+class DoSSRConfig(JsonConfig):
     """The compact pixel-space network of spec section 9 and the domain-shift process it was trained on.
 
     ``width`` and ``mults``: channels of the U-Net's levels; ``blocks``:
@@ -22,6 +20,8 @@ class DoSSRConfig:
     cheaper at a small cost in fine detail. ``timesteps`` and ``t1``: the
     process (spec 2.1); the network's time embedding takes indices ``0..timesteps-1``.
     """
+
+    METHOD = "DoSSR"
 
     width: int = 32
     mults: tuple[int, ...] = (1, 2, 4)
@@ -51,15 +51,3 @@ class DoSSRConfig:
         """Image sides must be multiples of this (the unshuffle, then one halving per level but the last)."""
         return self.unshuffle * 2 ** (len(self.mults) - 1)
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> DoSSRConfig:
-        data: dict[str, Any] = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("a DoSSR config must be a JSON object")
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown DoSSR config fields: {', '.join(unknown)}")
-        return cls(**data)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from typing import Any
 
+from sr_desk.diffusion.json_config import JsonConfig
 from sr_desk.diffusion.resolution import DOWNSCALE_KERNELS
 from sr_desk.diffusion.weights_file import bounded_int
 
 
 @dataclass(frozen=True)
-class DTLSConfig:
+class DTLSConfig(JsonConfig):
     """One DTLS model: its U-Net (spec 2) and the levels of its degradation (spec 3).
 
     ``levels``: level ``t`` shrinks to ``1 - t / levels`` of the output size
@@ -21,6 +19,8 @@ class DTLSConfig:
     official code has the switch, off in its releases; sr-desk's compact model
     turns it on, so training starts from the enlarged input, not from zero).
     """
+
+    METHOD = "DTLS"
 
     dim: int = 64
     dim_mults: tuple[int, ...] = (1, 2, 4, 8)
@@ -59,19 +59,6 @@ class DTLSConfig:
     def max_scale(self) -> float:
         return self.levels / (self.levels - self.max_level)
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> DTLSConfig:
-        data: dict[str, Any] = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("a DTLS config must be a JSON object")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown DTLS config fields: {', '.join(unknown)}")
-        return cls(**data)
 
 
 #: The official releases (spec 2.1, 6.2): the U-Net is chosen from the HR size alone.

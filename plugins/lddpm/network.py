@@ -27,16 +27,14 @@ for the same reason). The model card lists this choice.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sr_desk.diffusion.compact_unet import ResBlock, timestep_embedding
+from sr_desk.diffusion.json_config import JsonConfig
 from sr_desk.diffusion.weights_file import bounded_int
 from sr_desk_plugins.lddpm.flow import ConditionalFlow
 
@@ -44,8 +42,10 @@ __all__ = ["CrossAttention", "LDDPMConfig", "LDDPMNet"]
 
 
 @dataclass(frozen=True)
-class LDDPMConfig:
+class LDDPMConfig(JsonConfig):
     """Sizes of the lite network (spec 9): U-Net widths ``width * mults``, latents, flow steps, heads."""
+
+    METHOD = "LDDPM"
 
     width: int = 32
     mults: tuple[int, ...] = (1, 2, 4)
@@ -78,18 +78,6 @@ class LDDPMConfig:
     def bottleneck_channels(self) -> int:
         return self.width * self.mults[-1]
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> LDDPMConfig:
-        data: dict[str, Any] = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("an LDDPM config must be a JSON object")
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown LDDPM config fields: {', '.join(unknown)}")
-        return cls(**data)
 
 
 class CrossAttention(nn.Module):
