@@ -11,21 +11,18 @@ the network load when the method first runs.
 
 from __future__ import annotations
 
-import numpy as np
-
 from sr_desk.api import (
     BoolParam,
     Capabilities,
     ChoiceParam,
-    Context,
     FloatParam,
     IntParam,
     Method,
-    Request,
     Task,
     Trainer,
     WeightFile,
     hookimpl,
+    lazy,
 )
 
 SR_DESK_API_VERSION = "1.1"
@@ -33,11 +30,6 @@ SR_DESK_API_VERSION = "1.1"
 #: The built-in prior (resources/weights), trained and calibrated by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="diffsr-prior.safetensors", license="MIT (weights trained by sr-desk)")
 
-
-def _upscale(request: Request, context: Context) -> np.ndarray:
-    from sr_desk_plugins.diffsr import methods
-
-    return methods.upscale(request, context)
 
 
 @hookimpl
@@ -47,7 +39,7 @@ def sr_desk_methods() -> list[Method]:
             id="diffsr",
             name="Diff-SR",
             task=Task.UPSCALE,
-            run=_upscale,
+            run=lazy("sr_desk_plugins.diffsr.methods:upscale"),
             params=[
                 IntParam(name="steps", default=10, minimum=1, maximum=100,
                          help="Network calls of the reverse chain from the injected noise (DDIM); the live "
@@ -77,13 +69,8 @@ def sr_desk_methods() -> list[Method]:
     ]
 
 
-def _train_main(argv: list[str]) -> int:
-    from sr_desk_plugins.diffsr import train
-
-    return train.main(argv)
-
 
 @hookimpl
 def sr_desk_trainers() -> list[Trainer]:
     return [Trainer(name="diffsr", description="Train Diff-SR's unconditional prior (epsilon MSE on HR patches)",
-                    main=_train_main)]
+                    main=lazy("sr_desk_plugins.diffsr.train:main"))]

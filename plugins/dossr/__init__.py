@@ -10,32 +10,24 @@ Declarations only here: torch and the network load when the method first runs.
 
 from __future__ import annotations
 
-import numpy as np
-
 from sr_desk.api import (
     BoolParam,
     Capabilities,
     ChoiceParam,
-    Context,
     IntParam,
     Method,
-    Request,
     Task,
     Trainer,
     WeightFile,
     hookimpl,
+    lazy,
 )
 
-SR_DESK_API_VERSION = "1.2"
+SR_DESK_API_VERSION = "1.3"
 
 #: The built-in model (resources/weights), trained by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="dossr-x4.safetensors", license="MIT (weights trained by sr-desk)")
 
-
-def _upscale(request: Request, context: Context) -> np.ndarray:
-    from sr_desk_plugins.dossr import methods
-
-    return methods.upscale(request, context)
 
 
 @hookimpl
@@ -45,7 +37,7 @@ def sr_desk_methods() -> list[Method]:
             id="dossr",
             name="DoSSR",
             task=Task.UPSCALE,
-            run=_upscale,
+            run=lazy("sr_desk_plugins.dossr.methods:upscale"),
             params=[
                 IntParam(
                     name="steps",
@@ -88,13 +80,8 @@ def sr_desk_methods() -> list[Method]:
     ]
 
 
-def _train_main(argv: list[str]) -> int:
-    from sr_desk_plugins.dossr import train
-
-    return train.main(argv)
-
 
 @hookimpl
 def sr_desk_trainers() -> list[Trainer]:
     return [Trainer(name="dossr", description="Train the DoSSR network (L1 on x0 over the domain-shift process)",
-                    main=_train_main)]
+                    main=lazy("sr_desk_plugins.dossr.train:main"))]

@@ -9,22 +9,9 @@ Declarations only here: torch and the network load when the method first runs.
 
 from __future__ import annotations
 
-import numpy as np
+from sr_desk.api import BoolParam, Capabilities, ChoiceParam, Method, Task, Trainer, WeightFile, hookimpl, lazy
 
-from sr_desk.api import (
-    BoolParam,
-    Capabilities,
-    ChoiceParam,
-    Context,
-    Method,
-    Request,
-    Task,
-    Trainer,
-    WeightFile,
-    hookimpl,
-)
-
-SR_DESK_API_VERSION = "1.2"
+SR_DESK_API_VERSION = "1.3"
 
 #: The built-in model (resources/weights), trained by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="dtls-x4.safetensors", license="MIT (weights trained by sr-desk)")
@@ -32,11 +19,6 @@ BUILTIN_WEIGHTS = WeightFile(name="dtls-x4.safetensors", license="MIT (weights t
 SAMPLERS = ("fast", "momentum", "chain")
 DEFAULT_SAMPLER = "fast"
 
-
-def _upscale(request: Request, context: Context) -> np.ndarray:
-    from sr_desk_plugins.dtls import methods
-
-    return methods.upscale(request, context)
 
 
 @hookimpl
@@ -46,7 +28,7 @@ def sr_desk_methods() -> list[Method]:
             id="dtls",
             name="DTLS",
             task=Task.UPSCALE,
-            run=_upscale,
+            run=lazy("sr_desk_plugins.dtls.methods:upscale"),
             params=[
                 ChoiceParam(
                     name="sampler",
@@ -74,13 +56,8 @@ def sr_desk_methods() -> list[Method]:
     ]
 
 
-def _train_main(argv: list[str]) -> int:
-    from sr_desk_plugins.dtls import train
-
-    return train.main(argv)
-
 
 @hookimpl
 def sr_desk_trainers() -> list[Trainer]:
     return [Trainer(name="dtls", description="Train the DTLS U-Net (L1 to HR over the resolution levels)",
-                    main=_train_main)]
+                    main=lazy("sr_desk_plugins.dtls.train:main"))]

@@ -13,20 +13,13 @@ score is in MODEL_CARD.md. Declarations only here: torch loads when the method f
 
 from __future__ import annotations
 
-import numpy as np
+from sr_desk.api import BoolParam, Capabilities, Method, Task, Trainer, WeightFile, hookimpl, lazy
 
-from sr_desk.api import BoolParam, Capabilities, Context, Method, Request, Task, Trainer, WeightFile, hookimpl
-
-SR_DESK_API_VERSION = "1.2"
+SR_DESK_API_VERSION = "1.3"
 
 #: The built-in weights (resources/weights), trained by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="lddpm-x4.safetensors", license="MIT (weights trained by sr-desk)")
 
-
-def _upscale(request: Request, context: Context) -> np.ndarray:
-    from sr_desk_plugins.lddpm import methods
-
-    return methods.upscale(request, context)
 
 
 @hookimpl
@@ -36,7 +29,7 @@ def sr_desk_methods() -> list[Method]:
             id="lddpm",
             name="LDDPM",
             task=Task.UPSCALE,
-            run=_upscale,
+            run=lazy("sr_desk_plugins.lddpm.methods:upscale"),
             params=[BoolParam(name="lr_consistency", label="LR consistency", default=True,
                               help="Back-project the result onto the input, so it downscales to the input")],
             # The cross-attention is global over the bottleneck (an eighth of the output side): its cost
@@ -52,12 +45,8 @@ def sr_desk_methods() -> list[Method]:
     ]
 
 
-def _train_main(argv: list[str]) -> int:
-    from sr_desk_plugins.lddpm import train
-
-    return train.main(argv)
-
 
 @hookimpl
 def sr_desk_trainers() -> list[Trainer]:
-    return [Trainer(name="lddpm", description="Train LDDPM (denoise stage, then adversarial)", main=_train_main)]
+    return [Trainer(name="lddpm", description="Train LDDPM (denoise stage, then adversarial)",
+                    main=lazy("sr_desk_plugins.lddpm.train:main"))]

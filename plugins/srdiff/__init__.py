@@ -11,26 +11,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from sr_desk.api import (
     BoolParam,
     Capabilities,
     ChoiceParam,
-    Context,
     FloatParam,
     ImageParam,
     IntParam,
     Method,
-    Request,
     SeedParam,
     Task,
     Trainer,
     WeightFile,
     hookimpl,
+    lazy,
 )
 
-SR_DESK_API_VERSION = "1.2"
+SR_DESK_API_VERSION = "1.3"
 
 #: The built-in 4x model (resources/weights), trained by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="srdiff-x4.safetensors", license="MIT (weights trained by sr-desk)")
@@ -90,17 +87,6 @@ def _lr_consistency_param(help_text: str = _SAMPLER_CONSISTENCY) -> BoolParam:
     return BoolParam(name="lr_consistency", label="LR consistency", default=True, help=help_text)
 
 
-def _lazy(name: str):  # type: ignore[no-untyped-def]
-    """A run function that imports the heavy module on first use."""
-
-    def run(request: Request, context: Context) -> np.ndarray:
-        from sr_desk_plugins.srdiff import methods
-
-        return getattr(methods, name)(request, context)
-
-    run.__name__ = name
-    return run
-
 
 # x4 is the built-in model's scale; x8 lets official 8x (CelebA) checkpoints given with --weights run at
 # their own scale. A model asked for the other scale answers through a Lanczos resize of its own result.
@@ -117,7 +103,7 @@ def sr_desk_methods() -> list[Method]:
             id="srdiff",
             name="SRDiff",
             task=Task.UPSCALE,
-            run=_lazy("upscale"),
+            run=lazy("sr_desk_plugins.srdiff.methods:upscale"),
             params=[*_sampling_params(), _lr_consistency_param()],
             capabilities=_MODEL,
             description="Diffusion 4x super-resolution (SRDiff): the encoder's upscale with detail sampled by the "
@@ -128,7 +114,7 @@ def sr_desk_methods() -> list[Method]:
             id="srdiff-encoder",
             name="SRDiff encoder (fast)",
             task=Task.UPSCALE,
-            run=_lazy("encoder_upscale"),
+            run=lazy("sr_desk_plugins.srdiff.methods:encoder_upscale"),
             params=[_lr_consistency_param(_ENCODER_CONSISTENCY)],
             capabilities=Capabilities(scales=(4, 8), default_scale=4, weights=(BUILTIN_WEIGHTS,),
                                       memory_per_output_pixel=400),  # 1.9 GB at 512 px in (4.2 MP out)
@@ -139,7 +125,7 @@ def sr_desk_methods() -> list[Method]:
             id="srdiff-fusion",
             name="SRDiff content fusion",
             task=Task.FUSE,
-            run=_lazy("fuse"),
+            run=lazy("sr_desk_plugins.srdiff.methods:fuse"),
             params=[
                 ImageParam(
                     name="donor",
@@ -183,7 +169,7 @@ def sr_desk_methods() -> list[Method]:
             id="srdiff-interpolate",
             name="SRDiff latent interpolation",
             task=Task.INTERPOLATE,
-            run=_lazy("interpolate"),
+            run=lazy("sr_desk_plugins.srdiff.methods:interpolate"),
             params=[
                 SeedParam(name="seed_b", help="Seed of the second result (the first is the job's seed)"),
                 FloatParam(
@@ -218,12 +204,8 @@ def sr_desk_methods() -> list[Method]:
     ]
 
 
-def _train_main(argv: list[str]) -> int:
-    from sr_desk_plugins.srdiff import train
-
-    return train.main(argv)
-
 
 @hookimpl
 def sr_desk_trainers() -> list[Trainer]:
-    return [Trainer(name="srdiff", description="Train the SRDiff LR encoder, then its noise predictor", main=_train_main)]
+    return [Trainer(name="srdiff", description="Train the SRDiff LR encoder, then its noise predictor",
+                    main=lazy("sr_desk_plugins.srdiff.train:main"))]

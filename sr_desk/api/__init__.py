@@ -8,9 +8,11 @@ that names both versions.
 
 1.1 added ``ImageParam(placeable=True)``, ``ImageInput.placement`` and ``Request.draft``.
 1.2 added ``Capabilities.memory_per_output_pixel``.
+1.3 added ``lazy("module:function")``.
 """
 
 from sr_desk.api.hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl
+from sr_desk.api.lazy import lazy
 from sr_desk.api.method import Capabilities, Method, Task, WeightFile
 from sr_desk.api.params import (
     BoolParam,
@@ -28,7 +30,7 @@ from sr_desk.api.params import (
 from sr_desk.api.request import Cancelled, Context, ImageInput, Request, WeightsStore
 from sr_desk.api.training import Trainer
 
-API_VERSION = "1.2"
+API_VERSION = "1.3"
 
 __all__ = [
     "API_VERSION",
@@ -56,4 +58,5 @@ __all__ = [
     "WeightFile",
     "WeightsStore",
     "hookimpl",
+    "lazy",
 ]
