@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from sr_desk.cli import main
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import ImageData
 from sr_desk.diffusion.weights_file import CheckpointError
@@ -211,31 +209,6 @@ def test_a_training_step_runs_and_the_loss_is_l1_on_x0():
     assert loss.ndim == 0 and float(loss.detach()) > 0
     assert task.module.head.weight.grad is not None and task.module.head.weight.grad.abs().sum() > 0
     assert task.predict(task.module.eval(), lr).shape == hr.shape
-
-
-@pytest.mark.slow
-def test_train_resume_export_and_upscale_from_the_cli(tmp_path, rng, capsys):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(12):
-        smooth = np.kron(rng.random((6, 8, 3)), np.ones((12, 12, 1)))
-        Image.fromarray((smooth * 255).astype(np.uint8)).save(photos / f"photo_{i:02d}.png")
-    out = tmp_path / "run"
-    common = ["train", "dossr", "--data", str(photos), "--out", str(out), "--preset", "tiny", "--batch", "2",
-              "--patch", "24", "--log-every", "1", "--ckpt-every", "2", "--val-every", "2", "--no-progress"]
-    assert main([*common, "--steps", "2"]) == 0
-    assert main([*common, "--steps", "3", "--resume"]) == 0
-    assert "resumed dossr at step 2" in capsys.readouterr().err
-    weights = tmp_path / "dossr.safetensors"
-    assert main(["train", "dossr", "--out", str(out), "--export", str(weights), "--fp16"]) == 0
-    _, config, metadata = load_model(weights)
-    assert config == TINY and metadata["steps"] == "3"
-    small = tmp_path / "small.png"
-    Image.open(photos / "photo_00.png").resize((20, 12)).save(small)
-    result = tmp_path / "out.png"
-    assert main(["upscale", str(small), "-o", str(result), "--method", "dossr", "--weights", str(weights),
-                 "--size", "64x40"]) == 0
-    assert Image.open(result).size == (64, 40)
 
 
 def test_the_compact_preset_is_the_model_card_s_network():

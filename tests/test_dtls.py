@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from sr_desk.cli import main
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import ImageData
 from sr_desk.diffusion.resolution import (
@@ -323,32 +322,6 @@ def test_the_start_level_is_fed_the_enlarged_lr_itself():
     x = task.inputs(lr, hr, torch.tensor([24, 3]))
     assert torch.allclose(x[0], task.degrade.enlarge(lr[:1], (32, 32))[0])
     assert torch.allclose(x[1], task.degrade(hr[1:], 3)[0])
-
-
-@pytest.mark.slow
-def test_train_resume_export_and_upscale_from_the_cli(tmp_path, rng, capsys):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(12):
-        smooth = np.kron(rng.random((6, 8, 3)), np.ones((12, 12, 1)))
-        Image.fromarray((smooth * 255).astype(np.uint8)).save(photos / f"photo_{i:02d}.png")
-    out = tmp_path / "run"
-    common = ["train", "dtls", "--data", str(photos), "--out", str(out), "--preset", "tiny", "--batch", "2",
-              "--patch", "32", "--log-every", "1", "--ckpt-every", "2", "--val-every", "2", "--no-progress"]
-    assert main([*common, "--steps", "2"]) == 0
-    assert main([*common, "--steps", "3", "--resume"]) == 0
-    assert "resumed dtls at step 2" in capsys.readouterr().err
-    weights = tmp_path / "dtls.safetensors"
-    assert main(["train", "dtls", "--out", str(out), "--export", str(weights), "--fp16"]) == 0
-    _, config, metadata = load_model(weights)
-    assert config == TINY and metadata["steps"] == "3"
-    assert metadata["training_data"].startswith(f"{photos}, 90% of the photos by file name")  # the run's own --data
-    small = tmp_path / "small.png"
-    Image.open(photos / "photo_00.png").resize((20, 12)).save(small)
-    for args in (["--scale", "8"], ["--size", "64x40"]):
-        result = tmp_path / "out.png"
-        assert main(["upscale", str(small), "-o", str(result), "--method", "dtls", "--weights", str(weights), *args]) == 0
-        assert Image.open(result).size == ((160, 96) if args[0] == "--scale" else (64, 40))
 
 
 def test_a_large_image_runs_in_blended_tiles_with_previews_in_each(host, weights, rng):
