@@ -6,55 +6,17 @@ ControlNet on Stable Diffusion 2.1 (spec 3), a different network altogether.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-
-import torch
-from torch import nn
-
-from sr_desk.diffusion.weights_file import CheckpointError, check_keys, read_weights_file, write_safetensors
+from sr_desk.diffusion.model_file import ModelFile
+from sr_desk.diffusion.weights_file import CheckpointError
 from sr_desk_plugins.dossr.config import DoSSRConfig
 from sr_desk_plugins.dossr.network import DoSSRUNet
 
-__all__ = ["ARCHITECTURE", "CheckpointError", "load_model", "save_safetensors"]
+__all__ = ["ARCHITECTURE", "MODEL_FILE", "CheckpointError", "load_model", "save_safetensors"]
 
 ARCHITECTURE = "dossr"
+MODEL_FILE = ModelFile(ARCHITECTURE, "DoSSR", "dossr", DoSSRConfig.from_json, DoSSRUNet, "DoSSR network")
 
-
-def _shapes(config: DoSSRConfig) -> dict[str, torch.Size]:
-    with torch.device("meta"):
-        return {k: v.shape for k, v in DoSSRUNet(config).state_dict().items()}
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[DoSSRUNet, DoSSRConfig, dict[str, str]]:
-    """A ready network (float32, eval mode) from an sr-desk DoSSR file; strict on keys and shapes."""
-    name = Path(path).name
-    file = read_weights_file(path)
-    if not file.safetensors:
-        raise CheckpointError(f"{name} is not a DoSSR safetensors file; train one with `sr-desk train dossr`")
-    metadata = file.metadata
-    if metadata.get("architecture") != ARCHITECTURE:
-        raise CheckpointError(f"{name} holds a {metadata.get('architecture', 'unknown')!r} model, not DoSSR")
-    try:
-        config = DoSSRConfig.from_json(metadata["config"])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{name} has no readable DoSSR config in its metadata ({exc})") from None
-    state = {k: v.float() for k, v in file.content.items()}
-    check_keys(_shapes(config), state, name, "DoSSR network")
-    net = DoSSRUNet(config)
-    net.load_state_dict(state)
-    return net.to(device).eval(), config, metadata
-
-
-def save_safetensors(
-    model_or_state: nn.Module | Mapping[str, torch.Tensor],
-    config: DoSSRConfig,
-    path: str | Path,
-    *,
-    metadata: Mapping[str, str] | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> None:
-    """Write the network's weights with the config in the header, atomically; refuses a mismatched set."""
-    state = dict(model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state)
-    write_safetensors(state, path, architecture=ARCHITECTURE, config_json=config.to_json(),
-                      expected=_shapes(config), metadata=metadata, dtype=dtype)
+#: A ready network (float32, eval mode) from an sr-desk DoSSR file, its config and header; strict on keys and shapes.
+load_model = MODEL_FILE.load
+#: Write the network's weights with the config in the header, atomically; refuses a mismatched set.
+save_safetensors = MODEL_FILE.save

@@ -14,28 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from sr_desk.diffusion.weights_file import (
-    CheckpointError,
-    check_keys,
-    read_weights_file,
-    write_safetensors,
-)
+from sr_desk.diffusion.model_file import ModelFile
+from sr_desk.diffusion.weights_file import CheckpointError, read_weights_file
 from sr_desk_plugins.dtls.config import DTLSConfig
 from sr_desk_plugins.dtls.network import DTLSUNet
 
-__all__ = ["CheckpointError", "convert_official", "infer_official_config", "load_model", "save_safetensors"]
+__all__ = ["MODEL_FILE", "CheckpointError", "convert_official", "infer_official_config", "load_model", "save_safetensors"]
 
 ARCHITECTURE = "dtls"
+MODEL_FILE = ModelFile(ARCHITECTURE, "DTLS", "dtls", DTLSConfig.from_json, DTLSUNet, "DTLS U-Net")
 OFFICIAL_PREFIX = "denoise_fn."
 #: The official attention width (4 heads of 32); the checkpoint stores only their product.
 OFFICIAL_DIM_HEAD = 32
 
 
-def _shapes(config: DTLSConfig) -> dict[str, torch.Size]:
-    with torch.device("meta"):
-        return {k: v.shape for k, v in DTLSUNet(config).state_dict().items()}
 
 
 def infer_official_config(state: Mapping[str, torch.Tensor]) -> DTLSConfig:
@@ -82,14 +75,8 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], DTLSConfig,
     name = Path(path).name
     file = read_weights_file(path)
     if file.safetensors:
-        state, metadata = file.content, file.metadata
-        if metadata.get("architecture") != ARCHITECTURE:
-            raise CheckpointError(f"{name} holds a {metadata.get('architecture', 'unknown')!r} model, not DTLS")
-        try:
-            config = DTLSConfig.from_json(metadata["config"])
-        except (KeyError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"{name} has no readable DTLS config in its metadata ({exc})") from None
-        return {k: v.float() for k, v in state.items()}, config, metadata
+        config = MODEL_FILE.config_of(name, file.metadata)
+        return {k: v.float() for k, v in file.content.items()}, config, dict(file.metadata)
     state = _official_state(file.content, name)
     return state, infer_official_config(state), {"format": "official-dtls"}
 
@@ -97,24 +84,11 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], DTLSConfig,
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[DTLSUNet, DTLSConfig, dict[str, str]]:
     """A ready U-Net (float32, eval mode) from an sr-desk or official file; strict on keys and shapes."""
     state, config, metadata = read_weights(path)
-    check_keys(_shapes(config), state, Path(path).name, "DTLS U-Net")
-    unet = DTLSUNet(config)
-    unet.load_state_dict(state)
-    return unet.to(device).eval(), config, metadata
+    return MODEL_FILE.build(state, config, Path(path).name, device), config, metadata
 
 
-def save_safetensors(
-    model_or_state: nn.Module | Mapping[str, torch.Tensor],
-    config: DTLSConfig,
-    path: str | Path,
-    *,
-    metadata: Mapping[str, str] | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> None:
-    """Write the U-Net's weights with the config in the header, atomically; refuses a mismatched set."""
-    state = dict(model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state)
-    write_safetensors(state, path, architecture=ARCHITECTURE, config_json=config.to_json(),
-                      expected=_shapes(config), metadata=metadata, dtype=dtype)
+#: Write the U-Net's weights with the config in the header, atomically; refuses a mismatched set.
+save_safetensors = MODEL_FILE.save
 
 
 def convert_official(checkpoint: str | Path, out: str | Path) -> DTLSConfig:
