@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sr_desk.core.masks import composite, feather_mask, mask_bbox, rect_mask, resize_mask
+from sr_desk.core.masks import composite, feather_mask, mask_bbox, outline_polygons, rect_mask, resize_mask
 
 
 def test_rect_mask_and_clipping() -> None:
@@ -108,3 +108,32 @@ def test_resize_mask() -> None:
     small = resize_mask(m, (13, 9))
     assert small.shape == (9, 13)
     assert small.min() >= 0 and small.max() <= 1
+
+
+# -- the outline -------------------------------------------------------------------------------
+
+
+def test_the_outline_of_a_rectangle_is_its_four_corners_clockwise():
+    mask = rect_mask((40, 30), (5, 6, 10, 8))
+    assert outline_polygons(mask) == [[(5, 6), (15, 6), (15, 14), (5, 14)]]
+
+
+def test_the_outline_has_a_loop_for_each_hole_and_none_for_nothing():
+    mask = np.ones((20, 20), dtype=np.float32)
+    mask[5:10, 5:10] = 0
+    loops = outline_polygons(mask)
+    assert len(loops) == 2 and sorted(len(loop) for loop in loops) == [4, 4]
+    assert {v for loop in loops for v in loop} == {(0, 0), (20, 0), (20, 20), (0, 20),
+                                                   (5, 5), (10, 5), (10, 10), (5, 10)}
+    assert outline_polygons(None) == [] and outline_polygons(np.zeros((4, 4), np.float32)) == []
+    faint = np.zeros((10, 10), dtype=np.float32)
+    faint[2:4, 2:4] = 0.2  # never reaches 0.5: outlined above zero, never invisible
+    assert outline_polygons(faint) == [[(2, 2), (4, 2), (4, 4), (2, 4)]]
+
+
+def test_a_ragged_outline_is_traced_on_a_coarser_grid_inside_the_mask_s_box():
+    mask = (np.random.default_rng(0).random((200, 300)) > 0.5).astype(np.float32)
+    loops = outline_polygons(mask, max_segments=2_000)
+    vertices = np.array([v for loop in loops for v in loop])
+    assert len(vertices) <= 2_000
+    assert vertices.min() >= 0 and vertices[:, 0].max() <= 300 and vertices[:, 1].max() <= 200

@@ -41,6 +41,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from sr_desk.core.imageio import ImageData
+from sr_desk.core.masks import MAX_OUTLINE_SEGMENTS, outline_polygons
 from sr_desk.core.selection import Selection
 from sr_desk.ui.qimage import rgb_to_qimage
 
@@ -64,7 +65,6 @@ _ANTS_INTERVAL_MS = 120
 _ANTS_DASH = 4
 _KEEP_VISIBLE = 48  # logical px of the image that panning always leaves on screen
 _BACKGROUND = QColor(58, 58, 60)
-_MAX_SEGMENTS = 60_000  # a more ragged outline is traced at a coarser resolution
 
 
 class CanvasTool(Protocol):
@@ -84,120 +84,13 @@ class CanvasTool(Protocol):
 # --------------------------------------------------------------------------- #
 
 
-def _runs(edge: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """``(row, start, end)`` of every horizontal run of True in a 2-D bool array."""
-    rows, cols = np.nonzero(edge)
-    if rows.size == 0:
-        return rows, cols, cols
-    flat = rows.astype(np.int64) * (edge.shape[1] + 1) + cols
-    breaks = np.flatnonzero(np.diff(flat) != 1)
-    first = np.concatenate(([0], breaks + 1))
-    last = np.concatenate((breaks, [flat.size - 1]))
-    return rows[first], cols[first], cols[last] + 1
-
-
-def _outline_segments(inside: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
-    """The boundary of a bool mask as (x0, y0, x1, y1) runs on the pixel grid.
-
-    Runs are oriented so that each closed boundary is a chain of runs (end of
-    one = start of the next), clockwise on screen around selected pixels.
-    """
-    h, w = inside.shape
-    padded = np.zeros((h + 2, w + 2), dtype=bool)
-    padded[1:-1, 1:-1] = inside
-    parts = []
-    above, below = padded[:-1, 1:-1], padded[1:, 1:-1]
-    y, x0, x1 = _runs(below > above)  # top edges, walked to the right
-    parts.append(np.stack([x0, y, x1, y], axis=1))
-    y, x0, x1 = _runs(above > below)  # bottom edges, walked to the left
-    parts.append(np.stack([x1, y, x0, y], axis=1))
-    columns = np.ascontiguousarray(padded.T)  # rows of this are image columns
-    left, right = columns[:-1, 1:-1], columns[1:, 1:-1]
-    x, y0, y1 = _runs(right > left)  # left edges, walked up
-    parts.append(np.stack([x, y1, x, y0], axis=1))
-    x, y0, y1 = _runs(left > right)  # right edges, walked down
-    parts.append(np.stack([x, y0, x, y1], axis=1))
-    return np.concatenate(parts).astype(np.int64)
-
-
-def _link(segments: list[list[int]]) -> list[list[tuple[int, int]]]:
-    """Chain oriented runs into closed loops of vertices."""
-    starts: dict[tuple[int, int], list[int]] = {}
-    for i, (x0, y0, _x1, _y1) in enumerate(segments):
-        starts.setdefault((x0, y0), []).append(i)
-    used = bytearray(len(segments))
-    loops = []
-    for first in range(len(segments)):
-        if used[first]:
-            continue
-        loop = []
-        j = first
-        while not used[j]:
-            used[j] = 1
-            x0, y0, x1, y1 = segments[j]
-            loop.append((x0, y0))
-            following = starts.get((x1, y1))
-            if not following:
-                break
-            j = following.pop()
-        loops.append(loop)
-    return loops
-
-
-def _halve(inside: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-    """A mask at half resolution; a coarse pixel is in when any of its four is."""
-    h, w = inside.shape
-    padded = np.zeros((h + h % 2, w + w % 2), dtype=bool)
-    padded[:h, :w] = inside
-    return padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).any(axis=(1, 3))
-
-
-def _edge_count(inside: npt.NDArray[np.bool_]) -> int:
-    return int(np.count_nonzero(inside[:, 1:] != inside[:, :-1]) + np.count_nonzero(inside[1:] != inside[:-1]))
-
-
 def mask_outline(
-    mask: npt.NDArray[np.floating[Any]] | None, threshold: float = 0.5, max_segments: int = _MAX_SEGMENTS
+    mask: npt.NDArray[np.floating[Any]] | None, threshold: float = 0.5, max_segments: int = MAX_OUTLINE_SEGMENTS
 ) -> QPainterPath:
-    """The ``threshold`` contour of a selection mask as closed polygons on the pixel grid (image px).
-
-    A mask that never reaches the threshold (a small, heavily feathered
-    selection) is outlined where it is above zero instead, so a selection
-    is never invisible. Only the mask's bounding box is scanned. A mask so
-    ragged that its outline would have more than ``max_segments`` runs (noise,
-    say) is outlined at half resolution, or a quarter, ... so drawing stays fast.
-    """
+    """The selection's outline (:func:`sr_desk.core.masks.outline_polygons`) as a path in image px."""
     path = QPainterPath()
-    if mask is None:
-        return path
-    inside = mask >= threshold
-    if not inside.any():
-        inside = mask > 0
-        if not inside.any():
-            return path
-    rows = np.flatnonzero(inside.any(axis=1))
-    cols = np.flatnonzero(inside.any(axis=0))
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    crop = inside[y0:y1, x0:x1]
-    factor = 1
-    # Edge pixels bound the number of runs from above and cost little to count.
-    while min(crop.shape) > 1 and _edge_count(crop) > 4 * max_segments:
-        crop = _halve(crop)
-        factor *= 2
-    segments = _outline_segments(crop)
-    while len(segments) > max_segments and min(crop.shape) > 1:
-        crop = _halve(crop)
-        factor *= 2
-        segments = _outline_segments(crop)
-    if factor > 1:
-        segments *= factor
-        # The coarse grid can overshoot the bounding box by up to factor - 1 px.
-        np.minimum(segments[:, (0, 2)], x1 - x0, out=segments[:, (0, 2)])
-        np.minimum(segments[:, (1, 3)], y1 - y0, out=segments[:, (1, 3)])
-    segments[:, (0, 2)] += x0
-    segments[:, (1, 3)] += y0
     path.setFillRule(Qt.FillRule.OddEvenFill)
-    for loop in _link(segments.tolist()):
+    for loop in outline_polygons(mask, threshold, max_segments):
         path.addPolygon(QPolygonF([QPointF(x, y) for x, y in loop]))
         path.closeSubpath()
     return path
