@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sr_desk.core import atomic
+from sr_desk.core import atomic, file_locks
 from sr_desk.core.atomic import atomic_write
 from sr_desk.core.imageio import ImageData, save_png_bands
 
@@ -234,7 +234,7 @@ linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="s
 @linux_only
 def test_where_files_cannot_be_locked_the_writers_pid_and_start_time_decide(tmp_path: Path, monkeypatch) -> None:
     """No flock (Windows, a filesystem without locks): a live writer is known by its pid and start time."""
-    monkeypatch.setattr(atomic, "fcntl", None)
+    monkeypatch.setattr(file_locks, "fcntl", None)
     journal = tmp_path / "pending-writes.txt"
     old = time.time() - TWO_HOURS
     me, my_start = os.getpid(), atomic._process_start(os.getpid())

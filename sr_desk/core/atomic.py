@@ -67,14 +67,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-try:
-    import msvcrt
-except ImportError:  # everywhere but Windows
-    msvcrt = None  # type: ignore[assignment]
+from sr_desk.core.file_locks import Lock, has_flock, release, try_lock
 
 __all__ = [
     "atomic_write",
@@ -171,12 +164,10 @@ def _lock_for_life(tmp: BinaryIO) -> int | None:
     alive even if ``write`` closes the file object: it lasts until the caller
     closes the returned descriptor, or the kernel does at the process's end.
     """
-    if fcntl is None:
+    if not has_flock():
         return None
     fd = os.dup(tmp.fileno())
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    if try_lock(fd) is not Lock.TAKEN:
         os.close(fd)
         return None
     return fd
@@ -261,12 +252,6 @@ class _Verdict(enum.Enum):
     GONE = "gone"  # no longer there, or no longer a regular file: the line goes, the path is not touched
 
 
-class _Lock(enum.Enum):
-    HELD = "held"  # someone holds the writer's lock: alive
-    FREE = "free"
-    UNKNOWN = "unknown"  # no locks here (Windows, a filesystem without them)
-
-
 def _is_our_temp_name(path: str) -> bool:
     """Only ever our own temporary files, whatever the journal says."""
     return os.path.isabs(path) and os.path.basename(path).startswith(".") and path.endswith(TEMP_SUFFIX)
@@ -318,13 +303,13 @@ def _remove_if_abandoned(entry: _Entry, now: float) -> _Verdict:
     if not stat.S_ISREG(before.st_mode):
         return _Verdict.GONE
     with _probe_lock(entry.path, before) as lock:
-        if lock is _Lock.HELD:
+        if lock is Lock.HELD:  # someone holds the writer's lock: alive
             return _Verdict.KEPT
         if lock is None:
             return _Verdict.GONE  # replaced by something else while we looked
         alive = _writer_alive(entry)
         if alive is None:
-            trusted_lock = lock is _Lock.FREE and entry.locked and entry.place == _this_place()
+            trusted_lock = lock is Lock.TAKEN and entry.locked and entry.place == _this_place()
             alive = not trusted_lock and now - before.st_mtime < STALE_AFTER_S
         if alive:
             return _Verdict.KEPT
@@ -340,7 +325,7 @@ def _remove_if_abandoned(entry: _Entry, now: float) -> _Verdict:
 
 
 @contextlib.contextmanager
-def _probe_lock(path: str, seen: os.stat_result) -> Iterator[_Lock | None]:
+def _probe_lock(path: str, seen: os.stat_result) -> Iterator[Lock | None]:
     """Try for a shared lock on ``path`` without waiting, held while the caller decides; None: not the file seen.
 
     Opened read-only, without following a symlink and without blocking on a
@@ -348,8 +333,8 @@ def _probe_lock(path: str, seen: os.stat_result) -> Iterator[_Lock | None]:
     exclusive: over NFS flock becomes a POSIX lock, and an exclusive one
     would need the file open for writing.
     """
-    if fcntl is None:
-        yield _Lock.UNKNOWN
+    if not has_flock():
+        yield Lock.UNSUPPORTED
         return
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
@@ -358,21 +343,14 @@ def _probe_lock(path: str, seen: os.stat_result) -> Iterator[_Lock | None]:
         yield None
         return
     except OSError:
-        yield _Lock.UNKNOWN  # e.g. not readable: the other witnesses decide
+        yield Lock.UNSUPPORTED  # e.g. not readable: the other witnesses decide
         return
     try:
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode) or not os.path.samestat(opened, seen):
             yield None
             return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield _Lock.HELD
-        except OSError:
-            yield _Lock.UNKNOWN
-        else:
-            yield _Lock.FREE
+        yield try_lock(fd, shared=True)
     finally:
         os.close(fd)
 
@@ -433,32 +411,17 @@ def _journal_held(journal: str) -> Iterator[None]:
             yield
         finally:
             if fd is not None:
-                if locked and fcntl is None and msvcrt is not None:
-                    with contextlib.suppress(OSError):  # Windows frees a closed file's locks only eventually
-                        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-                os.close(fd)  # an flock goes with the descriptor
+                if locked:
+                    release(fd)
+                os.close(fd)
 
 
 def _wait_for_exclusive_lock(fd: int) -> bool:
     """Lock ``fd`` exclusively, polling so that a stuck holder cannot hang a save; whether it was had."""
     deadline = time.monotonic() + JOURNAL_LOCK_WAIT_S
-    while True:
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            elif msvcrt is not None:
-                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-            else:
-                return False
-            return True
-        except BlockingIOError:
-            pass
-        except OSError as exc:
-            if exc.errno not in (errno.EACCES, errno.EDEADLK):  # msvcrt's "held by another"
-                return False
-        if time.monotonic() >= deadline:
-            return False
+    while (state := try_lock(fd)) is Lock.HELD and time.monotonic() < deadline:
         time.sleep(_LOCK_POLL_S)
+    return state is Lock.TAKEN
 
 
 def _read_journal(journal: str) -> list[str]:

@@ -19,29 +19,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from sr_desk.core.file_locks import Lock, try_lock
+
 __all__ = ["LiveMark", "left_by_the_dead", "live_mark"]
 
 MARK_SUFFIX = ".mark"
 
-try:
-    import fcntl
 
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        return True
-
-except ImportError:  # Windows: a byte-range lock, also released when its process ends
-    import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-        except OSError:
-            return False
-        return True
+def _try_lock(fd: int) -> bool:
+    return try_lock(fd) is Lock.TAKEN
 
 
 class LiveMark:
