@@ -30,7 +30,7 @@ from sr_desk.core.imageio import (
     IMAGE_EXTENSIONS,
     SAVE_FORMATS,
     check_output_path,
-    check_output_size,
+    check_output_fits,
     load_image,
     save_image,
     save_image_bands,
@@ -454,8 +454,12 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
     image = load_image(source)
     for warning in input_warnings(spec, image.size, source.name):
         print(f"sr-desk: warning: {warning}", file=sys.stderr)
-    if method.task.value == "upscale":  # a size the format cannot hold is refused before the compute, not after
-        check_output_size(target, *target_size(image.size, spec, method), bytes_per_pixel=3 + (image.alpha is not None))
+    streamed = _streams_bands(image, method, spec)
+    if method.task.value == "upscale":  # what the result cannot fit is refused before the compute, not after
+        size = target_size(image.size, spec, method)
+        check_output_fits(target, image, size)
+        if not streamed:
+            _check_memory_for(size)
     label = source.name if named else method.id
     bar = tqdm(total=1000, desc=label, unit="‰", file=sys.stderr, leave=False,
                disable=None, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
@@ -472,9 +476,6 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
             reported[0] = tenth
             print(f"{label}: {tenth * 10}% ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
 
-    streamed = _streams_bands(image, method, spec)
-    if not streamed and method.task.value == "upscale":
-        _check_memory_for(target_size(image.size, spec, method))
     if streamed:  # a large result goes to the file band by band: never whole in memory as float
         def work(ctx):  # type: ignore[no-untyped-def]
             size = target_size(image.size, spec, method)

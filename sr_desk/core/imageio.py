@@ -50,6 +50,7 @@ __all__ = [
     "SAVE_FORMATS",
     "ImageData",
     "check_output_path",
+    "check_output_fits",
     "check_output_size",
     "load_image",
     "save_image",
@@ -244,7 +245,7 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
 
     Raises :class:`ImageReadError` for every problem with the file.
     """
-    name = _display_name(path)
+    name = display_name(path)
     limit = MAX_PIXELS if max_pixels is None else max_pixels
     # A FIFO would block the open() forever, a device would be read to its end.
     check_openable_file(path, error=ImageReadError)
@@ -599,11 +600,11 @@ def save_image(
 
     Raises :class:`ImageWriteError`; on failure the existing file is untouched.
     """
-    name = _display_name(path)
+    name = display_name(path)
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be between 1 and 100, got {quality}")
     fmt = _save_format(path, format, name)
-    check_output_size(path, image.width, image.height, fmt, bytes_per_pixel=_written_bytes_per_pixel(image, fmt))
+    check_output_fits(path, image, image.size, fmt)
 
     try:
         pil = _to_pil(image, fmt)
@@ -636,7 +637,7 @@ def _gather_rows(pixels: npt.NDArray[np.uint8], produce: Callable[[Callable[[], 
 
 def _encode(path: str | os.PathLike[str], pil: Image.Image, fmt: str, params: dict[str, Any]) -> None:
     """Write ``pil`` atomically; EXIF the format cannot hold as it came is flattened, then dropped."""
-    name = _display_name(path)
+    name = display_name(path)
 
     def write(f: BinaryIO) -> None:
         if fmt == "TIFF":
@@ -709,7 +710,7 @@ def save_image_bands(
     result alone takes 12. WebP and TIFF take RGB only, so Pillow copies our
     3 bytes a pixel into its own 4.
     """
-    name = _display_name(path)
+    name = display_name(path)
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be between 1 and 100, got {quality}")
     fmt = _save_format(path, None, name)
@@ -748,7 +749,7 @@ def save_png_bands(
     """
     from sr_desk.core.png_stream import PngStreamWriter
 
-    name = _display_name(path)
+    name = display_name(path)
     check_output_path(path, "PNG")
     check_output_size(path, size[0], size[1], "PNG")
     channels = 1 if template.grayscale else 3
@@ -823,7 +824,7 @@ def _tiff_write_reason(f: BinaryIO, said: list[str], exc: BaseException) -> str:
 
 
 def _write_encoded(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
-    name = _display_name(path)
+    name = display_name(path)
     try:
         atomic_write(path, write)
     except _LibraryError as exc:
@@ -863,7 +864,7 @@ def check_output_path(path: str | os.PathLike[str], format: str | None = None) -
     fits the file system (255 bytes), and that the nearest existing folder
     can be written (a read-only mount or a folder without write permission).
     """
-    name = _display_name(path)
+    name = display_name(path)
     target = os.path.abspath(os.fspath(path))
     problem = file_problem(target, allow_missing=True)
     if problem is not None:
@@ -913,7 +914,7 @@ def check_output_size(
     RGBA); the default is the largest sr-desk writes. The message names the
     limit and the formats that would hold the image.
     """
-    name = _display_name(path)
+    name = display_name(path)
     fmt = _save_format(path, format, name)
     reason = _size_problem(fmt, width, height, bytes_per_pixel)
     if reason is None:
@@ -922,6 +923,18 @@ def check_output_size(
             if other != fmt and _size_problem(other, width, height, bytes_per_pixel) is None]
     advice = f"save it as {' or '.join(fits)}" if fits else "no format sr-desk writes holds it"
     raise ImageWriteError(f"cannot save '{name}': {reason}, and the result is {width}x{height}; {advice}")
+
+
+def check_output_fits(
+    path: str | os.PathLike[str],
+    template: ImageData,
+    size: tuple[int, int],
+    format: str | None = None,  # noqa: A002 - mirrors check_output_path
+) -> None:
+    """:func:`check_output_size` for a ``size`` = (width, height) result laid out as ``template`` is (alpha,
+    grey, bit depth): an upscale of ``template``, checked before the work."""
+    fmt = _save_format(path, format, display_name(path))
+    check_output_size(path, size[0], size[1], fmt, bytes_per_pixel=_written_bytes_per_pixel(template, fmt))
 
 
 def _size_problem(fmt: str, width: int, height: int, bytes_per_pixel: int) -> str | None:
@@ -1058,7 +1071,6 @@ def _icc_matches(icc: bytes, mode: str) -> bool:
 # --------------------------------------------------------------------------- #
 
 
-_display_name = display_name
 
 
 def _megapixels(pixels: int) -> str:
