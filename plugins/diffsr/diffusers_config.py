@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import math
-import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sr_desk.core.errors import SrDeskError
+from sr_desk.core.special_files import file_problem
 
 __all__ = ["checked_scheduler_config", "checked_unet_config", "read_json_object"]
 
@@ -47,8 +47,9 @@ PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 def read_json_object(path: Path, what: str) -> dict[str, Any]:
     """The JSON object in ``path`` (at most ``MAX_JSON_BYTES``), or one line saying why it is not one."""
     try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a pipe or a device would block the read below, or never end
-            raise SrDeskError(f"{path} is not a plain file: not a {what}")
+        problem = file_problem(path, allow_missing=True)  # a pipe or a device would block the read, or never end
+        if problem is not None:
+            raise SrDeskError(f"{path} is not a plain file ({problem}): not a {what}")
         if path.stat().st_size > MAX_JSON_BYTES:
             raise SrDeskError(f"{path} is over {MAX_JSON_BYTES // 2**20} MiB: not a {what}")
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from sr_desk.core.errors import SrDeskError
+from sr_desk.core.special_files import file_problem
 from sr_desk.diffusion.weights_file import check_keys, one_line
 from sr_desk_plugins.diffsr.diffusers_config import read_json_object
 
@@ -74,9 +75,9 @@ def _headers(files: WeightFiles) -> dict[str, tuple[Path, str, torch.Tensor]]:
 
     found: dict[str, tuple[Path, str, torch.Tensor]] = {}
     for path, listed in files.items():
-        if not path.is_file():  # opening a pipe would wait for a writer for ever
-            raise SrDeskError(f"{path} is not a plain file (a pipe, a device, a folder or a broken link); "
-                              "weights are read from files")
+        problem = file_problem(path)  # opening a pipe would wait for a writer for ever
+        if problem is not None:
+            raise SrDeskError(f"{path} is not a plain file ({problem}); weights are read from files")
         try:
             with safe_open(str(path), framework="pt", device="cpu") as f:
                 slices = {key: f.get_slice(key) for key in f.keys()}
