@@ -57,6 +57,17 @@ def rng():
     return np.random.default_rng(1234)
 
 
+def write_smooth_photos(folder: Path, rng, count: int) -> Path:
+    """``count`` 96x72 PNG photos of smooth 12 px colour blocks in ``folder`` (made), for a trainer's --data."""
+    from PIL import Image
+
+    folder.mkdir()
+    for i in range(count):
+        smooth = np.kron(rng.random((6, 8, 3)), np.ones((12, 12, 1)))
+        Image.fromarray((smooth * 255).astype(np.uint8)).save(folder / f"photo_{i:02d}.png")
+    return folder
+
+
 def random_image(rng, height: int, width: int) -> np.ndarray:
     return rng.random((height, width, 3), dtype=np.float32)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from sr_desk.training.__main__ import main as train
 from sr_desk_plugins.lddpm.checkpoints import load_model
 from sr_desk_plugins.lddpm.network import LDDPMNet
 from sr_desk_plugins.lddpm.train import PRESETS, LDDPMTask, style_loss
+from tests.conftest import write_smooth_photos
 
 TINY = PRESETS["tiny"]
 
@@ -41,11 +41,7 @@ def test_the_style_term_sees_texture_not_only_colour():
 
 @pytest.mark.slow
 def test_both_stages_resume_and_export_from_a_plain_checkout(tmp_path, rng, capsys):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(12):
-        smooth = np.kron(rng.random((6, 8, 3)), np.ones((12, 12, 1)))
-        Image.fromarray((smooth * 255).astype(np.uint8)).save(photos / f"photo_{i:02d}.png")
+    photos = write_smooth_photos(tmp_path / "photos", rng, 12)
     out = tmp_path / "run"
     common = ["lddpm", "--data", str(photos), "--out", str(out), "--preset", "tiny", "--batch", "2",
               "--patch", "32", "--log-every", "1", "--ckpt-every", "2", "--val-every", "2", "--no-progress"]

@@ -16,7 +16,7 @@ from sr_desk.cli import main
 from sr_desk.core.imageio import ImageData
 from sr_desk.diffusion.weights_file import read_metadata
 from sr_desk.engine.plugins import PluginHost
-from tests.conftest import run_method
+from tests.conftest import run_method, write_smooth_photos
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,11 +63,7 @@ def test_train_resume_export_and_upscale_from_the_cli(method_id, tmp_path, rng, 
     patch, sizings = TRAINED[method_id]
     presets = importlib.import_module(f"sr_desk_plugins.{method_id}.train").PRESETS
     load_model = importlib.import_module(f"sr_desk_plugins.{method_id}.checkpoints").load_model
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(12):
-        smooth = np.kron(rng.random((6, 8, 3)), np.ones((12, 12, 1)))
-        Image.fromarray((smooth * 255).astype(np.uint8)).save(photos / f"photo_{i:02d}.png")
+    photos = write_smooth_photos(tmp_path / "photos", rng, 12)
     out = tmp_path / "run"
     common = ["train", method_id, "--data", str(photos), "--out", str(out), "--preset", "tiny", "--batch", "2",
               "--patch", str(patch), "--log-every", "1", "--ckpt-every", "2", "--val-every", "2", "--no-progress"]

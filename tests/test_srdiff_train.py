@@ -11,18 +11,14 @@ from PIL import Image
 from sr_desk.cli import main
 from sr_desk.training.data import split_holdout
 from sr_desk_plugins.srdiff.checkpoints import load_model, read_metadata
+from tests.conftest import write_smooth_photos
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def photos(tmp_path, rng):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(20):
-        smooth = np.kron(rng.random((6, 8, 3)), np.ones((12, 12, 1)))
-        Image.fromarray((smooth * 255).astype(np.uint8)).save(folder / f"photo_{i:02d}.png")
-    return folder
+    return write_smooth_photos(tmp_path / "photos", rng, 20)
 
 
 def test_holdout_is_a_fixed_tenth_by_name(photos):
