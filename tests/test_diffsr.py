@@ -223,7 +223,8 @@ def run(host, image, weights_file, events=None, **fields):
 
 def test_diffsr_is_listed_with_its_declared_parameters(host):
     method = host.method("diffsr")
-    assert {p.name for p in method.param_set} == {"steps", "auto_level", "noise_level", "sampler", "consistency"}
+    assert [p.name for p in method.param_set][0] == "detail"
+    assert {p.name for p in method.param_set} == {"detail", "steps", "auto_level", "noise_level", "sampler", "consistency"}
     caps = method.capabilities
     assert caps.arbitrary_scale and caps.previews and caps.seeds and not caps.tiles
 
@@ -252,15 +253,23 @@ def test_the_manual_level_overrides_the_table_and_zero_is_the_enlarged_input(hos
     plain = run(host, image, weights, scale=2, params={"auto_level": False, "noise_level": 0.0, "consistency": "off"})
     enlarged = resample(torch.from_numpy(image.rgb).permute(2, 0, 1)[None], (16, 16))[0].permute(1, 2, 0)
     assert np.allclose(plain.rgb, enlarged.clamp(0, 1).numpy(), atol=1e-5)
-    auto = run(host, image, weights, scale=2, seed=1)
+    auto = run(host, image, weights, scale=2, seed=1, params={"detail": 0.0})
     manual = run(host, image, weights, scale=2, seed=1, params={"auto_level": False, "noise_level": 0.2})
-    assert np.array_equal(auto.rgb, manual.rgb)  # the table says 0.2 at x2
+    assert np.array_equal(auto.rgb, manual.rgb)  # the table says 0.2 at x2: Detail 0 injects it
+
+
+def test_detail_raises_the_injected_level_from_the_calibrated_one_to_the_top():
+    from sr_desk_plugins.diffsr.methods import TOP_LEVEL, level_for_detail
+
+    assert level_for_detail(0.0, 0.2) == 0.2 and level_for_detail(1.0, 0.2) == TOP_LEVEL
+    assert level_for_detail(0.5, 0.0) == TOP_LEVEL / 2
+    assert level_for_detail(1.0, 0.6) == 0.6  # a calibrated level above the top is kept at every Detail
 
 
 def test_a_scale_beyond_the_recoverable_field_says_so(host, weights, rng):
     image = ImageData(rgb=rng.random((4, 4, 3), dtype=np.float32))
     events = []
-    run(host, image, weights, events, scale=8, params={"steps": 2})
+    run(host, image, weights, events, scale=8, params={"steps": 2, "detail": 0.0})
     assert any("no noise level beat the enlarged input" in (e.message or "") for e in events)
 
 

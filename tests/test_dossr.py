@@ -129,7 +129,7 @@ def run(host, image, weights_file, events=None, **fields):
 
 def test_dossr_is_listed_with_its_declared_parameters(host):
     method = host.method("dossr")
-    assert {p.name for p in method.param_set} == {"steps", "solver", "color_fix", "lr_consistency"}
+    assert [p.name for p in method.param_set] == ["detail", "steps", "solver", "color_fix", "lr_consistency"]
     caps = method.capabilities
     assert caps.arbitrary_scale and caps.previews and caps.seeds
 

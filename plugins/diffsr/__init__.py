@@ -21,15 +21,17 @@ from sr_desk.api import (
     Task,
     Trainer,
     WeightFile,
+    detail_param,
     hookimpl,
     lazy,
 )
 
-SR_DESK_API_VERSION = "1.1"
+SR_DESK_API_VERSION = "1.4"
 
 #: The built-in prior (resources/weights), trained and calibrated by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="diffsr-prior.safetensors", license="MIT (weights trained by sr-desk)")
-
+#: The Detail slider's default: a little above the calibrated level, for the reason given in MODEL_CARD.md.
+DEFAULT_DETAIL = 0.2
 
 
 @hookimpl
@@ -41,16 +43,17 @@ def sr_desk_methods() -> list[Method]:
             task=Task.UPSCALE,
             run=lazy("sr_desk_plugins.diffsr.methods:upscale"),
             params=[
+                detail_param(DEFAULT_DETAIL),
                 IntParam(name="steps", default=10, minimum=1, maximum=100,
                          help="Network calls of the reverse chain from the injected noise (DDIM); the live "
                          "preview uses 3"),
-                BoolParam(name="auto_level", label="Automatic noise level", default=True,
-                          help="Inject the noise level calibrated for this scale on held-out photos (the paper's "
-                          "Perceptual Recoverable Field); off: use the slider below"),
+                BoolParam(name="auto_level", label="Noise level from Detail", default=True, advanced=True,
+                          help="Detail 0 injects the noise level calibrated for this scale on held-out photos (the "
+                          "paper's Perceptual Recoverable Field), higher Detail more; off: use the slider below"),
                 FloatParam(name="noise_level", label="Noise level", default=0.3, minimum=0.0, maximum=0.8,
-                           step=0.01,
-                           help="With automatic off: how far the input is noised (t/T). 0 returns the enlarged "
-                           "input; more lets the prior redraw more detail and drift further from the input"),
+                           step=0.01, advanced=True,
+                           help="With the level from Detail off: how far the input is noised (t/T). 0 returns the "
+                           "enlarged input; more lets the prior redraw more detail and drift further from the input"),
                 ChoiceParam(name="sampler", advanced=True, choices=("ddim", "ddpm"), default="ddim",
                             help="ddim: deterministic after the injected noise (the paper's); ddpm: fresh noise at "
                             "every step"),
@@ -62,9 +65,9 @@ def sr_desk_methods() -> list[Method]:
             capabilities=Capabilities(scales=None, default_scale=4, previews=True, seeds=True, tiles=False,
                                       weights=(BUILTIN_WEIGHTS,)),
             description="Any scale or exact target size (1080p, 4K) from an unconditional diffusion prior "
-            "(Diff-SR): the input is enlarged, noised to the level calibrated for the scale and denoised; runs a "
-            "diffusers UNet2DModel folder too. Pick it for a target size or to try your own prior; with the "
-            "built-in prior, Automatic injects no noise, so the result is the back-projected enlargement.",
+            "(Diff-SR): the input is enlarged, noised (more with more Detail) and denoised; runs a diffusers "
+            "UNet2DModel folder too. Pick it for a target size or to try your own prior; at Detail 0 the built-in "
+            "prior injects no noise, so the result is the back-projected enlargement.",
         ),
     ]
 

@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sr_desk.api import Context, Request
+from sr_desk.api import Context, Request, detail_of
 from sr_desk.core.errors import SrDeskError
+from sr_desk.diffusion.detail import DetailCurve
 from sr_desk.diffusion.noise import SeededNoise
 from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of
 from sr_desk.diffusion.schedule import NoiseSchedule, from_scheduler_config
 from sr_desk.diffusion.tiled import tiled_predictor
-from sr_desk_plugins.diffsr import BUILTIN_WEIGHTS
+from sr_desk_plugins.diffsr import BUILTIN_WEIGHTS, DEFAULT_DETAIL
 from sr_desk_plugins.diffsr.checkpoints import load_model
 from sr_desk_plugins.diffsr.diffusers_prior import is_diffusers_folder, load_diffusers_prior
 from sr_desk_plugins.diffsr.injection import InjectionTable, fallback_level
@@ -30,6 +31,16 @@ from sr_desk_plugins.diffsr.process import DEFAULT_CONSISTENCY, DEFAULT_STEPS, r
 
 #: Network calls of a draft (the editor's live preview).
 DRAFT_STEPS = 3
+#: The noise level Detail 1 injects: where the sweep's detail ratio reaches the ground truth's with the built-in
+#: prior (MODEL_CARD.md); Detail 0 injects the calibrated level.
+TOP_LEVEL = 0.45
+
+
+def level_for_detail(detail: float, calibrated: float) -> float:
+    """The injected noise level: the calibrated one at Detail 0, rising in a straight line to ``TOP_LEVEL`` at 1."""
+    return DetailCurve(((0.0, calibrated), (1.0, max(calibrated, TOP_LEVEL)))).at(detail)
+
+
 #: Output-pixel tile of the network (a multiple of every prior's size multiple), and the tiles' overlap.
 TILE, OVERLAP = 512, 64
 
@@ -87,6 +98,7 @@ def super_resolve(
     context: Context,
     *,
     seed: int,
+    detail: float = 0.0,
     level: float | None = None,
     steps: int = DEFAULT_STEPS,
     sampler: str = "ddim",
@@ -94,18 +106,18 @@ def super_resolve(
 ) -> torch.Tensor:
     """The SR image (``1 x 3 x H x W``, ``size`` = ``(H, W)``) in ``[0, 1]``, a preview after every call.
 
-    ``level`` None: the prior's calibrated level for this scale.
+    ``level`` None: the prior's calibrated level for this scale, raised by ``detail``.
     """
     if size[0] < lr.shape[-2] or size[1] < lr.shape[-1]:
         raise SrDeskError(f"Diff-SR only enlarges: asked for {size[1]}x{size[0]} from {lr.shape[-1]}x{lr.shape[-2]}; "
                           "use a resampling method to shrink")
     scale = scale_of(lr, size)
     if level is None:
-        level = prior.level_for(scale)
-        if prior.table is not None and not prior.table.recoverable(scale):
+        level = level_for_detail(detail, prior.level_for(scale))
+        if detail == 0 and prior.table is not None and not prior.table.recoverable(scale):
             context.report(0, steps, message=f"Diff-SR: at x{scale:.3g} no noise level beat the enlarged input on "
-                           f"held-out photos with this prior, so it injects {level:.2f}; for generated texture, turn "
-                           "Automatic off and raise the noise level")
+                           f"held-out photos with this prior, so it injects {level:.2f}; for generated texture, "
+                           "raise Detail")
     precision = autocast_for(context)
     network = tiled_predictor(prior.predict_noise, TILE, OVERLAP, prior.size_multiple)
 
@@ -133,7 +145,8 @@ def upscale(request: Request, context: Context) -> np.ndarray:
     lr = image_to_tensor(request.image, context.device)
     steps = DRAFT_STEPS if request.draft else int(params.get("steps", DEFAULT_STEPS))
     level = None if params.get("auto_level", True) else float(params.get("noise_level", 0.3))
-    sr = super_resolve(prior, lr, (height, width), context, seed=request.seed, level=level, steps=steps,
+    sr = super_resolve(prior, lr, (height, width), context, seed=request.seed,
+                       detail=detail_of(params, DEFAULT_DETAIL), level=level, steps=steps,
                        sampler=params.get("sampler", "ddim"),
                        consistency=params.get("consistency", DEFAULT_CONSISTENCY))
     return to_image(sr)

@@ -19,14 +19,17 @@ from sr_desk.api import (
     Task,
     Trainer,
     WeightFile,
+    detail_param,
     hookimpl,
     lazy,
 )
 
-SR_DESK_API_VERSION = "1.3"
+SR_DESK_API_VERSION = "1.4"
 
 #: The built-in model (resources/weights), trained by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="dossr-x4.safetensors", license="MIT (weights trained by sr-desk)")
+#: The Detail slider's default: the solvers' own noise (temperature 1), for the reason given in MODEL_CARD.md.
+DEFAULT_DETAIL = 0.5
 
 
 
@@ -39,6 +42,7 @@ def sr_desk_methods() -> list[Method]:
             task=Task.UPSCALE,
             run=lazy("sr_desk_plugins.dossr.methods:upscale"),
             params=[
+                detail_param(DEFAULT_DETAIL),
                 IntParam(
                     name="steps",
                     default=5,

@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sr_desk.api import Context, Request
+from sr_desk.api import Context, Request, detail_of
 from sr_desk.core.errors import SrDeskError
+from sr_desk.diffusion.detail import DetailCurve, TemperedNoise
 from sr_desk.diffusion.domain_shift import DomainShiftProcess
 from sr_desk.diffusion.noise import SeededNoise
 from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of
-from sr_desk_plugins.dossr import BUILTIN_WEIGHTS
+from sr_desk_plugins.dossr import BUILTIN_WEIGHTS, DEFAULT_DETAIL
 from sr_desk_plugins.dossr.checkpoints import load_model
 from sr_desk_plugins.dossr.config import DoSSRConfig
 from sr_desk_plugins.dossr.network import DoSSRUNet
@@ -29,6 +30,10 @@ from sr_desk_plugins.dossr.process import DEFAULT_SOLVER, DEFAULT_STEPS, process
 
 #: Network calls of a draft (the editor's live preview): the paper's one-step mode (spec 2.6).
 DRAFT_STEPS = 1
+#: Detail's means: the temperature of the start noise and of every solver step's fresh noise. 0 follows the
+#: mean path from the enlarged input, 1 samples as the paper does, above 1 the network is pushed to more texture
+#: (the sweep is in MODEL_CARD.md).
+TEMPERATURE = DetailCurve(((0.0, 0.0), (DEFAULT_DETAIL, 1.0), (1.0, 1.6)))
 
 
 @dataclass
@@ -69,6 +74,7 @@ def super_resolve(
     context: Context,
     *,
     seed: int,
+    temperature: float = 1.0,
     solver: str = DEFAULT_SOLVER,
     steps: int = DEFAULT_STEPS,
     color_fix: bool = True,
@@ -91,7 +97,7 @@ def super_resolve(
 
     context.report(0, steps)
     try:
-        return restore(call, lr, size, loaded.process, solver=solver, steps=steps, generator=SeededNoise(seed),
+        return restore(call, lr, size, loaded.process, solver=solver, steps=steps, generator=TemperedNoise(SeededNoise(seed), temperature),
                        color_fix=color_fix, lr_consistency=lr_consistency, callback=on_call,
                        multiple=loaded.config.size_multiple)
     except ValueError as exc:  # an unknown solver or step count from a hand-written request
@@ -106,6 +112,7 @@ def upscale(request: Request, context: Context) -> np.ndarray:
     lr = image_to_tensor(request.image, context.device)
     steps = DRAFT_STEPS if request.draft else int(params.get("steps", DEFAULT_STEPS))
     sr = super_resolve(loaded, lr, (height, width), context, seed=request.seed,
+                       temperature=TEMPERATURE.at(detail_of(params, DEFAULT_DETAIL)),
                        solver=params.get("solver", DEFAULT_SOLVER), steps=steps,
                        color_fix=params.get("color_fix", True), lr_consistency=params.get("lr_consistency", True))
     return to_image(sr)

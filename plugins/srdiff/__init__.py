@@ -23,11 +23,12 @@ from sr_desk.api import (
     Task,
     Trainer,
     WeightFile,
+    detail_param,
     hookimpl,
     lazy,
 )
 
-SR_DESK_API_VERSION = "1.3"
+SR_DESK_API_VERSION = "1.4"
 
 #: The built-in 4x model (resources/weights), trained by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="srdiff-x4.safetensors", license="MIT (weights trained by sr-desk)")
@@ -39,6 +40,9 @@ SAMPLERS = ("ddim", "dpm++2m", "ancestral")
 DEFAULT_SAMPLER = "ddim"
 DEFAULT_STEPS = 6
 DEFAULT_ETA = 1.0
+#: The Detail slider's default: the sampler's own temperature (1), the point on the perception-distortion
+#: curve kept as the default, for the reason given in MODEL_CARD.md.
+DEFAULT_DETAIL = 0.5
 #: Content fusion: the seamless blend re-synthesised by the model (default), or the paper's Algorithm 3.
 FUSION_MODES = ("blend", "paper")
 
@@ -104,7 +108,7 @@ def sr_desk_methods() -> list[Method]:
             name="SRDiff",
             task=Task.UPSCALE,
             run=lazy("sr_desk_plugins.srdiff.methods:upscale"),
-            params=[*_sampling_params(), _lr_consistency_param()],
+            params=[detail_param(DEFAULT_DETAIL), *_sampling_params(), _lr_consistency_param()],
             capabilities=_MODEL,
             description="Diffusion 4x super-resolution (SRDiff): the encoder's upscale with detail sampled by the "
             "diffusion model on top; each seed gives a variant. Pick it for a little more detail than the encoder "
@@ -171,6 +175,7 @@ def sr_desk_methods() -> list[Method]:
             task=Task.INTERPOLATE,
             run=lazy("sr_desk_plugins.srdiff.methods:interpolate"),
             params=[
+                detail_param(DEFAULT_DETAIL),
                 SeedParam(name="seed_b", help="Seed of the second result (the first is the job's seed)"),
                 FloatParam(
                     name="blend",

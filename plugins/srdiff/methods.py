@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_desk.api import Context, ImageInput, Request
+from sr_desk.api import Context, ImageInput, Request, detail_of
 from sr_desk.core.blend import poisson_blend
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.color import match_colors
@@ -30,11 +30,12 @@ from sr_desk.core.placement import cover_box, place_image
 from sr_desk.core.resize import Filter, resize
 from sr_desk.diffusion import NoiseSchedule, cosine_schedule, make_sampler
 from sr_desk.diffusion.consistency import back_project, residual_consistency
+from sr_desk.diffusion.detail import DetailCurve, TemperedNoise
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import BlendedNoise, NoiseSource, SeededNoise, blend
 from sr_desk.diffusion.runtime import ModelCache, image_to_tensor, preview_of
 from sr_desk.diffusion.tiled import tiled_window_predictor
-from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS, DEFAULT_ETA, DEFAULT_SAMPLER, FUSION_MODES
+from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS, DEFAULT_DETAIL, DEFAULT_ETA, DEFAULT_SAMPLER, FUSION_MODES
 from sr_desk_plugins.srdiff.checkpoints import load_encoder, load_model, read_metadata
 from sr_desk_plugins.srdiff.config import SRDiffConfig
 from sr_desk_plugins.srdiff.network import ConditionalUNet, RRDBNet, pad_to_multiple, up_sample_lr
@@ -245,6 +246,17 @@ def denoise(
     return sampler.sample(predict_noise, x, start=start, generator=noise, callback=on_step, correct_x0=correct)
 
 
+#: Detail's means: the noise temperature of every draw (the start and each step's fresh noise). 0 follows the
+#: mean path, 1 samples as trained; past a little above 1 these weights' first predictions break down into
+#: blotches, so the curve stops there (the sweep is in MODEL_CARD.md).
+TEMPERATURE = DetailCurve(((0.0, 0.0), (DEFAULT_DETAIL, 1.0), (1.0, 1.05)))
+
+
+def seeded_noise(seed: int, params: dict[str, Any]) -> NoiseSource:
+    """The seed's noise stream at the temperature the request's Detail asks for."""
+    return TemperedNoise(SeededNoise(seed), TEMPERATURE.at(detail_of(params, DEFAULT_DETAIL)))
+
+
 def super_resolve(
     loaded: LoadedModel, lr01: torch.Tensor, params: dict[str, Any], noise: NoiseSource, context: Context
 ) -> torch.Tensor:
@@ -273,7 +285,7 @@ def _at_requested_size(image: np.ndarray, request: Request) -> np.ndarray:
 def upscale(request: Request, context: Context) -> np.ndarray:
     loaded = loaded_model(context)
     lr = image_to_tensor(request.image, context.device)
-    sr = to_image(super_resolve(loaded, lr, request.params, SeededNoise(request.seed), context))
+    sr = to_image(super_resolve(loaded, lr, request.params, seeded_noise(request.seed, request.params), context))
     return _at_requested_size(sr, request)
 
 
@@ -403,10 +415,10 @@ def _cached_result(
     loaded: LoadedModel, lr: torch.Tensor, image_key: str, seed: int, params: dict[str, Any], context: Context
 ) -> torch.Tensor:
     """One seed's SR result, kept so that moving the slider does not recompute both ends."""
-    sampling = (params.get("sampler"), params.get("steps"), params.get("eta"))
+    sampling = (params.get("sampler"), params.get("steps"), params.get("eta"), detail_of(params, DEFAULT_DETAIL))
     key = (loaded.source, image_key, seed, sampling)
     if key not in _results:
-        _results[key] = super_resolve(loaded, lr, params, SeededNoise(seed), context)
+        _results[key] = super_resolve(loaded, lr, params, seeded_noise(seed, params), context)
         while len(_results) > 4:
             _results.popitem(last=False)
     return _results[key]
@@ -511,7 +523,7 @@ def _interpolated(
     image_key = hashlib.sha1(image.tobytes()).hexdigest()
     cond = _cached_condition(loaded, lr, image_key, context)
     shape, device = cond.up.shape, cond.up.device
-    noise_a, noise_b = SeededNoise(seed_a), SeededNoise(seed_b)
+    noise_a, noise_b = seeded_noise(seed_a, params), seeded_noise(seed_b, params)
     if level >= loaded.config.timesteps:
         x = blend(noise_a(shape, device=device, dtype=torch.float32), noise_b(shape, device=device, dtype=torch.float32),
                   weight, mode)

@@ -9,8 +9,10 @@ that names both versions.
 1.1 added ``ImageParam(placeable=True)``, ``ImageInput.placement`` and ``Request.draft``.
 1.2 added ``Capabilities.memory_per_output_pixel``.
 1.3 added ``lazy("module:function")``.
+1.4 added ``detail_param`` (the shared "Detail" control), ``DETAIL`` and ``detail_of``.
 """
 
+from sr_desk.api.detail import DETAIL, detail_of, detail_param
 from sr_desk.api.hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl
 from sr_desk.api.lazy import lazy
 from sr_desk.api.method import Capabilities, Method, Task, WeightFile
@@ -30,10 +32,11 @@ from sr_desk.api.params import (
 from sr_desk.api.request import Cancelled, Context, ImageInput, Request, WeightsStore
 from sr_desk.api.training import Trainer
 
-API_VERSION = "1.3"
+API_VERSION = "1.4"
 
 __all__ = [
     "API_VERSION",
+    "DETAIL",
     "ENTRY_POINT_GROUP",
     "PROJECT_NAME",
     "BoolParam",
@@ -57,6 +60,8 @@ __all__ = [
     "Trainer",
     "WeightFile",
     "WeightsStore",
+    "detail_of",
+    "detail_param",
     "hookimpl",
     "lazy",
 ]
