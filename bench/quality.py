@@ -690,8 +690,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
                         help="compute precision of the worker (default float32)")
     parser.add_argument("--grid", type=Path, default=None, help="write a PNG grid of centre crops here")
+    parser.add_argument("--sweep", choices=("detail",), default=None,
+                        help="detail: every method with the Detail control at Detail 0, 0.25, 0.5, 0.75 and 1, with "
+                        "bicubic, the no-model reference and the methods without it (replaces --methods); --grid "
+                        "then shows the three most textured photos at Detail 0, 0.5 and 1")
+    parser.add_argument("--chart", type=Path, default=None,
+                        help="with --sweep detail: write the perception-distortion chart (PSNR vs detail) here")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown for the README")
     return parser
+
+
+def _detail_sweep():  # type: ignore[no-untyped-def]
+    """``bench/detail_sweep.py``, loaded beside this script however this script was loaded."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sr_desk_bench_detail_sweep", Path(__file__).with_name("detail_sweep.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _upscalers():  # type: ignore[no-untyped-def]
+    """The installed upscale methods, as the app finds them."""
+    from sr_desk.core.settings import Settings
+    from sr_desk.engine.plugins import discover_plugins
+
+    return discover_plugins(Settings.load()).methods("upscale")
 
 
 def header_lines(args: argparse.Namespace, argv: Sequence[str], paths: Sequence[Path]) -> list[str]:
@@ -722,8 +746,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.seeds < 1:
         raise SystemExit("bench/quality.py: --seeds must be at least 1")
+    sweep = _detail_sweep() if args.sweep == "detail" else None
     try:
-        specs = expand_specs(parse_method_list(args.methods or default_methods()), args.steps_sweep, args.color_lock)
+        specs = (sweep.sweep_specs(sweep.detail_methods(_upscalers()), parse_method_spec) if sweep else
+                 expand_specs(parse_method_list(args.methods or default_methods()), args.steps_sweep, args.color_lock))
     except ValueError as exc:
         raise SystemExit(f"bench/quality.py: {exc}") from None
     if not args.data.is_dir():
@@ -743,6 +769,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in paths:
         hr, lr = hr_lr_pair(load_photo(path, max_side=MAX_SIDE), args.crop, args.scale)
         pairs.append((path.name, hr, lr))
+    if sweep:  # the most textured photos first: their outputs are the ones kept for the crops
+        order = sweep.most_textured(pairs, len(pairs))
+        pairs = [pairs[i] for i in order]
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -762,7 +791,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if advice:
         print()
         print(advice)
-    if args.grid:
+    if sweep:
+        print()
+        print("\n".join(sweep.summary_lines(rows)))
+        if args.chart:
+            sweep.write_chart(args.chart, rows)
+            print(f"chart: {args.chart}")
+        if args.grid:
+            sweep.write_crops(args.grid, pairs, kept, sweep.detail_methods(_upscalers()))
+            print(f"grid: {args.grid}")
+    elif args.grid:
         write_grid(args.grid, pairs, kept, rows, scale=args.scale)
         print(f"grid: {args.grid}")
     return 1 if failed else 0

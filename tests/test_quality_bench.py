@@ -236,3 +236,61 @@ def test_crops_are_central_and_lr_is_the_degradation():
     assert np.allclose(lr, expected)
     whole, small = q.hr_lr_pair(photo[:47, :39], 0)
     assert whole.shape == (44, 36, 3) and small.shape == (11, 9, 3)
+
+
+# -- the Detail sweep (issue 31) -----------------------------------------------------
+
+
+def _load_sweep():
+    spec = importlib.util.spec_from_file_location("sr_desk_bench_detail_sweep", ROOT / "bench" / "detail_sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sweep = _load_sweep()
+
+
+def _row(label: str, psnr: float, detail: float):
+    row = q.RowResult(q.parse_method_spec(label))
+    row.psnr, row.detail = [psnr], [detail]
+    return row
+
+
+def test_sweep_rows_levels_and_the_summary():
+    specs = sweep.sweep_specs(["dossr"], q.parse_method_spec)
+    labels = [s.label for s in specs]
+    assert labels[: len(sweep.REFERENCES)] == list(sweep.REFERENCES)
+    assert labels[len(sweep.REFERENCES):] == [f"dossr:detail={v:g}" for v in sweep.LEVELS]
+    assert [sweep.level_of(label) for label in labels[-2:]] == [0.75, 1.0] and sweep.level_of("dtls") is None
+    rows = [_row("bicubic", 30.0, 0.5), _row("dossr:detail=0", 32.0, 0.6), _row("dossr:detail=0.5", 31.0, 0.8),
+            _row("dossr:detail=1", 29.0, 1.1), _row("srdiff:detail=0", 29.5, 0.9)]
+    lines = sweep.summary_lines(rows)
+    assert lines == ["dossr: detail ratio 0.80 at Detail 0.5 (31.00 dB), the most with PSNR above bicubic",
+                     "srdiff: no Detail keeps PSNR above bicubic"]
+
+
+def test_the_most_textured_photos_come_first(rng):
+    flat = np.full((16, 16, 3), 0.5, np.float32)
+    busy = rng.random((16, 16, 3), dtype=np.float32)
+    pairs = [("flat", flat, flat[:4, :4]), ("busy", busy, busy[:4, :4]), ("half", flat * 0.5 + busy * 0.5, flat)]
+    assert sweep.most_textured(pairs, 2) == [1, 2]
+
+
+@pytest.mark.slow
+def test_detail_sweep_end_to_end_with_the_shipped_weights(photos, tmp_path, capsys, one_thread):
+    chart, grid = tmp_path / "chart.png", tmp_path / "crops.png"
+    argv = ["--data", str(photos), "--split", "all", "--crop", "32", "--seeds", "1", "--device", "cpu",
+            "--sweep", "detail", "--chart", str(chart), "--grid", str(grid)]
+    assert q.main(argv) == 0
+    out = capsys.readouterr().out
+    for label in ("srdiff:detail=0.25", "dossr:detail=1", "diffsr:detail=0.5", "bench-bicubic-bp", "lddpm"):
+        assert re.search(rf"^{re.escape(label)}\s", out, re.M), label
+    assert "the most with PSNR above bicubic" in out or "no Detail keeps PSNR above bicubic" in out
+
+    from PIL import Image
+
+    with Image.open(chart) as im:
+        assert im.size == (760, 480)
+    with Image.open(grid) as im:  # three photos, three methods, five columns of 32 px crops
+        assert im.width > 5 * 32 and im.height > 3 * 3 * 32
