@@ -211,6 +211,36 @@ def test_a_training_step_runs_and_the_loss_is_l1_on_x0():
     assert task.predict(task.module.eval(), lr).shape == hr.shape
 
 
+def test_the_texture_weight_adds_the_texture_loss_to_l1():
+    from sr_desk.training.texture import texture_loss
+
+    network = DoSSRUNet(TINY)
+    torch.nn.init.normal_(network.head.weight, std=0.1)  # a network that no longer returns x_hat exactly
+    hr = torch.rand(4, 3, 24, 24)
+    lr = torch.nn.functional.avg_pool2d(hr, 4)
+
+    def make_task(texture: float) -> DoSSRTask:
+        task = DoSSRTask(TINY, network, texture=texture)
+        task.scales, task.scale_weights = torch.tensor([4]), torch.tensor([1.0])  # the batch's own LR
+        return task
+
+    def loss(texture: float) -> float:
+        return float(make_task(texture).loss(network, lr, hr, torch.Generator().manual_seed(0)).detach())
+
+    plain, textured = loss(0.0), loss(2.0)
+    task = make_task(0.0)
+    generator = torch.Generator().manual_seed(0)
+    task.draw_scale(generator)
+    from sr_desk_plugins.dossr.process import pre_restore
+
+    x0, x_hat = hr * 2 - 1, pre_restore(lr, (24, 24)) * 2 - 1
+    steps = task.sample_steps(4, generator)
+    x_t = task.process.q_sample(x0, x_hat, steps, torch.randn(x0.shape, generator=generator))
+    with torch.no_grad():
+        expected = texture_loss(network(x_t, x_hat, steps), x0)
+    assert textured == pytest.approx(plain + 2.0 * float(expected), rel=1e-4)
+
+
 def test_the_compact_preset_is_the_model_card_s_network():
     network = DoSSRUNet(PRESETS["compact"])
     assert sum(p.numel() for p in network.parameters()) == 6_028_752

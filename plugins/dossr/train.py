@@ -26,6 +26,7 @@ from sr_desk.training.cli import add_export_arguments, add_training_arguments, r
 from sr_desk.training.data import degrade
 from sr_desk.training.export import export_ema
 from sr_desk.training.metrics import forward_flops
+from sr_desk.training.texture import texture_loss
 from sr_desk_plugins.dossr.checkpoints import load_model, save_safetensors
 from sr_desk_plugins.dossr.config import DoSSRConfig
 from sr_desk_plugins.dossr.network import DoSSRUNet
@@ -48,8 +49,9 @@ class DoSSRTask:
 
     stage = "dossr"
 
-    def __init__(self, config: DoSSRConfig, network: DoSSRUNet, scale: int = 4):
+    def __init__(self, config: DoSSRConfig, network: DoSSRUNet, scale: int = 4, texture: float = 0.0):
         self.config, self.module, self.scale = config, network, scale
+        self.texture = texture  # weight of the texture loss beside L1 (sr_desk/training/texture.py)
         self.process = process_for(config.timesteps, config.t1)
         self.grid = torch.tensor(self.process.grid(DEFAULT_STEPS)[1:])
         self.scales = torch.tensor(list(TRAIN_SCALES))
@@ -81,7 +83,8 @@ class DoSSRTask:
         channels_last = torch.channels_last
         prediction = module(x_t.contiguous(memory_format=channels_last),
                             x_hat.contiguous(memory_format=channels_last), steps)
-        return (prediction.float() - x0).abs().mean()
+        loss = (prediction.float() - x0).abs().mean()
+        return loss + self.texture * texture_loss(prediction, x0) if self.texture else loss
 
     @torch.no_grad()
     def predict(self, module: nn.Module, lr: torch.Tensor) -> torch.Tensor:
@@ -105,7 +108,7 @@ def build_task(args: argparse.Namespace) -> DoSSRTask:
         network = DoSSRUNet(config)  # its head starts at zero: an untrained network returns x_hat
     if args.patch % config.size_multiple:
         raise SystemExit(f"--patch must be a multiple of {config.size_multiple} for this network")
-    return DoSSRTask(config, network, args.scale)
+    return DoSSRTask(config, network, args.scale, args.texture)
 
 
 def export(args: argparse.Namespace) -> int:
@@ -119,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_arguments(p)
     p.add_argument("--preset", choices=sorted(PRESETS), default="compact")
     p.add_argument("--scale", type=int, default=4, help="scale of the validation crops (training mixes x2-x4)")
+    p.add_argument("--texture", type=float, default=0.0,
+                   help="weight of the texture loss (local amount of fine structure, phase-free) beside L1 on x0; "
+                   "0: the paper's L1 alone")
     # No --convert: DoSSR's official release is a Stable Diffusion ControlNet, nothing this network can take.
     add_export_arguments(p)
     return p
