@@ -149,3 +149,37 @@ def test_trainer_runs_from_a_plain_checkout_without_qt_or_platformdirs(photos, t
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "run" / "encoder.pt").exists() and "step=2" in result.stderr
+
+
+def test_the_texture_weight_adds_the_texture_loss_of_the_implied_image(rng):
+    from sr_desk.training.texture import texture_loss
+    from sr_desk_plugins.srdiff.config import SRDiffConfig
+    from sr_desk_plugins.srdiff.network import SRDiffModel
+    from sr_desk_plugins.srdiff.train import DiffusionTask
+
+    config = SRDiffConfig(rrdb_nf=8, rrdb_nb=2, rrdb_gc=4, unet_dim=8, dim_mults=(1, 2), timesteps=100)
+    model = SRDiffModel(config)
+    hr = torch.from_numpy(rng.random((2, 3, 16, 16), dtype=np.float32))
+    lr = torch.nn.functional.avg_pool2d(hr, 4)
+
+    def loss(texture: float) -> torch.Tensor:
+        task = DiffusionTask(config, model.rrdb, model.denoise_fn, 2, texture)
+        return task.loss(model.denoise_fn, lr, hr, torch.Generator().manual_seed(0))
+
+    plain, textured = loss(0.0), loss(3.0)
+    # The same draws again, to build the implied image by hand.
+    task = DiffusionTask(config, model.rrdb, model.denoise_fn, 2)
+    generator = torch.Generator().manual_seed(0)
+    base, cond = task.base_and_condition(lr)
+    x0 = ((hr * 2 - 1 - base) * 2).clamp(-1, 1)
+    index = torch.randint(0, config.timesteps, (2,), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    abar = task.schedule.alphas_cumprod.float()[index].view(-1, 1, 1, 1)
+    x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+    with torch.no_grad():
+        eps = model.denoise_fn(x_t, index, model.denoise_fn.project_condition(cond)).float()
+    implied = ((x_t - (1 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1, 1)
+    expected = texture_loss(base + implied / 2, hr * 2 - 1, abar.reshape(-1))
+    assert float(textured.detach()) == pytest.approx(float(plain.detach()) + 3.0 * float(expected), rel=1e-4)
+    textured.backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.denoise_fn.parameters())

@@ -37,3 +37,12 @@ def test_the_loss_has_gradients_everywhere_even_on_a_flat_prediction():
     prediction = torch.zeros(1, 3, 16, 16, requires_grad=True)
     texture_loss(prediction, stripes(1, 0.5)).backward()
     assert torch.isfinite(prediction.grad).all()
+
+
+def test_per_sample_weights_scale_each_sample_s_share():
+    target = torch.cat([stripes(1, 0.5), stripes(1, 0.5)])
+    prediction = torch.cat([stripes(1, 0.5), torch.full((1, 3, 16, 16), 0.25)])  # the second is smooth
+    plain = texture_loss(prediction, target)
+    assert texture_loss(prediction, target, torch.tensor([1.0, 1.0])) == pytest.approx(plain.item())
+    assert texture_loss(prediction, target, torch.tensor([1.0, 0.5])) == pytest.approx(plain.item() / 2)
+    assert texture_loss(prediction, target, torch.tensor([0.0, 0.0])) == 0

@@ -31,6 +31,7 @@ from sr_desk.diffusion.noise import SeededNoise
 from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer
 from sr_desk.training.export import describe_training_data
 from sr_desk.training.metrics import forward_flops
+from sr_desk.training.texture import texture_loss
 from sr_desk_plugins.srdiff.checkpoints import (
     convert_official,
     load_encoder,
@@ -85,8 +86,11 @@ class DiffusionTask:
 
     stage = "diffusion"
 
-    def __init__(self, config: SRDiffConfig, encoder: RRDBNet, unet: ConditionalUNet, validation_steps: int):
+    def __init__(
+        self, config: SRDiffConfig, encoder: RRDBNet, unet: ConditionalUNet, validation_steps: int, texture: float = 0.0
+    ):
         self.config, self.module, self.scale = config, unet, config.scale
+        self.texture = texture  # weight of the texture loss on the implied image (sr_desk/training/texture.py)
         self.encoder = encoder.eval().requires_grad_(False)
         self.schedule = cosine_schedule(config.timesteps, config.beta_s)
         self.validation_steps = validation_steps
@@ -116,8 +120,14 @@ class DiffusionTask:
         noise = torch.randn(x0.shape, device=lr.device, generator=generator)
         abar = self._abar[index].view(-1, 1, 1, 1)
         x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
-        predicted = module(x_t, index, module.project_condition(cond))
-        return (predicted.float() - noise).abs().mean()
+        predicted = module(x_t, index, module.project_condition(cond)).float()
+        loss = (predicted - noise).abs().mean()
+        if not self.texture:
+            return loss
+        # The image the prediction implies; weighted by abar, the share of signal its step keeps.
+        implied = (x_t - (1 - abar).sqrt() * predicted) / abar.sqrt().clamp_min(1e-3)
+        image = base + implied.clamp(-1, 1) / 2
+        return loss + self.texture * texture_loss(image, hr * 2 - 1, abar.reshape(-1))
 
     @torch.no_grad()
     def predict(self, module: nn.Module, lr: torch.Tensor) -> torch.Tensor:
@@ -222,7 +232,7 @@ def build_task(args: argparse.Namespace) -> EncoderTask | DiffusionTask:
             raise SystemExit(f"{args.init.name} holds another U-Net ({init_config.to_json()})")
         unet.load_state_dict(model.denoise_fn.state_dict())
         print(f"--init {args.init.name}: U-Net loaded", file=sys.stderr)
-    return DiffusionTask(config, encoder, unet, args.val_steps)
+    return DiffusionTask(config, encoder, unet, args.val_steps, args.texture)
 
 
 # -- export ---------------------------------------------------------------------------
@@ -281,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the diffusion residual is measured from bicubic (the paper) or the encoder's upscale "
                    "(default: the --init file's, else bicubic)")
     p.add_argument("--val-steps", type=int, default=VALIDATION_STEPS, help="diffusion stage: DDIM steps to validate")
+    p.add_argument("--texture", type=float, default=0.0,
+                   help="diffusion stage: weight of the texture loss (local amount of fine structure, phase-free) on "
+                   "the image each noise prediction implies, weighted by its step's signal; 0: the paper's L1 alone")
     add_export_arguments(p, "SRDiff")
     return p
 

@@ -39,6 +39,16 @@ def local_detail(rgb: torch.Tensor, window: int = TEXTURE_WINDOW) -> torch.Tenso
     return F.avg_pool2d(magnitude, window, stride=window, ceil_mode=True)
 
 
-def texture_loss(prediction: torch.Tensor, target: torch.Tensor, window: int = TEXTURE_WINDOW) -> torch.Tensor:
-    """L1 between the local amount of fine structure of ``prediction`` and of ``target`` (both in ``[-1, 1]``)."""
-    return (local_detail(prediction.float(), window) - local_detail(target.float(), window)).abs().mean()
+def texture_loss(
+    prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None, window: int = TEXTURE_WINDOW
+) -> torch.Tensor:
+    """L1 between the local amount of fine structure of ``prediction`` and of ``target`` (both in ``[-1, 1]``).
+
+    ``weights`` (one per sample) scale each sample's share of the mean: a
+    noise-predicting model's x0 is only pinned down at low noise, so its
+    trainer weights the samples by how much signal their step keeps.
+    """
+    difference = (local_detail(prediction.float(), window) - local_detail(target.float(), window)).abs()
+    if weights is None:
+        return difference.mean()
+    return (difference.mean(dim=(1, 2, 3)) * weights.reshape(-1).to(difference.dtype)).mean()
