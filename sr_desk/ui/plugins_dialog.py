@@ -55,7 +55,7 @@ from sr_desk.core.paths import app_paths
 from sr_desk.api import Method
 from sr_desk.core.settings import Settings
 from sr_desk.engine.plugins import PluginHost, PluginRecord
-from sr_desk.ui.main_window import MessageBanner
+from sr_desk.ui.banner import MessageBanner
 
 __all__ = [
     "AUTO",
