@@ -219,9 +219,10 @@ def test_the_real_plugins_get_panels_without_ui_code(window, qtbot):
         assert {"bicubic", "lanczos", "srdiff", "srdiff-fusion", "srdiff-interpolate", "dtls"} <= ids
         assert workbench.panel.method_combo.currentData() == "srdiff-encoder"  # the CLI's default too (issue 19)
         workbench.panel.select_method("srdiff-interpolate")
-        assert {"seed_b", "blend", "mode", "noise_level", "sampler", "steps", "eta"} <= set(workbench.panel.param_widgets)
+        assert {"detail", "seed_b", "blend", "mode", "noise_level", "sampler", "steps", "eta"} <= set(
+            workbench.panel.param_widgets)
         # Issue 19: nine knobs at once; the research ones now sit in a folded "Advanced" section.
-        assert workbench.panel.form.rowCount() == 3  # seed_b, blend, lr_consistency
+        assert workbench.panel.form.rowCount() == 4  # detail, seed_b, blend, lr_consistency
         assert workbench.panel.advanced_toggle.text() == "Advanced (5)" and workbench.panel.advanced_group.isHidden()
         workbench.panel.advanced_toggle.click()
         assert not workbench.panel.advanced_group.isHidden() and workbench.panel.advanced_form.rowCount() == 5
@@ -230,7 +231,8 @@ def test_the_real_plugins_get_panels_without_ui_code(window, qtbot):
         workbench.panel.select_method("dtls")
         assert set(workbench.panel.param_widgets) == {"sampler", "lr_consistency"}
         workbench.panel.select_method("diffsr")  # issue 13: its panel from its declarations, target sizes included
-        assert {"steps", "auto_level", "noise_level"} <= set(workbench.panel.param_widgets)
+        assert {"detail", "steps", "auto_level", "noise_level"} <= set(workbench.panel.param_widgets)
+        assert workbench.panel.advanced_toggle.text() == "Advanced (4)"  # the noise level switch and slider, sampler, consistency
         assert workbench.panel.scale_combo.findData("custom") >= 0 and workbench.panel.size_preset.count() == 5
     finally:
         workbench.shutdown()
