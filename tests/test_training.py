@@ -186,7 +186,15 @@ def test_resumed_run_gives_the_same_weights_as_an_uninterrupted_one(tmp_path, rn
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_a_run_paced_by_time_trains_until_the_budget_and_ends_at_the_floor(tmp_path, rng):
+def test_a_run_paced_by_time_trains_until_the_budget_and_ends_at_the_floor(tmp_path, rng, monkeypatch):
+    import types
+
+    from sr_desk.training import loop
+
+    # The loop's clock ticks 10 ms at every reading, however busy the machine is: the last step then starts
+    # within a few ticks of the 1.2 s budget's end, so its learning rate is the floor's.
+    ticks = iter(range(10**9))
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(monotonic=lambda: next(ticks) * 0.01))
     options = _options(tmp_path, steps=0, minutes=0.02, log_every=1000, ckpt_every=1000, lr_floor=0.25)
     fit(TinyUpscaler(), PhotoBank(_smooth_photos(rng), 32, 4), None, options)
     rows = read_log(tmp_path / "log.csv")
