@@ -57,6 +57,16 @@ def rng():
     return np.random.default_rng(1234)
 
 
+@pytest.fixture(scope="module")
+def host():
+    """The plugins installed with sr-desk, discovered once per test module."""
+    from sr_desk.engine.plugins import PluginHost
+
+    h = PluginHost()
+    h.discover()
+    return h
+
+
 def write_smooth_photos(folder: Path, rng, count: int) -> Path:
     """``count`` 96x72 PNG photos of smooth 12 px colour blocks in ``folder`` (made), for a trainer's --data."""
     from PIL import Image
@@ -90,3 +100,8 @@ def run_method(image, method, events: list | None = None, *, weights_store=None,
     if job.state is JobState.FAILED:
         raise SrDeskError(job.error)
     return job.result
+
+
+def run_plugin(host, method_id: str, image, weights_file, events: list | None = None, **fields):
+    """``run_method`` for the plugin method ``method_id`` of ``host``, with the weights in ``weights_file``."""
+    return run_method(image, host.method(method_id), events, weights=str(weights_file), **fields)

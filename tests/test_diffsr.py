@@ -13,8 +13,6 @@ from sr_desk.core.imageio import ImageData
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.schedule import linear_schedule
 from sr_desk.diffusion.weights_file import CheckpointError
-from sr_desk.engine.plugins import PluginHost
-from sr_desk.engine.worker import EventKind
 from sr_desk_plugins.diffsr.calibrate import shrink, sweep, table_from
 from sr_desk_plugins.diffsr.checkpoints import load_model, save_safetensors
 from sr_desk_plugins.diffsr.config import DiffSRConfig
@@ -22,7 +20,8 @@ from sr_desk_plugins.diffsr.injection import InjectionTable, fallback_level, inj
 from sr_desk_plugins.diffsr.network import DiffSRUNet
 from sr_desk_plugins.diffsr.process import resample, restore
 from sr_desk_plugins.diffsr.train import PRESETS, STEP_MIX, DiffSRPriorTask
-from tests.conftest import run_method
+from tests.conftest import run_plugin
+from tests.method_helpers import check_exact_sizes_and_shrinks, random_headed, upscale_with_previews
 
 TINY = PRESETS["tiny"]
 SCHEDULE = linear_schedule(1000)
@@ -30,10 +29,7 @@ SCHEDULE = linear_schedule(1000)
 
 def random_prior(config: DiffSRConfig = TINY, seed: int = 0) -> DiffSRUNet:
     """A prior whose head is not zero, so that it predicts some noise (a trained one does)."""
-    torch.manual_seed(seed)
-    network = DiffSRUNet(config)
-    torch.nn.init.normal_(network.head.weight, std=0.05)
-    return network.eval()
+    return random_headed(DiffSRUNet, config, seed)
 
 
 # -- the injection level ----------------------------------------------------------------------------
@@ -203,13 +199,6 @@ def test_pickled_weights_and_non_rgb_models_are_refused(tmp_path, host, rng):
 
 
 @pytest.fixture(scope="module")
-def host():
-    h = PluginHost()
-    h.discover()
-    return h
-
-
-@pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "diffsr-tiny.safetensors"
     save_safetensors(random_prior(), TINY, path, table=InjectionTable((2.0, 4.0, 8.0), (0.2, 0.3, 0.0),
@@ -218,7 +207,7 @@ def weights(tmp_path_factory):
 
 
 def run(host, image, weights_file, events=None, **fields):
-    return run_method(image, host.method("diffsr"), events, weights=str(weights_file), **fields)
+    return run_plugin(host, "diffsr", image, weights_file, events, **fields)
 
 
 def test_diffsr_is_listed_with_its_declared_parameters(host):
@@ -230,22 +219,13 @@ def test_diffsr_is_listed_with_its_declared_parameters(host):
 
 
 def test_upscale_is_deterministic_by_seed_and_previews_every_call(host, weights, rng):
-    image = ImageData(rgb=rng.random((12, 10, 3), dtype=np.float32))
-    events = []
-    a = run(host, image, weights, events, scale=4, seed=5, params={"steps": 4})
-    assert a.size == (40, 48)
-    previews = [e for e in events if e.kind is EventKind.PROGRESS and e.preview is not None]
-    assert len(previews) == 4 and previews[0].preview.shape == (48, 40, 3)
+    image, a = upscale_with_previews(host, "diffsr", weights, rng, 4, seed=5, params={"steps": 4})
     assert np.array_equal(a.rgb, run(host, image, weights, scale=4, seed=5, params={"steps": 4}).rgb)
     assert not np.array_equal(a.rgb, run(host, image, weights, scale=4, seed=6, params={"steps": 4}).rgb)
 
 
 def test_exact_sizes_non_integer_scales_and_shrinks(host, weights, rng):
-    image = ImageData(rgb=rng.random((9, 16, 3), dtype=np.float32))
-    assert run(host, image, weights, size=(50, 30), params={"steps": 2}).size == (50, 30)
-    assert run(host, image, weights, scale=2.7, params={"steps": 2}).size == (43, 24)
-    with pytest.raises(SrDeskError, match="only enlarges"):
-        run(host, image, weights, scale=0.5)
+    check_exact_sizes_and_shrinks(host, "diffsr", weights, rng, 2.7, (43, 24), params={"steps": 2})
 
 
 def test_the_manual_level_overrides_the_table_and_zero_is_the_enlarged_input(host, weights, rng):

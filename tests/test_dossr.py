@@ -6,27 +6,27 @@ import numpy as np
 import pytest
 import torch
 
-from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import ImageData
 from sr_desk.diffusion.weights_file import CheckpointError
-from sr_desk.engine.plugins import PluginHost
-from sr_desk.engine.worker import EventKind
 from sr_desk_plugins.dossr.checkpoints import load_model, save_safetensors
 from sr_desk_plugins.dossr.config import DoSSRConfig
 from sr_desk_plugins.dossr.network import DoSSRUNet
 from sr_desk_plugins.dossr.process import integer_scale, pre_restore, process_for, restore
 from sr_desk_plugins.dossr.train import GRID_SHARE, PRESETS, DoSSRTask
-from tests.conftest import run_method
+from tests.conftest import run_plugin
+from tests.method_helpers import (
+    SHARED_APP_CHECKS,
+    check_exact_sizes_and_shrinks,
+    random_headed,
+    upscale_with_previews,
+)
 
 TINY = PRESETS["tiny"]
 
 
 def random_network(config: DoSSRConfig = TINY, seed: int = 0) -> DoSSRUNet:
     """A network whose head is not zero, so that it changes its input (a trained one does)."""
-    torch.manual_seed(seed)
-    network = DoSSRUNet(config)
-    torch.nn.init.normal_(network.head.weight, std=0.05)
-    return network.eval()
+    return random_headed(DoSSRUNet, config, seed)
 
 
 # -- network and checkpoints ----------------------------------------------------------------------
@@ -110,13 +110,6 @@ def test_restore_pads_to_the_network_multiple_and_crops_back():
 
 
 @pytest.fixture(scope="module")
-def host():
-    h = PluginHost()
-    h.discover()
-    return h
-
-
-@pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "dossr-tiny.safetensors"
     save_safetensors(random_network(), TINY, path)
@@ -124,7 +117,7 @@ def weights(tmp_path_factory):
 
 
 def run(host, image, weights_file, events=None, **fields):
-    return run_method(image, host.method("dossr"), events, weights=str(weights_file), **fields)
+    return run_plugin(host, "dossr", image, weights_file, events, **fields)
 
 
 def test_dossr_is_listed_with_its_declared_parameters(host):
@@ -135,12 +128,7 @@ def test_dossr_is_listed_with_its_declared_parameters(host):
 
 
 def test_upscale_is_deterministic_by_seed_and_previews_every_call(host, weights, rng):
-    image = ImageData(rgb=rng.random((12, 10, 3), dtype=np.float32))
-    events = []
-    a = run(host, image, weights, events, scale=4, seed=5)
-    assert a.size == (40, 48)
-    previews = [e for e in events if e.kind is EventKind.PROGRESS and e.preview is not None]
-    assert len(previews) == 5 and previews[0].preview.shape == (48, 40, 3)
+    image, a = upscale_with_previews(host, "dossr", weights, rng, 5, seed=5)
     assert np.array_equal(a.rgb, run(host, image, weights, scale=4, seed=5).rgb)
     assert not np.array_equal(a.rgb, run(host, image, weights, scale=4, seed=6).rgb)
 
@@ -159,32 +147,13 @@ def test_a_draft_takes_one_call(host, weights, rng):
     assert len([e for e in events if e.preview is not None]) == 1
 
 
+@SHARED_APP_CHECKS
+def test_what_dossr_shares_with_dtls_in_the_app(host, weights, rng, check):
+    check(host, "dossr", weights, rng)
+
+
 def test_exact_sizes_non_integer_scales_and_shrinks(host, weights, rng):
-    image = ImageData(rgb=rng.random((9, 16, 3), dtype=np.float32))
-    assert run(host, image, weights, size=(50, 30)).size == (50, 30)
-    assert run(host, image, weights, scale=2.7).size == (43, 24)
-    with pytest.raises(SrDeskError, match="only enlarges"):
-        run(host, image, weights, scale=0.5)
-
-
-def test_lr_consistency_pulls_the_result_onto_the_input(host, weights, rng):
-    from sr_desk.diffusion.imresize import imresize
-
-    image = ImageData(rgb=rng.random((12, 12, 3), dtype=np.float32) * 0.6 + 0.2)
-    errors = []
-    for on in (False, True):
-        result = run(host, image, weights, scale=4, params={"lr_consistency": on})
-        down = imresize(torch.from_numpy(result.rgb).permute(2, 0, 1)[None], scale=0.25)[0].permute(1, 2, 0)
-        errors.append(float(np.abs(down.numpy() - image.rgb).mean()))
-    assert errors[1] < 0.5 * errors[0]
-
-
-def test_a_region_upscale_changes_only_the_region(host, weights, rng):
-    image = ImageData(rgb=rng.random((16, 16, 3), dtype=np.float32))
-    events = []
-    result = run(host, image, weights, events, scale=4, region=(4, 4, 8, 8), feather=0)
-    assert result.size == (64, 64)
-    assert any(e.preview is not None for e in events)
+    check_exact_sizes_and_shrinks(host, "dossr", weights, rng, 2.7, (43, 24))
 
 
 # -- training -------------------------------------------------------------------------------------

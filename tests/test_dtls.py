@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import ImageData
 from sr_desk.diffusion.resolution import (
     Degradation,
@@ -20,13 +19,16 @@ from sr_desk.diffusion.resolution import (
     two_call_sample,
 )
 from sr_desk.diffusion.weights_file import CheckpointError
-from sr_desk.engine.plugins import PluginHost
-from sr_desk.engine.worker import EventKind
 from sr_desk_plugins.dtls.checkpoints import infer_official_config, load_model, save_safetensors
 from sr_desk_plugins.dtls.config import OFFICIAL_16_128, OFFICIAL_32_512, DTLSConfig
 from sr_desk_plugins.dtls.network import DTLSUNet
 from sr_desk_plugins.dtls.train import PRESETS, DTLSTask
-from tests.conftest import run_method
+from tests.conftest import run_plugin
+from tests.method_helpers import (
+    SHARED_APP_CHECKS,
+    check_exact_sizes_and_shrinks,
+    upscale_with_previews,
+)
 
 TINY = PRESETS["tiny"]
 
@@ -232,13 +234,6 @@ def test_safetensors_round_trip_and_a_foreign_file_is_refused(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def host():
-    h = PluginHost()
-    h.discover()
-    return h
-
-
-@pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "dtls-tiny.safetensors"
@@ -247,7 +242,7 @@ def weights(tmp_path_factory):
 
 
 def run(host, image, weights_file, events=None, **fields):
-    return run_method(image, host.method("dtls"), events, weights=str(weights_file), **fields)
+    return run_plugin(host, "dtls", image, weights_file, events, **fields)
 
 
 def test_dtls_is_listed_with_its_declared_parameters(host):
@@ -257,12 +252,7 @@ def test_dtls_is_listed_with_its_declared_parameters(host):
 
 
 def test_upscale_any_aspect_is_deterministic_and_previews_every_call(host, weights, rng):
-    image = ImageData(rgb=rng.random((12, 10, 3), dtype=np.float32))
-    events = []
-    a = run(host, image, weights, events, scale=4)
-    assert a.size == (40, 48)
-    previews = [e for e in events if e.kind is EventKind.PROGRESS and e.preview is not None]
-    assert len(previews) == 2 and previews[0].preview.shape == (48, 40, 3)
+    image, a = upscale_with_previews(host, "dtls", weights, rng, 2)
     assert np.array_equal(a.rgb, run(host, image, weights, scale=4, seed=99).rgb)  # no noise: seeds change nothing
 
 
@@ -276,31 +266,12 @@ def test_fast_and_official_samplers_agree_in_the_app(host, weights, rng):
 
 
 def test_exact_sizes_and_scales_beyond_the_model(host, weights, rng):
-    image = ImageData(rgb=rng.random((9, 16, 3), dtype=np.float32))
-    assert run(host, image, weights, size=(50, 30)).size == (50, 30)
-    assert run(host, image, weights, scale=20).size == (320, 180)  # x16 by DTLS, the rest by Lanczos
-    with pytest.raises(SrDeskError, match="only enlarges"):
-        run(host, image, weights, scale=0.5)
+    check_exact_sizes_and_shrinks(host, "dtls", weights, rng, 20, (320, 180))  # x16 by DTLS, the rest by Lanczos
 
 
-def test_a_region_upscale_changes_only_the_region(host, weights, rng):
-    image = ImageData(rgb=rng.random((16, 16, 3), dtype=np.float32))
-    events = []
-    result = run(host, image, weights, events, scale=4, region=(4, 4, 8, 8), feather=0)
-    assert result.size == (64, 64)
-    assert any(e.preview is not None for e in events)
-
-
-def test_lr_consistency_pulls_the_result_onto_the_input(host, weights, rng):
-    from sr_desk.diffusion.imresize import imresize
-
-    image = ImageData(rgb=rng.random((12, 12, 3), dtype=np.float32) * 0.6 + 0.2)
-    errors = []
-    for on in (False, True):
-        result = run(host, image, weights, scale=4, params={"lr_consistency": on})
-        down = imresize(torch.from_numpy(result.rgb).permute(2, 0, 1)[None], scale=0.25)[0].permute(1, 2, 0)
-        errors.append(float(np.abs(down.numpy() - image.rgb).mean()))
-    assert errors[1] < 0.5 * errors[0]
+@SHARED_APP_CHECKS
+def test_what_dtls_shares_with_dossr_in_the_app(host, weights, rng, check):
+    check(host, "dtls", weights, rng)
 
 
 # -- training -----------------------------------------------------------------------------

@@ -48,6 +48,26 @@ def _no_temp_files(folder: Path) -> bool:
     return not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
 
 
+def _assert_png_saves_back(tmp_path: Path, img: ImageData, mode: str, pixels: np.ndarray) -> None:
+    """``img`` saved as a PNG opens in Pillow's ``mode`` with exactly ``pixels``."""
+    out = tmp_path / "out.png"
+    save_image(out, img)
+    with Image.open(out) as back:
+        assert back.mode == mode
+        np.testing.assert_array_equal(np.asarray(back), pixels)
+
+
+def _load_palette_image(path: Path, size: tuple[int, int], fill: int, palette: list[int],
+                        dot: tuple[int, int] | None = None, **save) -> ImageData:
+    """A palette image filled with index ``fill`` (index 1 at ``dot``), saved to ``path`` with ``save``, loaded."""
+    im = Image.new("P", size, fill)
+    im.putpalette(palette + [0] * (768 - len(palette)))
+    if dot is not None:
+        im.putpixel(dot, 1)
+    im.save(path, **save)
+    return load_image(path)
+
+
 # --------------------------------------------------------------------------- #
 # Loading: modes
 # --------------------------------------------------------------------------- #
@@ -67,11 +87,7 @@ def test_rgb_png_round_trip_is_exact(tmp_path: Path) -> None:
     assert 0.0 <= img.rgb.min() and img.rgb.max() <= 1.0
     np.testing.assert_array_equal(to_uint8(img.rgb), pixels)
 
-    out = tmp_path / "out.png"
-    save_image(out, img)
-    with Image.open(out) as back:
-        assert back.mode == "RGB"
-        np.testing.assert_array_equal(np.asarray(back), pixels)
+    _assert_png_saves_back(tmp_path, img, "RGB", pixels)
 
 
 def test_rgba_png_keeps_alpha_exactly(tmp_path: Path) -> None:
@@ -84,11 +100,7 @@ def test_rgba_png_keeps_alpha_exactly(tmp_path: Path) -> None:
     np.testing.assert_array_equal(to_uint8(img.alpha), pixels[..., 3])
     np.testing.assert_array_equal(to_uint8(img.rgb), pixels[..., :3])
 
-    out = tmp_path / "out.png"
-    save_image(out, img)
-    with Image.open(out) as back:
-        assert back.mode == "RGBA"
-        np.testing.assert_array_equal(np.asarray(back), pixels)
+    _assert_png_saves_back(tmp_path, img, "RGBA", pixels)
 
 
 def test_la_png_is_grayscale_with_alpha(tmp_path: Path) -> None:
@@ -102,45 +114,24 @@ def test_la_png_is_grayscale_with_alpha(tmp_path: Path) -> None:
         np.testing.assert_array_equal(to_uint8(img.rgb[..., c]), pixels[..., 0])
     np.testing.assert_array_equal(to_uint8(img.alpha), pixels[..., 1])
 
-    out = tmp_path / "out.png"
-    save_image(out, img)
-    with Image.open(out) as back:
-        assert back.mode == "LA"
-        np.testing.assert_array_equal(np.asarray(back), pixels)
+    _assert_png_saves_back(tmp_path, img, "LA", pixels)
 
 
 def test_palette_with_transparency_gets_alpha(tmp_path: Path) -> None:
-    im = Image.new("P", (4, 3), 0)
-    im.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
-    im.putpixel((1, 1), 1)
-    src = tmp_path / "p.png"
-    im.save(src, transparency=0)
-
-    img = load_image(src)
+    img = _load_palette_image(tmp_path / "p.png", (4, 3), 0, [255, 0, 0, 0, 255, 0], dot=(1, 1), transparency=0)
     assert img.alpha is not None
     assert img.alpha[1, 1] == 1.0 and img.alpha[0, 0] == 0.0
     np.testing.assert_array_equal(to_uint8(img.rgb[1, 1]), [0, 255, 0])
 
 
 def test_palette_without_transparency_has_no_alpha(tmp_path: Path) -> None:
-    im = Image.new("P", (4, 3), 1)
-    im.putpalette([255, 0, 0, 10, 20, 30] + [0] * 762)
-    src = tmp_path / "p.png"
-    im.save(src)
-
-    img = load_image(src)
+    img = _load_palette_image(tmp_path / "p.png", (4, 3), 1, [255, 0, 0, 10, 20, 30])
     assert img.alpha is None and not img.grayscale
     np.testing.assert_array_equal(to_uint8(img.rgb[2, 3]), [10, 20, 30])
 
 
 def test_gif_transparency_is_alpha(tmp_path: Path) -> None:
-    im = Image.new("P", (4, 4), 0)
-    im.putpalette([0, 0, 0, 200, 100, 50] + [0] * 762)
-    im.putpixel((2, 2), 1)
-    src = tmp_path / "t.gif"
-    im.save(src, transparency=0)
-
-    img = load_image(src)
+    img = _load_palette_image(tmp_path / "t.gif", (4, 4), 0, [0, 0, 0, 200, 100, 50], dot=(2, 2), transparency=0)
     assert img.source_format == "GIF"
     assert img.alpha is not None and img.alpha[0, 0] == 0.0 and img.alpha[2, 2] == 1.0
     np.testing.assert_array_equal(to_uint8(img.rgb[2, 2]), [200, 100, 50])

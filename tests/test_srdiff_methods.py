@@ -12,22 +12,14 @@ from sr_desk.api import ImageInput
 from sr_desk.core.errors import SrDeskError
 from sr_desk.core.imageio import ImageData
 from sr_desk.engine.pipeline import JobSpec, prepare, run_job
-from sr_desk.engine.plugins import PluginHost
 from sr_desk.engine.worker import EventKind, JobState, Worker
 from sr_desk_plugins.srdiff import methods as srdiff_methods
 from sr_desk_plugins.srdiff.checkpoints import save_safetensors
 from sr_desk_plugins.srdiff.config import SRDiffConfig
 from sr_desk_plugins.srdiff.network import SRDiffModel
-from tests.conftest import run_method
+from tests.conftest import run_plugin as run
 
 TINY = SRDiffConfig(scale=4, rrdb_nf=8, rrdb_nb=2, rrdb_gc=4, unet_dim=8, dim_mults=(1, 2, 2, 2))
-
-
-@pytest.fixture(scope="module")
-def host():
-    h = PluginHost()
-    h.discover()
-    return h
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +36,6 @@ def weights(tmp_path_factory):
 
 def document(rgb: np.ndarray) -> ImageData:
     return ImageData(rgb=rgb)
-
-
-def run(host, method_id, image, weights_file, events=None, **fields):
-    return run_method(image, host.method(method_id), events, weights=str(weights_file), **fields)
 
 
 @pytest.fixture

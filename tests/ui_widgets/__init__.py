@@ -48,12 +48,18 @@ def stepping_run(steps: int = 5, delay: float = 0.0, fail_at: int | None = None)
     return run
 
 
+def fake_method(method_id: str, name: str, task: Task, params: list, capabilities: Capabilities, description: str,
+                steps: int = 5, delay: float = 0.0, fail_at: int | None = None) -> Method:
+    """A method made with the public API only, as a plugin would; its run is a ``stepping_run``."""
+    return Method(id=method_id, name=name, task=task, run=stepping_run(steps, delay, fail_at), params=params,
+                  capabilities=capabilities, description=description)
+
+
 def fake_upscaler(method_id: str = "fake-up", steps: int = 5, delay: float = 0.0, **kwargs) -> Method:
-    return Method(
-        id=method_id,
-        name=kwargs.pop("name", "Fake upscaler"),
-        task=Task.UPSCALE,
-        run=stepping_run(steps, delay, kwargs.pop("fail_at", None)),
+    return fake_method(
+        method_id,
+        kwargs.pop("name", "Fake upscaler"),
+        Task.UPSCALE,
         params=kwargs.pop(
             "params",
             [
@@ -67,43 +73,27 @@ def fake_upscaler(method_id: str = "fake-up", steps: int = 5, delay: float = 0.0
             "capabilities", Capabilities(scales=(2, 4), default_scale=2, previews=True, seeds=True)
         ),
         description=kwargs.pop("description", "A fake method for tests."),
+        steps=steps,
+        delay=delay,
+        fail_at=kwargs.pop("fail_at", None),
     )
 
 
 def fake_fusion() -> Method:
-    return Method(
-        id="fake-fuse",
-        name="Fake fusion",
-        task=Task.FUSE,
-        run=stepping_run(2),
-        params=[ImageParam(name="donor", help="Donor image"), IntParam(name="strength", default=50, maximum=100)],
-        capabilities=Capabilities(scales=(1,), default_scale=1, region=True, seeds=True),
-        description="Fuses a donor.",
-    )
+    donor_and_strength = [ImageParam(name="donor", help="Donor image"),
+                          IntParam(name="strength", default=50, maximum=100)]
+    return fake_method("fake-fuse", "Fake fusion", Task.FUSE, donor_and_strength,
+                       Capabilities(scales=(1,), default_scale=1, region=True, seeds=True), "Fuses a donor.", steps=2)
 
 
 def fake_interpolation() -> Method:
-    return Method(
-        id="fake-interp",
-        name="Fake interpolation",
-        task=Task.INTERPOLATE,
-        run=stepping_run(2),
-        params=[
-            SeedParam(name="seed_b", help="Second seed"),
-            FloatParam(name="blend", default=0.5, minimum=0.0, maximum=1.0, help="Blend"),
-        ],
-        capabilities=Capabilities(scales=(2,), default_scale=2, seeds=True),
-        description="Blends two results.",
-    )
+    second_seed_and_blend = [SeedParam(name="seed_b", help="Second seed"),
+                             FloatParam(name="blend", default=0.5, minimum=0.0, maximum=1.0, help="Blend")]
+    return fake_method("fake-interp", "Fake interpolation", Task.INTERPOLATE, second_seed_and_blend,
+                       Capabilities(scales=(2,), default_scale=2, seeds=True), "Blends two results.", steps=2)
 
 
 def fake_any_scale() -> Method:
-    return Method(
-        id="fake-any",
-        name="Fake any-scale",
-        task=Task.UPSCALE,
-        run=stepping_run(1),
-        params=[SizeParam(name="tile", default=(64, 32), help="A size")],
-        capabilities=Capabilities(scales=None, default_scale=3.0),
-        description="Any factor.",
-    )
+    tile = SizeParam(name="tile", default=(64, 32), help="A size")
+    return fake_method("fake-any", "Fake any-scale", Task.UPSCALE, [tile],
+                       Capabilities(scales=None, default_scale=3.0), "Any factor.", steps=1)
