@@ -20,7 +20,7 @@ from sr_desk.api import Context, Request, detail_of
 from sr_desk.core.errors import SrDeskError
 from sr_desk.diffusion.detail import DetailCurve
 from sr_desk.diffusion.noise import SeededNoise
-from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of
+from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of, tensor_to_image
 from sr_desk.diffusion.schedule import NoiseSchedule, from_scheduler_config
 from sr_desk.diffusion.tiled import tiled_predictor
 from sr_desk_plugins.diffsr import BUILTIN_WEIGHTS, DEFAULT_DETAIL
@@ -86,9 +86,6 @@ def loaded_prior(context: Context) -> LoadedPrior:
     return _models.get(context, _load)
 
 
-def to_image(tensor: torch.Tensor) -> np.ndarray:
-    return tensor[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)
-
 
 @torch.no_grad()
 def super_resolve(
@@ -149,4 +146,4 @@ def upscale(request: Request, context: Context) -> np.ndarray:
                        detail=detail_of(params, DEFAULT_DETAIL), level=level, steps=steps,
                        sampler=params.get("sampler", "ddim"),
                        consistency=params.get("consistency", DEFAULT_CONSISTENCY))
-    return to_image(sr)
+    return tensor_to_image(sr)

@@ -21,7 +21,7 @@ from sr_desk.core.errors import SrDeskError
 from sr_desk.diffusion.detail import DetailCurve, TemperedNoise
 from sr_desk.diffusion.domain_shift import DomainShiftProcess
 from sr_desk.diffusion.noise import SeededNoise
-from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of
+from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of, tensor_to_image
 from sr_desk_plugins.dossr import BUILTIN_WEIGHTS, DEFAULT_DETAIL
 from sr_desk_plugins.dossr.checkpoints import load_model
 from sr_desk_plugins.dossr.config import DoSSRConfig
@@ -61,9 +61,6 @@ def loaded_model(context: Context) -> LoadedModel:
     """The network for this context's weights and device, loaded once and kept (one at a time)."""
     return _models.get(context, _load)
 
-
-def to_image(tensor: torch.Tensor) -> np.ndarray:
-    return tensor[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)
 
 
 @torch.no_grad()
@@ -115,4 +112,4 @@ def upscale(request: Request, context: Context) -> np.ndarray:
                        temperature=TEMPERATURE.at(detail_of(params, DEFAULT_DETAIL)),
                        solver=params.get("solver", DEFAULT_SOLVER), steps=steps,
                        color_fix=params.get("color_fix", True), lr_consistency=params.get("lr_consistency", True))
-    return to_image(sr)
+    return tensor_to_image(sr)

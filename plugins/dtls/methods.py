@@ -27,7 +27,7 @@ from sr_desk.diffusion.resolution import (
     start_level,
     two_call_sample,
 )
-from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of
+from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of, tensor_to_image
 from sr_desk_plugins.dtls import BUILTIN_WEIGHTS, DEFAULT_SAMPLER
 from sr_desk_plugins.dtls.checkpoints import load_model
 from sr_desk_plugins.dtls.config import DTLSConfig
@@ -62,9 +62,6 @@ def loaded_model(context: Context) -> LoadedModel:
     """The model for this context's weights and device, loaded once and kept (one at a time)."""
     return _models.get(context, _load)
 
-
-def to_image(tensor: torch.Tensor) -> np.ndarray:
-    return tensor[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)
 
 
 def start_for(scale: float, config: DTLSConfig) -> int:
@@ -125,7 +122,7 @@ def upscale(request: Request, context: Context) -> np.ndarray:
     integer = scale == int(scale) and size[0] == lr.shape[-2] * int(scale)
     if request.params.get("lr_consistency") and integer:
         sr = back_project(sr, lr, int(scale), CONSISTENCY_PASSES)
-    image = to_image(sr)
+    image = tensor_to_image(sr)
     width, height = request.output_size
     if size != (height, width):
         context.report(1, 1, message=f"x{loaded.config.max_scale:g} by DTLS, the rest by Lanczos")

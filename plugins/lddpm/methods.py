@@ -17,7 +17,7 @@ import numpy as np
 from sr_desk.api import Context, Request
 from sr_desk.core.errors import SrDeskError
 from sr_desk.diffusion.noise import SeededNoise
-from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of
+from sr_desk.diffusion.runtime import ModelCache, autocast_for, image_to_tensor, preview_of, tensor_to_image
 from sr_desk.diffusion.schedule import NoiseSchedule
 from sr_desk_plugins.lddpm import BUILTIN_WEIGHTS
 from sr_desk_plugins.lddpm.checkpoints import load_model
@@ -58,5 +58,5 @@ def upscale(request: Request, context: Context) -> np.ndarray:
                  lr_consistency=bool(request.params.get("lr_consistency", True)),
                  callback=lambda k, n, x0: context.report(k, n, preview=preview_of(context, x0)),
                  precision=lambda: autocast_for(context))
-    return sr[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)
+    return tensor_to_image(sr)
 

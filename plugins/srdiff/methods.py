@@ -33,7 +33,7 @@ from sr_desk.diffusion.consistency import back_project, residual_consistency
 from sr_desk.diffusion.detail import DetailCurve, TemperedNoise
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import BlendedNoise, NoiseSource, SeededNoise, blend
-from sr_desk.diffusion.runtime import ModelCache, image_to_tensor, preview_of
+from sr_desk.diffusion.runtime import ModelCache, image_to_tensor, preview_of, tensor_to_image
 from sr_desk.diffusion.tiled import tiled_window_predictor
 from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS, DEFAULT_DETAIL, DEFAULT_ETA, DEFAULT_SAMPLER, FUSION_MODES
 from sr_desk_plugins.srdiff.checkpoints import load_encoder, load_model, read_metadata
@@ -129,7 +129,7 @@ def loaded_model(context: Context, *, need_unet: bool = True) -> LoadedModel:
 
 def to_image(tensor: torch.Tensor) -> np.ndarray:
     """``[-1, 1]`` NCHW to ``[0, 1]`` H x W x 3 float32."""
-    return ((tensor[0].float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).cpu().numpy().astype(np.float32)
+    return tensor_to_image(tensor.float() / 2 + 0.5)
 
 
 def pad_lr(lr: torch.Tensor, config: SRDiffConfig, *, edge_margin: bool = True) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -65,6 +65,11 @@ def image_to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).to(device, torch.float32)
 
 
+def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:
+    """The first image of an ``N x 3 x H x W`` tensor in ``[0, 1]`` as ``H x W x 3`` float32, clamped, on the host."""
+    return tensor[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)
+
+
 def preview_of(context: Context, image: torch.Tensor) -> np.ndarray | None:
     """The preview the host wants now of ``image`` (``1 x 3 x H x W`` in ``[0, 1]``), or None.
 
@@ -82,4 +87,4 @@ def preview_of(context: Context, image: torch.Tensor) -> np.ndarray | None:
         ratio = side / max(height, width)
         size = (max(1, round(height * ratio)), max(1, round(width * ratio)))
         image = F.interpolate(image.float(), size=size, mode="area")
-    return image[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)
+    return tensor_to_image(image)
