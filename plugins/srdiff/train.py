@@ -185,13 +185,13 @@ def _zero_skip_tail(encoder: RRDBNet) -> None:
     nn.init.zeros_(encoder.conv_last.bias)
 
 
-def _encoder_state(out: Path) -> tuple[dict[str, torch.Tensor], SRDiffConfig, str | None] | None:
-    """Stage 1's EMA weights in ``out``, their config and the photo folder it trained on; None before stage 1."""
+def _encoder_state(out: Path) -> tuple[dict[str, torch.Tensor], SRDiffConfig, str | None, int] | None:
+    """Stage 1's EMA weights in ``out``, their config, the photo folder and its step count; None before stage 1."""
     path = out / "encoder.pt"
     if not path.exists():
         return None
     state = torch.load(path, map_location="cpu", weights_only=True)
-    return state["ema"], SRDiffConfig.from_json(state["config"]), state.get("data")
+    return state["ema"], SRDiffConfig.from_json(state["config"]), state.get("data"), state["step"]
 
 
 def _frozen_encoder(args: argparse.Namespace, config: SRDiffConfig) -> RRDBNet:
@@ -199,7 +199,7 @@ def _frozen_encoder(args: argparse.Namespace, config: SRDiffConfig) -> RRDBNet:
     encoder = RRDBNet(config)
     trained = _encoder_state(args.out)
     if trained is not None:
-        state, enc_config, _ = trained
+        state, enc_config, _, _ = trained
         if not enc_config.same_encoder(config) or enc_config.encoder_skip != config.encoder_skip:
             raise SystemExit(f"{args.out / 'encoder.pt'} has another encoder configuration: {enc_config.to_json()}")
         encoder.load_state_dict(state)
@@ -240,10 +240,10 @@ def build_task(args: argparse.Namespace) -> EncoderTask | DiffusionTask:
 
 def export(args: argparse.Namespace) -> int:
     """EMA weights of the run folder into one safetensors file (encoder, plus the U-Net once trained)."""
-    encoder_state, config, data = None, None, None
+    encoder_state, config, data, steps = None, None, None, None
     trained = _encoder_state(args.out)
     if trained is not None:
-        encoder_state, config, data = trained
+        encoder_state, config, data, steps = trained
     elif (args.out / FROZEN_ENCODER).exists():
         encoder, config, _ = load_encoder(args.out / FROZEN_ENCODER)
         encoder_state = encoder.state_dict()
@@ -252,7 +252,8 @@ def export(args: argparse.Namespace) -> int:
     if unet_path.exists():
         state = torch.load(unet_path, map_location="cpu", weights_only=True)
         unet_state, config, data = state["ema"], SRDiffConfig.from_json(state["config"]), state.get("data")
-        print(f"diffusion: step {state['step']}", file=sys.stderr)
+        steps = state["step"]
+        print(f"diffusion: step {steps}", file=sys.stderr)
     if encoder_state is None or config is None:
         raise SystemExit(f"nothing to export: no encoder.pt or {FROZEN_ENCODER} in {args.out}")
     state_dict = {f"rrdb.{k}": v for k, v in encoder_state.items()}
@@ -263,6 +264,8 @@ def export(args: argparse.Namespace) -> int:
         "trained_by": "sr-desk train srdiff",
         "version": "2",
     }
+    if steps is not None:  # the last stage's, as every trainer's export records
+        meta["steps"] = str(steps)
     save_safetensors(
         state_dict,
         config,
