@@ -692,7 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grid", type=Path, default=None, help="write a PNG grid of centre crops here")
     parser.add_argument("--sweep", choices=("detail",), default=None,
                         help="detail: every method with the Detail control at Detail 0, 0.25, 0.5, 0.75 and 1, with "
-                        "bicubic, the no-model reference and the methods without it (replaces --methods); --grid "
+                        "bicubic, the no-model reference and the methods without it (--methods: only those named); --grid "
                         "then shows the three most textured photos at Detail 0, 0.5 and 1")
     parser.add_argument("--chart", type=Path, default=None,
                         help="with --sweep detail: write the perception-distortion chart (PSNR vs detail) here")
@@ -708,6 +708,12 @@ def _detail_sweep():  # type: ignore[no-untyped-def]
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _swept(sweep, methods: str | None) -> list[str]:  # type: ignore[no-untyped-def]
+    """The methods a Detail sweep runs: every one with the control, or those of them named in --methods."""
+    ids = sweep.detail_methods(_upscalers())
+    return [i for i in ids if i in methods.split(",")] if methods else ids
 
 
 def _upscalers():  # type: ignore[no-untyped-def]
@@ -748,7 +754,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("bench/quality.py: --seeds must be at least 1")
     sweep = _detail_sweep() if args.sweep == "detail" else None
     try:
-        specs = (sweep.sweep_specs(sweep.detail_methods(_upscalers()), parse_method_spec) if sweep else
+        specs = (sweep.sweep_specs(_swept(sweep, args.methods), parse_method_spec) if sweep else
                  expand_specs(parse_method_list(args.methods or default_methods()), args.steps_sweep, args.color_lock))
     except ValueError as exc:
         raise SystemExit(f"bench/quality.py: {exc}") from None
@@ -798,7 +804,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sweep.write_chart(args.chart, rows)
             print(f"chart: {args.chart}")
         if args.grid:
-            sweep.write_crops(args.grid, pairs, kept, sweep.detail_methods(_upscalers()))
+            sweep.write_crops(args.grid, pairs, kept, _swept(sweep, args.methods))
             print(f"grid: {args.grid}")
     elif args.grid:
         write_grid(args.grid, pairs, kept, rows, scale=args.scale)
