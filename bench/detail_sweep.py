@@ -36,10 +36,20 @@ def detail_methods(methods: Sequence[Any]) -> list[str]:
     return [m.id for m in methods if m.param_set.get(DETAIL) is not None]
 
 
-def sweep_specs(method_ids: Sequence[str], spec_of: Callable[[str], Any]) -> list[Any]:
-    """The references, then every method at every level (``spec_of("srdiff:detail=0.25")`` makes one row)."""
+def default_details(methods: Sequence[Any]) -> dict[str, float]:
+    """Each Detail method's declared default."""
+    return {m.id: float(m.param_set.get(DETAIL).default) for m in methods if m.param_set.get(DETAIL) is not None}
+
+
+def sweep_specs(
+    method_ids: Sequence[str], spec_of: Callable[[str], Any], defaults: dict[str, float] | None = None
+) -> list[Any]:
+    """The references, then every method at every level and at its default (``spec_of("srdiff:detail=0.25")``
+    makes one row)."""
     rows = [spec_of(ref) for ref in REFERENCES]
-    rows += [spec_of(f"{method_id}:{DETAIL}={level:g}") for method_id in method_ids for level in LEVELS]
+    for method_id in method_ids:
+        levels = sorted(set(LEVELS) | ({(defaults or {})[method_id]} if method_id in (defaults or {}) else set()))
+        rows += [spec_of(f"{method_id}:{DETAIL}={level:g}") for level in levels]
     return rows
 
 

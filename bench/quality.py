@@ -754,7 +754,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("bench/quality.py: --seeds must be at least 1")
     sweep = _detail_sweep() if args.sweep == "detail" else None
     try:
-        specs = (sweep.sweep_specs(_swept(sweep, args.methods), parse_method_spec) if sweep else
+        specs = (sweep.sweep_specs(_swept(sweep, args.methods), parse_method_spec, sweep.default_details(_upscalers()))
+                 if sweep else
                  expand_specs(parse_method_list(args.methods or default_methods()), args.steps_sweep, args.color_lock))
     except ValueError as exc:
         raise SystemExit(f"bench/quality.py: {exc}") from None
