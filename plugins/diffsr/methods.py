@@ -86,7 +86,6 @@ def loaded_prior(context: Context) -> LoadedPrior:
     return _models.get(context, _load)
 
 
-
 @torch.no_grad()
 def super_resolve(
     prior: LoadedPrior,

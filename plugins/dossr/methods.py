@@ -62,7 +62,6 @@ def loaded_model(context: Context) -> LoadedModel:
     return _models.get(context, _load)
 
 
-
 @torch.no_grad()
 def super_resolve(
     loaded: LoadedModel,
@@ -94,9 +93,9 @@ def super_resolve(
 
     context.report(0, steps)
     try:
-        return restore(call, lr, size, loaded.process, solver=solver, steps=steps, generator=TemperedNoise(SeededNoise(seed), temperature),
-                       color_fix=color_fix, lr_consistency=lr_consistency, callback=on_call,
-                       multiple=loaded.config.size_multiple)
+        return restore(call, lr, size, loaded.process, solver=solver, steps=steps,
+                       generator=TemperedNoise(SeededNoise(seed), temperature), color_fix=color_fix,
+                       lr_consistency=lr_consistency, callback=on_call, multiple=loaded.config.size_multiple)
     except ValueError as exc:  # an unknown solver or step count from a hand-written request
         raise SrDeskError(f"DoSSR: {exc}") from None
 

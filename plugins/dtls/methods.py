@@ -63,7 +63,6 @@ def loaded_model(context: Context) -> LoadedModel:
     return _models.get(context, _load)
 
 
-
 def start_for(scale: float, config: DTLSConfig) -> int:
     """The level an input ``scale`` times smaller starts at; refuses what the model was not trained for."""
     if scale <= 1.0 + 1e-6:
