@@ -123,7 +123,12 @@ def write_chart(path: Path, rows: Sequence[Any], size: tuple[int, int] = (760, 4
     draw.text(((left + right) / 2 - 110, height - 20), "detail ratio (ground truth = 1)", fill="black", font=font)
     truth, _ = at(1.0, y0)
     draw.line((truth, top, truth, bottom), fill=(120, 120, 120), width=1)
-    draw.text((truth + 3, top + 3), "ground truth", fill=(90, 90, 90), font=font)
+    draw.text((truth - 68, top + 3), "ground truth", fill=(90, 90, 90), font=font)
+    bicubic = next((r for r in references if r.label == "bicubic"), None)
+    if bicubic is not None:  # above this line a result is more faithful than plain bicubic
+        _, level = at(x0, bicubic.mean("psnr"))
+        for x in range(left, right, 8):
+            draw.line((x, level, min(x + 4, right), level), fill=(150, 150, 150))
     legend_y = top
     for row in references:
         x, y = at(row.mean("detail"), row.mean("psnr"))
