@@ -23,9 +23,9 @@ __all__ = ["DETAIL", "detail_of", "detail_param"]
 DETAIL = "detail"
 
 _HELP = (
-    "How much texture the model draws. 0 stays faithful to the input (smooth, the same for every seed); "
-    "1 draws the most texture the model can (grain, fur, foliage), further from the input and different "
-    "for every seed"
+    "How much texture the model draws. 0 stays as faithful to the input as the method can (smooth, little "
+    "or no change between seeds); 1 draws the most texture the model can (grain, fur, foliage), further from "
+    "the input and different for every seed"
 )
 
 
