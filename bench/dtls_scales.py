@@ -12,7 +12,6 @@ image and the official sampler's time over the fast one's (same process).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -20,16 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-_spec = importlib.util.spec_from_file_location("bench_quality", Path(__file__).with_name("quality.py"))
-assert _spec is not None and _spec.loader is not None
-quality = importlib.util.module_from_spec(_spec)
-sys.modules["bench_quality"] = quality
-_spec.loader.exec_module(quality)
-
-from sr_desk.core.imageio import ImageData  # noqa: E402
-from sr_desk.diffusion.consistency import back_project  # noqa: E402
-from sr_desk.training.data import centre_crops, load_photo  # noqa: E402
-from sr_desk.diffusion.imresize import imresize  # noqa: E402
+from sr_desk.core.imageio import ImageData
+from sr_desk.core.metrics import psnr_y, quantize8
+from sr_desk.diffusion.consistency import back_project
+from sr_desk.engine.evaluation import Runner, select_images
+from sr_desk.training.data import centre_crops, load_photo
+from sr_desk.diffusion.imresize import imresize
 
 ROWS = ("bicubic", "bicubic + 3 back-projections (no model)", "dtls (fast)", "dtls (momentum, official loop)")
 
@@ -46,7 +41,7 @@ def run_dtls(runner, lr: np.ndarray, scale: int, sampler: str) -> tuple[np.ndarr
     job.wait()
     if job.state is not JobState.FINISHED:
         raise SystemExit(f"dtls failed: {job.error}")
-    return quality.quantize8(job.result.rgb), time.perf_counter() - start
+    return quantize8(job.result.rgb), time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", action="store_true")
     args = p.parse_args(argv)
     scales = [int(s) for s in args.scales.split(",")]
-    photos = [load_photo(path) for path in quality.select_images(args.data)]
+    photos = [load_photo(path) for path in select_images(args.data)]
     table: dict[tuple[str, int], list[float]] = {}
     seconds: dict[tuple[str, int], list[float]] = {}
-    with quality.Runner(weights=args.weights, device="cpu") as runner:
+    with Runner(weights=args.weights, device="cpu") as runner:
         for scale in scales:
             lr_t, hr_t = centre_crops(photos, args.crop, scale)
             for lr1, hr1 in zip(lr_t, hr_t):
@@ -69,13 +64,13 @@ def main(argv: list[str] | None = None) -> int:
                 lr, hr = to_np(lr1), to_np(hr1)
                 bicubic = imresize(lr1[None], scale=float(scale))
                 outputs = {
-                    ROWS[0]: (quality.quantize8(to_np(bicubic[0].clamp(0, 1))), 0.0),
-                    ROWS[1]: (quality.quantize8(to_np(back_project(bicubic, lr1[None], scale, 3)[0].clamp(0, 1))), 0.0),
+                    ROWS[0]: (quantize8(to_np(bicubic[0].clamp(0, 1))), 0.0),
+                    ROWS[1]: (quantize8(to_np(back_project(bicubic, lr1[None], scale, 3)[0].clamp(0, 1))), 0.0),
                     ROWS[2]: run_dtls(runner, lr, scale, "fast"),
                     ROWS[3]: run_dtls(runner, lr, scale, "momentum"),
                 }
                 for row, (out, took) in outputs.items():
-                    table.setdefault((row, scale), []).append(quality.psnr_y(out, hr, border=scale))
+                    table.setdefault((row, scale), []).append(psnr_y(out, hr, border=scale))
                     seconds.setdefault((row, scale), []).append(took)
     head = ["method", *(f"x{s} PSNR (dB)" for s in scales), *(f"x{s} s/image" for s in scales)]
     lines = [head]

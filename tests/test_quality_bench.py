@@ -1,18 +1,18 @@
-"""bench/quality.py: its metrics, its method specs, and one tiny end-to-end run on a random-weight model."""
+"""bench/quality.py: its rows, its default-steps rule, and tiny end-to-end runs (the library: test_evaluation.py)."""
 
 from __future__ import annotations
 
 import importlib.util
-import math
 import re
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("skimage")
+
+from sr_desk.engine.evaluation import RowResult, parse_method_list, parse_method_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ def _load_bench():
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / "quality.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file runs
+    sys.modules[name] = module  # loaded once for every test here
     spec.loader.exec_module(module)
     return module
 
@@ -31,59 +31,13 @@ def _load_bench():
 q = _load_bench()
 
 
-def grey(level: float, size: int = 32) -> np.ndarray:
-    return np.full((size, size, 3), level, dtype=np.float32)
-
-
-# -- LR-PSNR and the table's numbers ---------------------------------------------------
-
-
-def test_lr_psnr_of_an_exact_downscale_is_inf_without_warnings():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert q.lr_psnr(grey(0.3), grey(0.3, 8)) == math.inf
-    assert q._number(math.inf, 2) == "inf"
-
-
-def test_lr_psnr_refuses_mismatched_sizes():
-    with pytest.raises(ValueError):
-        q.lr_psnr(grey(0.5, 32), grey(0.5, 9))
-
-
-def test_lr_psnr_downscales_matlab_style_and_compares_rgb(rng):
-    # A flat image stays flat when shrunk, so the error is the level difference.
-    assert q.lr_psnr(grey(0.5), grey(0.4, 8)) == pytest.approx(20.0, abs=1e-4)
-    hr = rng.random((32, 32, 3), dtype=np.float32)
-    assert q.downscale(hr).shape == (8, 8, 3)
-    assert q.lr_psnr(hr, q.downscale(hr)) == math.inf
-
-
-# -- method specs --------------------------------------------------------------------
-
-
-def test_method_spec_parser():
-    assert q.parse_method_spec("bicubic") == q.MethodSpec("bicubic")
-    spec = q.parse_method_spec("srdiff:dpm++2m:20")
-    assert spec.method_id == "srdiff" and spec.param_dict == {"sampler": "dpm++2m", "steps": "20"}
-    spec = q.parse_method_spec("srdiff:ddim:10:eta=0.5")
-    assert spec.param_dict == {"sampler": "ddim", "steps": "10", "eta": "0.5"}
-    assert spec.label == "srdiff:ddim:10:eta=0.5"
-    assert q.parse_method_spec("srdiff:ancestral").param_dict == {"sampler": "ancestral"}
-    assert q.parse_method_spec("srdiff:steps=5").label == "srdiff:steps=5"
-    assert q.parse_method_spec(" srdiff : ddim ").label == "srdiff:ddim"
-    assert q.parse_method_spec("srdiff:dpm++2m:4").with_color_lock().label == "srdiff:dpm++2m:4 +color-lock"
-    bad_specs = ("", ":ddim", "srdiff::4", "srdiff:ddim:4:5", "srdiff:ddim:steps=4:4", "srdiff:eta=",
-                 "srdiff:ddim:sampler=x")
-    for bad in bad_specs:
-        with pytest.raises(ValueError):
-            q.parse_method_spec(bad)
-    assert [s.label for s in q.parse_method_list("bicubic, srdiff:ddim:4,")] == ["bicubic", "srdiff:ddim:4"]
+# -- rows ------------------------------------------------------------------------
 
 
 def test_sweep_and_color_lock_rows_without_duplicates():
     from sr_desk_plugins.srdiff import DEFAULT_SAMPLER as d
 
-    specs = q.parse_method_list(f"bicubic,srdiff:{d}:20,srdiff:ancestral:100")
+    specs = parse_method_list(f"bicubic,srdiff:{d}:20,srdiff:ancestral:100")
     rows = [s.label for s in q.expand_specs(specs, [5, 20], "both")]
     assert rows == [
         "bicubic",
@@ -92,20 +46,20 @@ def test_sweep_and_color_lock_rows_without_duplicates():
         f"srdiff:{d}:5", f"srdiff:{d}:5 +color-lock",
     ]
     assert [s.label for s in q.expand_specs(specs, [], "on")][1] == f"srdiff:{d}:20 +color-lock"
-    assert q.parse_method_list(q.default_methods())[-1].label == "srdiff:ancestral:100"
+    assert parse_method_list(q.default_methods())[-1].label == "srdiff:ancestral:100"
 
 
-# -- reporting -----------------------------------------------------------------------
+# -- the default-steps rule and the grid's columns ----------------------------------
 
 
 def fake_row(label: str, psnr: float, lr: float, steps: int | None = None, sampler: str | None = None):
     from sr_desk_plugins.srdiff import DEFAULT_SAMPLER
 
     sampler = sampler or DEFAULT_SAMPLER
-    spec = q.parse_method_spec(label)
+    spec = parse_method_spec(label)
     resolved = {"sampler": sampler, "steps": steps} if steps is not None else {}
-    return q.RowResult(spec, resolved, spec.method_id == "srdiff", psnr=[psnr], ssim=[0.5], lr_psnr=[lr],
-                       detail=[0.75], sigma=[1.0], seconds=[2.0])
+    return RowResult(spec, resolved, spec.method_id == "srdiff", psnr=[psnr], ssim=[0.5], lr_psnr=[lr],
+                     detail=[0.75], sigma=[1.0], seconds=[2.0])
 
 
 def test_recommendation_takes_the_fewest_steps_within_tolerance():
@@ -124,17 +78,16 @@ def test_recommendation_takes_the_fewest_steps_within_tolerance():
     assert q.recommend_steps(rows[1:]) is None
 
 
-def test_tables_plain_and_markdown():
-    rows = [fake_row("bicubic", 24.123, 47.5), fake_row("srdiff:ddim:20", 25.0, 45.0, 20)]
-    failed = q.RowResult(q.parse_method_spec("srdiff:ancestral:100"), error="no weights")
-    plain = q.format_table([*rows, failed]).splitlines()
-    assert plain[0].split()[:2] == ["method", "PSNR"]
-    assert plain[2].split() == ["bicubic", "24.12", "0.5000", "47.50", "0.75", "1.00", "2.000", "1"]
-    assert "failed" in plain[4]
-    md = q.format_table(rows, markdown=True).splitlines()
-    assert md[0] == "| method | PSNR (dB) | SSIM | LR-PSNR (dB) | detail | σ | s/image | images |"
-    assert md[1].startswith("|---|")
-    assert md[3] == "| `srdiff:ddim:20` | 25.00 | 0.5000 | 45.00 | 0.75 | 1.00 | 2.000 | 1 |"
+def test_grid_columns_are_each_methods_default_row_then_srdiffs():
+    from sr_desk_plugins.srdiff import DEFAULT_SAMPLER, DEFAULT_STEPS
+
+    default = f"srdiff:{DEFAULT_SAMPLER}:{DEFAULT_STEPS}"
+    rows = [fake_row(label, 25.0, 45.0) for label in ("dossr:solver=dos-sde-2", "dtls", "bicubic", "srdiff:ddim:2")]
+    failed = RowResult(parse_method_spec("srdiff-encoder"), error="no weights")
+    expected = [("bicubic", "bicubic"), ("DTLS", "dtls"), ("SRDiff ddim:2", "srdiff:ddim:2")]
+    assert q.grid_columns([*rows, failed]) == expected
+    rows.append(fake_row(default, 25.0, 45.0))
+    assert q.grid_columns(rows)[-1] == (f"SRDiff {DEFAULT_SAMPLER}:{DEFAULT_STEPS}", default)
 
 
 # -- end to end ----------------------------------------------------------------------
@@ -213,31 +166,6 @@ def test_tiny_end_to_end_run(photos, tiny_weights, tmp_path, capsys, one_thread)
         assert im.width > 5 * 32 and im.height > 3 * 32
 
 
-def test_holdout_split_is_the_trainers_and_limit_applies(tmp_path):
-    from sr_desk.training.data import list_images, split_holdout
-
-    for i in range(25):
-        (tmp_path / f"p{i:02d}.png").write_bytes(b"")
-    held = split_holdout(list_images(tmp_path))[1]
-    assert q.select_images(tmp_path) == held and len(held) == 3
-    assert q.select_images(tmp_path, "all", limit=4) == list_images(tmp_path)[:4]
-
-
-def test_crops_are_central_and_lr_is_the_degradation():
-    import torch
-
-    from sr_desk.training.data import degrade
-
-    photo = (np.arange(48 * 40 * 3) % 251).astype(np.uint8).reshape(48, 40, 3)
-    hr, lr = q.hr_lr_pair(photo, 16)
-    assert hr.shape == (16, 16, 3) and lr.shape == (4, 4, 3)
-    assert np.array_equal(hr, photo[16:32, 12:28].astype(np.float32) / 255)
-    expected = degrade(torch.from_numpy(hr).permute(2, 0, 1)[None], 4)[0].permute(1, 2, 0).numpy()
-    assert np.allclose(lr, expected)
-    whole, small = q.hr_lr_pair(photo[:47, :39], 0)
-    assert whole.shape == (44, 36, 3) and small.shape == (11, 9, 3)
-
-
 # -- the Detail sweep (issue 31) -----------------------------------------------------
 
 
@@ -252,13 +180,13 @@ sweep = _load_sweep()
 
 
 def _row(label: str, psnr: float, detail: float):
-    row = q.RowResult(q.parse_method_spec(label))
+    row = RowResult(parse_method_spec(label))
     row.psnr, row.detail = [psnr], [detail]
     return row
 
 
 def test_sweep_rows_levels_and_the_summary():
-    specs = sweep.sweep_specs(["dossr", "diffsr"], q.parse_method_spec, {"dossr": 0.5, "diffsr": 0.2})
+    specs = sweep.sweep_specs(["dossr", "diffsr"], parse_method_spec, {"dossr": 0.5, "diffsr": 0.2})
     labels = [s.label for s in specs]
     assert labels[: len(sweep.REFERENCES)] == list(sweep.REFERENCES)
     swept = labels[len(sweep.REFERENCES):]
