@@ -169,6 +169,25 @@ def test_progress_spans_map_sub_tasks_into_the_whole(worker):
     assert progress[1].preview_box is None  # no preview, no box
 
 
+def test_progress_events_carry_the_method_s_own_step_and_its_tile(worker):
+    def tiled(ctx):
+        ctx.report(0, 3)  # before any tile: the method's own step, no tile
+        for index in range(2):
+            sub = ctx.span(index, 2)
+            sub.report(1, 4)
+            sub.span(0, 1).report(2, 4)  # a span of one part below a tile keeps the tile
+            ctx.report(index + 1, 2)  # the pipeline's "tile done": a tile count, not a method step
+
+    job = worker.submit(tiled)
+    assert job.wait(30)
+    progress = [e for e in worker.recorder.events if e.kind is EventKind.PROGRESS]
+    assert [(e.method_step, e.part) for e in progress] == [
+        ((0, 3), None),
+        ((1, 4), (1, 2)), ((2, 4), (1, 2)), (None, (1, 2)),
+        ((1, 4), (2, 2)), ((2, 4), (2, 2)), (None, (2, 2)),
+    ]
+
+
 def test_describe_error_is_one_line():
     assert describe_error(SrDeskError("plain message")) == "plain message"
     assert describe_error(ValueError("two\nlines")) == "ValueError: two lines"

@@ -43,7 +43,11 @@ class JobEvent:
     """A message from the worker about one job.
 
     ``preview_box`` is ``(x, y, w, h)`` in output pixels: where ``preview``
-    belongs in the final image (a tile, or the selected region).
+    belongs in the final image (a tile, or the selected region). A progress
+    event's ``step``/``total`` is the whole job's progress in thousandths;
+    ``method_step`` is what the method itself reported (its step and total,
+    ``None`` for the pipeline's own "tile done" reports) and ``part`` which
+    tile of how many it was in (``None`` for a job in one piece).
     """
 
     kind: EventKind
@@ -55,6 +59,8 @@ class JobEvent:
     message: str = ""
     result: Any = None
     elapsed: float = 0.0
+    method_step: tuple[int, int] | None = None
+    part: tuple[int, int] | None = None
 
     @property
     def terminal(self) -> bool:
@@ -121,6 +127,9 @@ class JobContext:
         self._offset = 0.0
         self._width = 1.0
         self._box: tuple[int, int, int, int] | None = None
+        self._part: tuple[int, int] | None = None  # (tile number from 1, tiles) of a span, for the events
+        self._level = 0  # spans below the job's own context
+        self._split = [False]  # shared by the job's contexts: a span of several parts was made
 
     @property
     def cancelled(self) -> bool:
@@ -151,6 +160,7 @@ class JobContext:
         if preview is not None:
             preview = self._previews.admit(preview, final=step >= total)
         box = _within(self._box, box)  # a part of a tile: offset by the tile's origin
+        pipeline_tile_done = self._level == 0 and self._split[0]
         self._emit(
             JobEvent(
                 EventKind.PROGRESS,
@@ -161,6 +171,8 @@ class JobContext:
                 preview_box=box if preview is not None else None,
                 message=message,
                 elapsed=time.monotonic() - self._started,
+                method_step=None if pipeline_tile_done else (step, total),
+                part=(step, total) if pipeline_tile_done else self._part,
             )
         )
 
@@ -175,6 +187,10 @@ class JobContext:
         child._width = self._width / count
         child._offset = self._offset + index * child._width
         child._box = _within(self._box, box)
+        child._level = self._level + 1
+        if count > 1:
+            self._split[0] = True
+            child._part = (index + 1, count)
         return child
 
 

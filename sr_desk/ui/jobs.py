@@ -96,64 +96,11 @@ def preview_side() -> int:
     return max([PREVIEW_SIDE_FLOOR, *sides])
 
 
-@dataclass(frozen=True)
-class _Steps:
-    """What the method itself reported (the worker's event carries only the overall fraction)."""
-
-    step: tuple[int, int] | None
-    part: tuple[int, int] | None
-
-
-class _StepRecorder:
-    """Shared by the contexts of one job; written and read on the worker thread only."""
-
-    def __init__(self) -> None:
-        self.last: _Steps = _Steps(None, None)
-        self.tiled = False
-
-
-class _StepContext:
-    """Wraps the worker's ``JobContext`` to note each ``report``'s own step and total.
-
-    Passed to ``run_job`` in place of the context: reports, spans and
-    attribute writes (``run_job`` sets ``weights``) go through to it.
-    """
-
-    def __init__(self, inner: JobContext, recorder: _StepRecorder, part: tuple[int, int] | None = None,
-                 level: int = 0) -> None:
-        object.__setattr__(self, "_inner", inner)
-        object.__setattr__(self, "_recorder", recorder)
-        object.__setattr__(self, "_part", part)
-        object.__setattr__(self, "_level", level)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._inner, name, value)
-
-    def report(self, step: int, total: int, preview: np.ndarray | None = None, message: str = "",
-               box: tuple[int, int, int, int] | None = None) -> None:
-        recorder = self._recorder
-        if self._level == 0 and recorder.tiled:
-            recorder.last = _Steps(None, (step, total))  # the pipeline's own "tile done" report
-        else:
-            recorder.last = _Steps((step, total), self._part)
-        self._inner.report(step, total, preview, message, box)
-
-    def span(self, index: int, count: int, box: tuple[int, int, int, int] | None = None) -> _StepContext:
-        if count > 1:
-            self._recorder.tiled = True
-        part = (index + 1, count) if count > 1 else self._part
-        return _StepContext(self._inner.span(index, count, box), self._recorder, part, self._level + 1)
-
-
 @dataclass
 class _Running:
     job: Job
     method: Method
     spec: JobSpec
-    recorder: _StepRecorder
 
 
 @dataclass(frozen=True)
@@ -276,20 +223,18 @@ class JobController(QObject):
             self._fail_soon(f"{method.name}: {' '.join(str(exc).split()) if plain else describe_error(exc)}")
             return -1
         self._abandon_current()
-        recorder = _StepRecorder()
 
         def work(context: JobContext) -> ImageData | SavedResult:
-            steps = _StepContext(context, recorder)
             if save_to is None:
-                return run_job(image, method, prepared, steps)  # type: ignore[arg-type]
+                return run_job(image, method, prepared, context)
             path, quality = save_to
             size = target_size(image.size, prepared, method)
-            save_image_bands(path, image, size, lambda start: stream_job(image, method, prepared, steps, start),  # type: ignore[arg-type]
+            save_image_bands(path, image, size, lambda start: stream_job(image, method, prepared, context, start),
                              quality=quality)
             return SavedResult(path, size)
 
         job = self._worker.submit(work, label=method.id, on_event=self._from_worker)
-        self._current = _Running(job, method, prepared, recorder)
+        self._current = _Running(job, method, prepared)
         return job.id
 
     def cancel(self) -> None:
@@ -341,7 +286,7 @@ class JobController(QObject):
                 display = rgb_to_qimage(event.preview)
                 with self._lock:
                     self._pending = (event.job_id, display, event.preview_box)
-            event = dataclasses.replace(event, preview=None, preview_box=None, result=current.recorder.last)
+            event = dataclasses.replace(event, preview=None, preview_box=None)
         self._bridge.post(event)
 
     # ---------------------------------------------------- GUI thread side
@@ -356,8 +301,8 @@ class JobController(QObject):
         if not self._is_current(event.job_id):
             return
         fraction = event.step / event.total if event.total else 0.0
-        steps = event.result if isinstance(event.result, _Steps) else _Steps(None, None)
-        self.progress.emit(fraction, progress_text(fraction, event.elapsed, steps.step, steps.part, event.message))
+        self.progress.emit(fraction, progress_text(fraction, event.elapsed, event.method_step, event.part,
+                                                   event.message))
         self._schedule_preview()
 
     def _schedule_preview(self) -> None:
