@@ -33,7 +33,6 @@ from sr_desk.core.imageio import (
     check_output_fits,
     load_image,
     save_image,
-    save_image_bands,
 )
 from sr_desk.core.settings import Settings
 from sr_desk.core.special_files import display_name, file_problem
@@ -448,7 +447,8 @@ def input_warnings(spec, size: tuple[int, int], name: str) -> list[str]:  # type
 def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: int, named: bool) -> None:  # type: ignore[no-untyped-def]
     from tqdm import tqdm
 
-    from sr_desk.engine.pipeline import run_job, stream_job, target_size
+    from sr_desk.engine.job_work import job_work
+    from sr_desk.engine.pipeline import target_size
     from sr_desk.engine.worker import EventKind, JobState
 
     image = load_image(source)
@@ -476,16 +476,8 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
             reported[0] = tenth
             print(f"{label}: {tenth * 10}% ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
 
-    if streamed:  # a large result goes to the file band by band: never whole in memory as float
-        def work(ctx):  # type: ignore[no-untyped-def]
-            size = target_size(image.size, spec, method)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            save_image_bands(target, image, size, lambda start: stream_job(image, method, spec, ctx, start),
-                             quality=quality)
-            return size
-    else:
-        def work(ctx):  # type: ignore[no-untyped-def]
-            return run_job(image, method, spec, ctx)
+    # A large result goes to the file band by band: never whole in memory as float.
+    work = job_work(image, method, spec, (target, quality) if streamed else None)
     job = worker.submit(work, f"{method.id} {source.name}", on_event)
     try:
         while not job.wait(0.2):
@@ -501,7 +493,7 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
     if job.state is JobState.FAILED:
         raise SrDeskError(f"{method.id} failed on {source.name}: {job.error}")
     if streamed:
-        width, height = job.result
+        width, height = job.result.size
     else:
         result = job.result
         target.parent.mkdir(parents=True, exist_ok=True)

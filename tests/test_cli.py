@@ -26,13 +26,13 @@ def test_upscale_4x_writes_a_4x_image(photo, tmp_path):
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tiff"])
 def test_a_large_result_is_written_band_by_band_with_the_same_pixels(photo, tmp_path, monkeypatch, capsys, suffix):
     """Issue 16: a 4x of a 24 MP photo held 9.6 GB; past STREAM_MIN_PIXELS the result arrives as tiles finish."""
-    from sr_desk.engine import pipeline
+    from sr_desk.engine import job_work, pipeline
 
     whole = tmp_path / f"whole{suffix}"
     assert main(["upscale", str(photo), "-o", str(whole), "--scale", "4", "--method", "bicubic", "--tile", "8"]) == 0
     streamed_jobs = []
-    real_stream_job = pipeline.stream_job
-    monkeypatch.setattr(pipeline, "stream_job", lambda *a: streamed_jobs.append(1) or real_stream_job(*a))
+    real_stream_job = job_work.stream_job
+    monkeypatch.setattr(job_work, "stream_job", lambda *a: streamed_jobs.append(1) or real_stream_job(*a))
     monkeypatch.setattr(pipeline, "STREAM_MIN_PIXELS", 100 * 100)
     streamed = tmp_path / "new" / "folder" / f"streamed{suffix}"  # folders are made, as for any output
     assert main(["upscale", str(photo), "-o", str(streamed), "--scale", "4", "--method", "bicubic", "--tile", "8"]) == 0

@@ -12,7 +12,7 @@ What is measured, and how:
 * Degradation: MATLAB-style bicubic down by the scale, quantised to 8 bits
   (``sr_desk.training.data.degrade``), the SRDiff paper's setting.
 * Every method runs through the real engine path (``PluginHost`` ->
-  ``prepare`` -> ``run_job`` on a ``Worker``), so the numbers are what a user
+  ``prepare`` -> ``job_work`` on a ``Worker``, as the editor and the CLI), so the numbers are what a user
   gets; outputs are rounded to 8 bits, as a saved PNG would be.
 * PSNR and SSIM: on the Y channel of ITU-R BT.601 YCbCr
   (``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` for RGB in [0, 1], divided by
@@ -60,7 +60,8 @@ from sr_desk.core.matlab_resize import output_size
 from sr_desk.core.metrics import detail_ratio, diversity, psnr_y, quantize8, ssim_y, to_unit
 from sr_desk.core.settings import Settings
 from sr_desk.engine.downloads import default_weights
-from sr_desk.engine.pipeline import JobSpec, prepare, run_job
+from sr_desk.engine.job_work import job_work
+from sr_desk.engine.pipeline import JobSpec, prepare
 from sr_desk.engine.plugins import discover_plugins
 from sr_desk.engine.worker import JobState, Worker
 from sr_desk.training.data import centre_crops, degrade, list_images, load_photo, split_holdout
@@ -301,7 +302,7 @@ class Runner:
         job_spec = self.job_spec(spec, seed)
         image = ImageData(rgb=lr)
         start = time.perf_counter()
-        job = self.worker.submit(lambda ctx: run_job(image, method, job_spec, ctx), f"{spec.label} seed {seed}")
+        job = self.worker.submit(job_work(image, method, job_spec), f"{spec.label} seed {seed}")
         try:
             while not job.wait(0.5):
                 pass

@@ -27,11 +27,12 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from sr_desk.api import Method, ParamError
 from sr_desk.core.errors import SrDeskError
-from sr_desk.core.imageio import ImageData, save_image_bands
+from sr_desk.core.imageio import ImageData
 from sr_desk.core.settings import Settings
-from sr_desk.engine.pipeline import JobSpec, prepare, run_job, stream_job, target_size
+from sr_desk.engine.job_work import job_work
+from sr_desk.engine.pipeline import JobSpec, prepare
 from sr_desk.engine.qt_bridge import WorkerBridge
-from sr_desk.engine.worker import EventKind, Job, JobContext, JobEvent, Worker, describe_error
+from sr_desk.engine.worker import EventKind, Job, JobEvent, Worker, describe_error
 from sr_desk.ui.qimage import rgb_to_qimage
 
 __all__ = ["DEFAULT_PREVIEW_RATE", "JobController", "format_duration", "progress_text"]
@@ -101,14 +102,6 @@ class _Running:
     job: Job
     method: Method
     spec: JobSpec
-
-
-@dataclass(frozen=True)
-class SavedResult:
-    """A result written straight to a file, band by band, instead of becoming a document: where, how large."""
-
-    path: Path
-    size: tuple[int, int]
 
 
 class JobController(QObject):
@@ -208,7 +201,7 @@ class JobController(QObject):
         parameters are reported through ``failed``, never raised. With
         ``save_to = (path, quality)`` the result goes to that file band by
         band (``stream_job``; the job must pass ``can_stream``) and never
-        whole into memory; ``finished`` then brings a :class:`SavedResult`.
+        whole into memory; ``finished`` then brings a :class:`~sr_desk.engine.job_work.SavedResult`.
         """
         if self._shut:
             self._fail_soon(f"{method.name}: the editor is closing")
@@ -223,17 +216,8 @@ class JobController(QObject):
             self._fail_soon(f"{method.name}: {' '.join(str(exc).split()) if plain else describe_error(exc)}")
             return -1
         self._abandon_current()
-
-        def work(context: JobContext) -> ImageData | SavedResult:
-            if save_to is None:
-                return run_job(image, method, prepared, context)
-            path, quality = save_to
-            size = target_size(image.size, prepared, method)
-            save_image_bands(path, image, size, lambda start: stream_job(image, method, prepared, context, start),
-                             quality=quality)
-            return SavedResult(path, size)
-
-        job = self._worker.submit(work, label=method.id, on_event=self._from_worker)
+        job = self._worker.submit(job_work(image, method, prepared, save_to), label=method.id,
+                                  on_event=self._from_worker)
         self._current = _Running(job, method, prepared)
         return job.id
 

@@ -33,7 +33,8 @@ from sr_desk.ui.compare import CompareView
 from sr_desk.ui.document_view import DocumentView
 from sr_desk.ui import file_dialogs
 from sr_desk.ui.file_dialogs import SaveChoice
-from sr_desk.ui.jobs import JobController, SavedResult
+from sr_desk.engine.job_work import SavedResult
+from sr_desk.ui.jobs import JobController
 from sr_desk.ui.main_window import MainWindow
 from sr_desk.ui.method_panel import MethodPanel
 from sr_desk.ui.params_widgets import SEED_MAX
