@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sr_desk.api import FloatParam, ImageParam, Method, ParamError, SeedParam, Task
+from sr_desk.api import DETAIL, FloatParam, ImageParam, Method, ParamError, SeedParam, Task
 from sr_desk.core.errors import SrDeskError
 from sr_desk.engine.pipeline import JobSpec, target_size
 from sr_desk.engine.plugins import PluginHost, default_upscaler
@@ -438,8 +438,8 @@ class MethodPanel(QWidget):
             self.variations_label.setVisible(tries)
             self.variations_spin.setVisible(tries)
             self.variations_spin.setValue(memory.get("variations", 1))
-            self.live_check.setVisible(method.task is Task.INTERPOLATE)
-            if method.task is not Task.INTERPOLATE:
+            self.live_check.setVisible(_has_live_slider(method))
+            if not _has_live_slider(method):
                 self.live_check.setChecked(False)
         finally:
             self._building = False
@@ -610,9 +610,9 @@ class MethodPanel(QWidget):
         return int(self.variations_spin.value())
 
     def live(self) -> bool:
-        """True when the live checkbox is on (interpolation methods only)."""
+        """True when the live checkbox is on (methods with a slider worth following: see ``_has_live_slider``)."""
         method = self._method
-        return method is not None and method.task is Task.INTERPOLATE and self.live_check.isChecked()
+        return method is not None and _has_live_slider(method) and self.live_check.isChecked()
 
     # ------------------------------------------------------------ the spec
 
@@ -721,3 +721,12 @@ class MethodPanel(QWidget):
 
     def set_seed(self, seed: int | None) -> None:
         self.seed_widget.set_value(seed)
+
+
+def _has_live_slider(method: Method) -> bool:
+    """Interpolation's blend, and the Detail control of any method that declares it, rerun live when ticked.
+
+    A user moves Detail to see how much texture suits the picture: a quick
+    draft at each stop of the slider shows it without pressing Run each time.
+    """
+    return method.task is Task.INTERPOLATE or method.param_set.get(DETAIL) is not None

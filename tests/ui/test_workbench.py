@@ -10,7 +10,7 @@ import pytest
 
 from PySide6.QtCore import QPointF, Qt
 
-from sr_desk.api import Capabilities, FloatParam, ImageInput, ImageParam, Method, Task, hookimpl
+from sr_desk.api import Capabilities, FloatParam, ImageInput, ImageParam, Method, Task, detail_param, hookimpl
 from sr_desk.core.placement import place_image
 from sr_desk.core.selection import Selection
 from sr_desk.engine.plugins import PluginHost
@@ -52,6 +52,11 @@ def blend_x2(request, context):
     return result
 
 
+def detail_x2(request, context):
+    """An upscaler with the Detail control: x2 nearest, brightness set by Detail."""
+    return np.repeat(np.repeat(request.image, 2, 0), 2, 1) * 0 + request.params["detail"]
+
+
 def fuse_brightens_mask(request, context):
     context.report(1, 1)
     return request.image * (1 - request.mask[..., None]) + request.mask[..., None]
@@ -60,7 +65,7 @@ def fuse_brightens_mask(request, context):
 class FakePlugin:
     """An in-process plugin: the same declarations a pip-installed one makes."""
 
-    SR_DESK_API_VERSION = "1.0"
+    SR_DESK_API_VERSION = "1.4"
 
     @staticmethod
     @hookimpl
@@ -75,6 +80,8 @@ class FakePlugin:
             Method(id="fake-blend", name="Fake blend", task=Task.INTERPOLATE, run=blend_x2,
                    params=[FloatParam(name="blend", default=0.5, minimum=0.0, maximum=1.0)],
                    capabilities=Capabilities(scales=(2,), default_scale=2, previews=True)),
+            Method(id="fake-detail", name="Fake detail", task=Task.UPSCALE, run=detail_x2,
+                   params=[detail_param(0.5)], capabilities=Capabilities(scales=(2,), default_scale=2)),
             Method(id="fake-fuse", name="Fake fuse", task=Task.FUSE, run=fuse_brightens_mask,
                    capabilities=Capabilities(scales=(1,), default_scale=1, region=True, tiles=False)),
             Method(id="fake-paste", name="Fake paste", task=Task.FUSE, run=fuse_paste_donor,
@@ -199,6 +206,22 @@ def test_live_interpolation_previews_the_whole_image_and_run_applies_it(window, 
     assert view.document.image.size == (24, 16)
     assert np.allclose(view.document.image.rgb, 0.25, atol=1 / 255)
     assert view.document.history.labels[-1] == "Fake blend"
+
+
+def test_live_detail_on_an_upscaler_previews_the_whole_image_and_run_applies_it(window, bench, make_png, qtbot):
+    """Issue 31: moving Detail with Live ticked shows a draft over the image; Run applies the full result."""
+    view = window.open_paths([make_png("a.png", size=(12, 8))])[0]
+    bench.panel.select_method("fake-detail")
+    bench.panel.live_check.setChecked(True)
+    bench.panel.set_param_values({"detail": 0.75})
+    with qtbot.waitSignal(bench.controller.finished, timeout=30000):
+        bench.panel.request_run(draft=True)  # what moving the slider does
+    assert view.document.image.size == (12, 8) and view.canvas.has_preview
+    assert view.canvas._preview_box.getRect() == (0.0, 0.0, 12.0, 8.0)
+    with qtbot.waitSignal(bench.controller.finished, timeout=30000):
+        bench.panel.request_run()
+    assert view.document.image.size == (24, 16)
+    assert np.allclose(view.document.image.rgb, 0.75, atol=1 / 255)
 
 
 def test_compare_shows_input_and_result_with_lr_psnr(window, bench, make_png, qtbot):

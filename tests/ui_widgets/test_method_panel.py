@@ -220,6 +220,26 @@ def test_live_slider_reruns_debounced_with_a_fixed_seed(panel, qtbot):
     assert len(runs) == 2
 
 
+def test_a_method_with_detail_gets_the_live_switch_and_a_draft_per_stop_of_the_slider(qtbot):
+    from sr_desk.api import detail_param
+
+    panel = MethodPanel([fake_upscaler(), fake_upscaler("fake-detail", name="Fake detail",
+                                                        params=[detail_param(0.5)])])
+    qtbot.addWidget(panel)
+    assert panel.live_check.isHidden()  # a plain upscaler: nothing to follow
+    panel.select_method("fake-detail")
+    assert not panel.live_check.isHidden()
+    runs = []
+    panel.run_requested.connect(lambda method, spec: runs.append(spec))
+    panel.live_check.setChecked(True)
+    slider = panel.param_widgets["detail"].slider
+    slider.setValue(slider.maximum())
+    qtbot.waitUntil(lambda: len(runs) == 1, timeout=2000)
+    assert runs[0].params["detail"] == 1.0 and runs[0].draft and runs[0].seed is not None
+    panel.select_method("fake-up")
+    assert panel.live_check.isHidden() and not panel.live()
+
+
 def test_no_methods_at_all(qtbot):
     panel = MethodPanel([])
     qtbot.addWidget(panel)
