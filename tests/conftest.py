@@ -67,6 +67,14 @@ def host():
     return h
 
 
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """The weights a user gets: the shipped files (no download folder of anyone's), for a worker's weights store."""
+    from sr_desk.engine.downloads import default_weights
+
+    return default_weights(tmp_path_factory.mktemp("models"))
+
+
 def write_smooth_photos(folder: Path, rng, count: int) -> Path:
     """``count`` 96x72 PNG photos of smooth 12 px colour blocks in ``folder`` (made), for a trainer's --data."""
     from PIL import Image

@@ -19,7 +19,6 @@ from sr_desk.core.imageio import ImageData
 from sr_desk.core.metrics import detail_ratio
 from sr_desk.diffusion.detail import DetailCurve, TemperedNoise
 from sr_desk.diffusion.noise import SeededNoise
-from sr_desk.engine.plugins import PluginHost
 from sr_desk.training.data import degrade
 from tests.conftest import run_method
 
@@ -71,13 +70,6 @@ def test_the_declaration_is_a_0_to_1_slider_and_requests_without_it_get_the_defa
     assert detail_of({}, 0.3) == 0.3 and detail_of({DETAIL: 1}, 0.3) == 1.0
 
 
-@pytest.fixture(scope="module")
-def host() -> PluginHost:
-    host = PluginHost()
-    host.discover()
-    return host
-
-
 def test_every_diffusion_upscaler_shows_detail_first_in_methods_json(capsys):
     from sr_desk.cli import main
 
@@ -87,13 +79,6 @@ def test_every_diffusion_upscaler_shows_detail_first_in_methods_json(capsys):
         first = methods[method_id]["params"][0]
         assert (first["name"], first["kind"], first["minimum"], first["maximum"]) == ("detail", "float", 0, 1)
     assert all(p["name"] != DETAIL for m in ("dtls", "lddpm", "bicubic") for p in methods[m]["params"])
-
-
-@pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
-    from sr_desk.engine.downloads import default_weights
-
-    return default_weights(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

@@ -28,21 +28,6 @@ TINT = 0.01
 PREVIEWING = {"diffsr": {"auto_level": False, "noise_level": 0.3}}
 
 
-@pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
-    """The weights a user gets: the shipped files (no download folder of anyone's)."""
-    from sr_desk.engine.downloads import default_weights
-
-    return default_weights(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
-def host() -> PluginHost:
-    host = PluginHost()
-    host.discover()
-    return host
-
-
 def photo(width: int, height: int, seed: int = 0) -> ImageData:
     """Smooth colour patches with some grain: a picture with structure that any offset or tint would show."""
     rng = np.random.default_rng(seed)
