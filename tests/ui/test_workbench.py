@@ -191,12 +191,17 @@ def test_a_failing_method_is_a_message_and_changes_nothing(window, bench, make_p
     assert not view.document.modified
 
 
-def test_live_interpolation_previews_the_whole_image_and_run_applies_it(window, bench, make_png, qtbot):
-    """Issue 19: live results were drawn at a quarter size in a corner, and Run with Live ticked discarded its result."""
+@pytest.mark.parametrize("method_id, param, label", [
+    ("fake-blend", "blend", "Fake blend"),  # issue 19: an interpolation's blend slider
+    ("fake-detail", "detail", "Fake detail ×2"),  # issue 31: an upscaler's Detail control
+])
+def test_a_live_slider_previews_the_whole_image_and_run_applies_it(window, bench, make_png, qtbot, method_id, param,
+                                                                   label):
+    """Live results were drawn at a quarter size in a corner, and Run with Live ticked discarded its result."""
     view = window.open_paths([make_png("a.png", size=(12, 8))])[0]
-    bench.panel.select_method("fake-blend")
+    bench.panel.select_method(method_id)
     bench.panel.live_check.setChecked(True)
-    bench.panel.set_param_values({"blend": 0.25})
+    bench.panel.set_param_values({param: 0.25})
     with qtbot.waitSignal(bench.controller.finished, timeout=30000):
         bench.panel.request_run(draft=True)  # what moving the slider does
     assert view.document.image.size == (12, 8) and view.canvas.has_preview
@@ -205,23 +210,7 @@ def test_live_interpolation_previews_the_whole_image_and_run_applies_it(window, 
         bench.panel.request_run()  # the Run button
     assert view.document.image.size == (24, 16)
     assert np.allclose(view.document.image.rgb, 0.25, atol=1 / 255)
-    assert view.document.history.labels[-1] == "Fake blend"
-
-
-def test_live_detail_on_an_upscaler_previews_the_whole_image_and_run_applies_it(window, bench, make_png, qtbot):
-    """Issue 31: moving Detail with Live ticked shows a draft over the image; Run applies the full result."""
-    view = window.open_paths([make_png("a.png", size=(12, 8))])[0]
-    bench.panel.select_method("fake-detail")
-    bench.panel.live_check.setChecked(True)
-    bench.panel.set_param_values({"detail": 0.75})
-    with qtbot.waitSignal(bench.controller.finished, timeout=30000):
-        bench.panel.request_run(draft=True)  # what moving the slider does
-    assert view.document.image.size == (12, 8) and view.canvas.has_preview
-    assert view.canvas._preview_box.getRect() == (0.0, 0.0, 12.0, 8.0)
-    with qtbot.waitSignal(bench.controller.finished, timeout=30000):
-        bench.panel.request_run()
-    assert view.document.image.size == (24, 16)
-    assert np.allclose(view.document.image.rgb, 0.75, atol=1 / 255)
+    assert view.document.history.labels[-1] == label
 
 
 def test_compare_shows_input_and_result_with_lr_psnr(window, bench, make_png, qtbot):
