@@ -480,10 +480,8 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
     work = job_work(image, method, spec, (target, quality) if streamed else None)
     job = worker.submit(work, f"{method.id} {source.name}", on_event)
     try:
-        while not job.wait(0.2):
-            pass
+        job.wait_or_cancel()
     except KeyboardInterrupt:
-        job.cancel()
         bar.close()
         _wait_for_cancel(job)
         raise Cancelled("cancelled; nothing was written") from None

@@ -55,6 +55,41 @@ def test_job_runs_on_the_worker_thread_and_reports_progress(worker):
     assert worker.recorder.events[0].message.startswith("CPU")
 
 
+def test_ctrl_c_while_waiting_cancels_the_job_and_reaches_the_caller(worker):
+    started, release = threading.Event(), threading.Event()
+
+    def until_cancelled(ctx):
+        started.set()
+        while not release.wait(0.01):
+            ctx.report(0, 1)  # raises Cancelled once the job is cancelled
+
+    handle = worker.submit(until_cancelled)
+    assert started.wait(10)
+    waits = iter([False, KeyboardInterrupt()])
+
+    class CtrlCOnSecondWait:
+        """The job's done-event, whose second wait is interrupted by Ctrl-C (the worker still sets the real one)."""
+
+        def __init__(self, real):
+            self.real = real
+
+        def wait(self, timeout):
+            outcome = next(waits)
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    handle._done = CtrlCOnSecondWait(handle._done)
+    with pytest.raises(KeyboardInterrupt):
+        handle.wait_or_cancel(poll=0.01)
+    handle._done = handle._done.real
+    assert handle.cancel_requested
+    assert handle.wait(10) and handle.state is JobState.CANCELLED
+
+
 def test_cancel_stops_within_one_step(worker):
     steps_done = []
     first_step = threading.Event()

@@ -304,10 +304,8 @@ class Runner:
         start = time.perf_counter()
         job = self.worker.submit(job_work(image, method, job_spec), f"{spec.label} seed {seed}")
         try:
-            while not job.wait(0.5):
-                pass
+            job.wait_or_cancel()
         except KeyboardInterrupt:
-            job.cancel()
             job.wait()
             raise
         seconds = time.perf_counter() - start

@@ -103,6 +103,19 @@ class Job:
         """Block until the job ends; True if it did within ``timeout``."""
         return self._done.wait(timeout)
 
+    def wait_or_cancel(self, poll: float = 0.2) -> None:
+        """Block until the job ends, in short waits so that the user's Ctrl-C reaches the caller.
+
+        A ``KeyboardInterrupt`` cancels the job before it propagates; the
+        caller decides whether to wait for the job to stop.
+        """
+        try:
+            while not self._done.wait(poll):
+                pass
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
+
 
 class JobContext:
     """The ``Context`` a method sees (see ``sr_desk.api.Context``).
