@@ -210,12 +210,6 @@ def _detail_sweep():  # type: ignore[no-untyped-def]
     return module
 
 
-def _swept(sweep, methods: str | None) -> list[str]:  # type: ignore[no-untyped-def]
-    """The methods a Detail sweep runs: every one with the control, or those of them named in --methods."""
-    ids = sweep.detail_methods(installed_upscalers())
-    return [i for i in ids if i in methods.split(",")] if methods else ids
-
-
 def header_lines(args: argparse.Namespace, argv: Sequence[str], paths: Sequence[Path]) -> list[str]:
     crop = (f"a fixed central {args.crop}x{args.crop} HR crop of each photo (for speed on a CPU; smaller when the photo is)"
             if args.crop else f"whole photos, trimmed to a multiple of {args.scale}")
@@ -243,10 +237,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.seeds < 1:
         raise SystemExit("bench/quality.py: --seeds must be at least 1")
     sweep = _detail_sweep() if args.sweep == "detail" else None
+    swept: list[str] = []
     try:
-        specs = (sweep.sweep_specs(_swept(sweep, args.methods), parse_method_spec, sweep.default_details(installed_upscalers()))
-                 if sweep else
-                 expand_specs(parse_method_list(args.methods or default_methods()), args.steps_sweep, args.color_lock))
+        if sweep:
+            upscalers = installed_upscalers()  # discovered once: the rows, the defaults and the crops need them
+            named = args.methods.split(",") if args.methods else None  # --methods: only these are swept
+            swept = [i for i in sweep.detail_methods(upscalers) if named is None or i in named]
+            specs = sweep.sweep_specs(swept, parse_method_spec, sweep.default_details(upscalers))
+        else:
+            specs = expand_specs(parse_method_list(args.methods or default_methods()), args.steps_sweep,
+                                 args.color_lock)
     except ValueError as exc:
         raise SystemExit(f"bench/quality.py: {exc}") from None
     if not args.data.is_dir():
@@ -284,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sweep.write_chart(args.chart, rows)
             print(f"chart: {args.chart}")
         if args.grid:
-            sweep.write_crops(args.grid, pairs, kept, _swept(sweep, args.methods))
+            sweep.write_crops(args.grid, pairs, kept, swept)
             print(f"grid: {args.grid}")
     elif args.grid:
         write_grid(args.grid, pairs, kept, grid_columns(rows), scale=args.scale)
