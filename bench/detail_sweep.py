@@ -46,20 +46,30 @@ def sweep_specs(
 ) -> list[Any]:
     """The references, then every method at every level and at its default (``spec_of("srdiff:detail=0.25")``
     makes one row)."""
+    defaults = defaults or {}
     rows = [spec_of(ref) for ref in REFERENCES]
     for method_id in method_ids:
-        levels = sorted(set(LEVELS) | ({(defaults or {})[method_id]} if method_id in (defaults or {}) else set()))
-        rows += [spec_of(f"{method_id}:{DETAIL}={level:g}") for level in levels]
+        default = {defaults[method_id]} if method_id in defaults else set()
+        rows += [spec_of(f"{method_id}:{DETAIL}={level:g}") for level in sorted({*LEVELS, *default})]
     return rows
 
 
-def level_of(label: str) -> float | None:
-    """The Detail of a row's label (``"dossr:detail=0.5"`` gives 0.5), None for a reference row."""
-    for field in label.split(":")[1:]:
-        name, _, value = field.partition("=")
-        if name == DETAIL:
-            return float(value)
-    return None
+def level_of(spec: Any) -> float | None:
+    """The Detail a row's method spec asks for (``dossr:detail=0.5`` gives 0.5), None for a reference row."""
+    value = spec.param_dict.get(DETAIL)
+    return None if value is None else float(value)
+
+
+def curves(rows: Sequence[Any]) -> dict[str, list[tuple[float, float, float]]]:
+    """Each swept method's ``(Detail, PSNR, detail ratio)`` points in rising Detail, failed rows left out."""
+    points: dict[str, list[tuple[float, float, float]]] = {}
+    for row in rows:
+        level = level_of(row.spec)
+        if level is not None:
+            points.setdefault(row.spec.method_id, [])
+            if not row.error:
+                points[row.spec.method_id].append((level, row.mean("psnr"), row.mean("detail")))
+    return {method_id: sorted(curve) for method_id, curve in points.items()}
 
 
 def most_textured(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], count: int) -> list[int]:
@@ -74,9 +84,7 @@ def summary_lines(rows: Sequence[Any]) -> list[str]:
     """Per swept method: the most detail it reaches with PSNR above bicubic's, and where."""
     bicubic = next((r.mean("psnr") for r in rows if r.label == "bicubic" and not r.error), None)
     lines = []
-    for method_id in dict.fromkeys(r.spec.method_id for r in rows if level_of(r.label) is not None):
-        points = [(level_of(r.label), r.mean("psnr"), r.mean("detail")) for r in rows
-                  if r.spec.method_id == method_id and level_of(r.label) is not None and not r.error]
+    for method_id, points in curves(rows).items():
         above = [p for p in points if bicubic is None or p[1] > bicubic]
         if not above:
             lines.append(f"{method_id}: no Detail keeps PSNR above bicubic")
@@ -96,8 +104,8 @@ def write_chart(path: Path, rows: Sequence[Any], size: tuple[int, int] = (760, 4
 
     font = ImageFont.load_default()
     good = [r for r in rows if not r.error]
-    swept = list(dict.fromkeys(r.spec.method_id for r in good if level_of(r.label) is not None))
-    references = [r for r in good if level_of(r.label) is None]
+    swept = {method_id: points for method_id, points in curves(rows).items() if points}
+    references = [r for r in good if level_of(r.spec) is None]
     xs = [r.mean("detail") for r in good] + [1.0]
     ys = [r.mean("psnr") for r in good]
     x0, x1 = _padded_range(xs, 0.05)
@@ -134,11 +142,9 @@ def write_chart(path: Path, rows: Sequence[Any], size: tuple[int, int] = (760, 4
         x, y = at(row.mean("detail"), row.mean("psnr"))
         draw.rectangle((x - 3, y - 3, x + 3, y + 3), fill=(110, 110, 110))
         draw.text((x + 5, y - 12), row.label.replace("bench-bicubic-bp", "no-model ref."), fill=(70, 70, 70), font=font)
-    for index, method_id in enumerate(swept):
+    for index, (method_id, points) in enumerate(swept.items()):
         colour = COLOURS[index % len(COLOURS)]
-        points = sorted((level_of(r.label), r.mean("detail"), r.mean("psnr")) for r in good
-                        if r.spec.method_id == method_id and level_of(r.label) is not None)
-        line = [at(d, p) for _, d, p in points]
+        line = [at(detail, psnr) for _, psnr, detail in points]
         if len(line) > 1:
             draw.line(line, fill=colour, width=2)
         for (level, _, _), (x, y) in zip(points, line):

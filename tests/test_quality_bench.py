@@ -192,7 +192,8 @@ def test_sweep_rows_levels_and_the_summary():
     swept = labels[len(sweep.REFERENCES):]
     assert swept[:5] == [f"dossr:detail={v:g}" for v in sweep.LEVELS]  # its default, 0.5, is one of them
     assert swept[5:] == [f"diffsr:detail={v:g}" for v in (0, 0.2, 0.25, 0.5, 0.75, 1)]  # its default added
-    assert [sweep.level_of(label) for label in labels[-2:]] == [0.75, 1.0] and sweep.level_of("dtls") is None
+    assert [sweep.level_of(spec) for spec in specs[-2:]] == [0.75, 1.0]
+    assert sweep.level_of(parse_method_spec("dtls")) is None
     rows = [_row("bicubic", 30.0, 0.5), _row("dossr:detail=0", 32.0, 0.6), _row("dossr:detail=0.5", 31.0, 0.8),
             _row("dossr:detail=1", 29.0, 1.1), _row("srdiff:detail=0", 29.5, 0.9)]
     lines = sweep.summary_lines(rows)
