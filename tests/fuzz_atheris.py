@@ -27,6 +27,7 @@ import tempfile
 import warnings
 
 import atheris
+from foreign_output import ForeignLogLines  # beside this script: it runs from tests/
 
 with atheris.instrument_imports(include=["sr_desk", "PIL"]):
     from sr_desk.core.errors import ImageReadError
@@ -39,16 +40,8 @@ MARKER = os.environ.get("FUZZ_MARKER")
 QUIET = os.environ.get("FUZZ_QUIET", "1") != "0"
 
 
-class Stray(logging.Handler):
+class Stray(ForeignLogLines):
     """Warnings and log records that would reach a user's terminal: sr-desk's own one-line warnings aside."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not record.name.startswith("sr_desk"):
-            self.lines.append(f"log {record.name}: {record.getMessage()}")
 
     def warning(self, message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
         self.lines.append(f"{category.__name__}: {message}")

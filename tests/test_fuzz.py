@@ -60,6 +60,7 @@ from PIL import Image, ImageCms
 from sr_desk.core.errors import ImageReadError, ImageWriteError, SrDeskError
 from sr_desk.core.imageio import ImageData, load_image, save_image, save_image_bands
 from sr_desk.diffusion.weights_file import CheckpointError
+from tests.foreign_output import ForeignLogLines
 
 SCALE = float(os.environ.get("SR_DESK_FUZZ_EXAMPLES", "1"))
 
@@ -123,19 +124,6 @@ def assert_one_printable_line(message: str, context: object = "") -> None:
     """A message the user reads: not empty, no control characters (no line breaks, tabs or escape codes)."""
     assert message.strip(), f"an empty message {context}"
     assert message.isprintable(), f"a message with control characters: {message!r} {context}"
-
-
-class ForeignLogLines(logging.Handler):
-    """Log records of other libraries (Pillow's, say) that the command line would print: sr-desk's own
-    logging is one-line warnings; another library's lines are stray output."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not record.name.startswith("sr_desk"):
-            self.lines.append(f"{record.name}: {record.getMessage()}")
 
 
 def attempt(capfd: pytest.CaptureFixture[str], call: Callable[..., Any], *args: Any,

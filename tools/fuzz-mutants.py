@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = ("tests/__init__.py", "tests/conftest.py", "tests/test_fuzz.py", "tests/fuzz_atheris.py")
+TESTS = ("tests/__init__.py", "tests/conftest.py", "tests/test_fuzz.py", "tests/fuzz_atheris.py",
+         "tests/foreign_output.py")
 #: A mutant run longer than this stalled the suite: the time limits did not work, so it is not caught.
 RUN_LIMIT_S = 900
 
