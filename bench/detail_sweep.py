@@ -184,6 +184,8 @@ def write_crops(
     """A PNG per photo block: one row per method, columns bicubic, Detail 0, 0.5, 1, ground truth (centre crops)."""
     from PIL import Image, ImageDraw, ImageFont
 
+    from sr_desk.core.imageio import to_uint8
+
     font = ImageFont.load_default()
     titles = ["bicubic", *(f"Detail {level:g}" for level in CROP_LEVELS), "ground truth"]
     pad, label_h = 4, 16
@@ -206,7 +208,7 @@ def write_crops(
             images.append(hr)
             draw.text((pad, top + 2), method_id, fill="black", font=font)
             for c, picture in enumerate(images):
-                tile = np.round(np.clip(picture[y : y + cell, x : x + cell], 0, 1) * 255).astype(np.uint8)
+                tile = to_uint8(picture[y : y + cell, x : x + cell])
                 canvas.paste(Image.fromarray(tile), (90 + pad + c * (cell + pad), top))
             top += cell + pad
         top += label_h // 2

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sr_desk.core.imageio import to_uint8
 from sr_desk.engine.evaluation import DEFAULT_SCALE, Pair, RowResult
 
 __all__ = ["COLUMNS", "GRID_CROP", "GRID_ROWS", "centre_box", "format_table", "table_rows", "write_grid"]
@@ -107,7 +108,7 @@ def write_grid(
         draw.text((pad + c * (cell_w + pad), 2), title, fill="black", font=font)
 
     def u8(image: np.ndarray) -> Image.Image:
-        return Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+        return Image.fromarray(to_uint8(image))
 
     for r, ((name, hr, lr), (y, x, h, w)) in enumerate(zip(shown, boxes)):
         top = label_h + r * (label_h + cell_h + pad)
