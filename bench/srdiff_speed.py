@@ -25,8 +25,9 @@ from pathlib import Path
 
 import torch
 
-from sr_desk.diffusion import cosine_schedule, make_sampler
 from sr_desk.diffusion.noise import SeededNoise
+from sr_desk.diffusion.samplers import make_sampler
+from sr_desk.diffusion.schedule import cosine_schedule
 from sr_desk_plugins.srdiff import DEFAULT_SAMPLER, DEFAULT_STEPS
 from sr_desk_plugins.srdiff import methods
 from sr_desk_plugins.srdiff.config import SRDiffConfig

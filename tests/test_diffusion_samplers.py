@@ -8,16 +8,15 @@ import math
 import pytest
 import torch
 
-from sr_desk.diffusion import (
+from sr_desk.diffusion.samplers import (
     SAMPLER_NAMES,
     AncestralSampler,
     DDIMSampler,
     DPMSolverPlusPlus2MSampler,
-    NoiseSchedule,
     Sampler,
-    cosine_schedule,
     make_sampler,
 )
+from sr_desk.diffusion.schedule import NoiseSchedule, cosine_schedule
 
 SHAPE = (2, 3, 4, 4)
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from sr_desk.diffusion import NoiseSchedule, cosine_schedule, from_betas, linear_schedule
+from sr_desk.diffusion.schedule import NoiseSchedule, cosine_schedule, from_betas, linear_schedule
 from sr_desk.diffusion.schedule import OFFICIAL_BUFFER_NAMES
 
 

@@ -58,13 +58,6 @@ class LoadedPrior:
         return self.table.level(scale) if self.table is not None else fallback_level(scale)
 
 
-_models: ModelCache[LoadedPrior] = ModelCache(
-    BUILTIN_WEIGHTS,
-    "Diff-SR has no prior installed: train one with `sr-desk train diffsr`, or give a Diff-SR safetensors "
-    "file or a diffusers UNet2DModel folder with --weights",
-)
-
-
 def _load(path: Path, device: str) -> LoadedPrior:
     if path.is_dir():
         if not is_diffusers_folder(path):
@@ -81,9 +74,9 @@ def _load(path: Path, device: str) -> LoadedPrior:
                        path.name)
 
 
-def loaded_prior(context: Context) -> LoadedPrior:
-    """The prior for this context's weights and device, loaded once and kept (one at a time)."""
-    return _models.get(context, _load)
+#: The prior for a context's weights and device, loaded once and kept (one at a time).
+loaded_prior = ModelCache(BUILTIN_WEIGHTS, _load, method="Diff-SR", trainer="diffsr",
+                          alternative="a Diff-SR safetensors file or a diffusers UNet2DModel folder")
 
 
 @torch.no_grad()

@@ -44,22 +44,15 @@ class LoadedModel:
     source: str
 
 
-_models: ModelCache[LoadedModel] = ModelCache(
-    BUILTIN_WEIGHTS,
-    "DoSSR has no weights installed: train them with `sr-desk train dossr`, or give a DoSSR "
-    "safetensors file with --weights FILE",
-)
-
-
 def _load(path: Path, device: str) -> LoadedModel:
     network, config, _ = load_model(path, device=device)
     network.requires_grad_(False).to(memory_format=torch.channels_last)
     return LoadedModel(network, config, process_for(config.timesteps, config.t1), path.name)
 
 
-def loaded_model(context: Context) -> LoadedModel:
-    """The network for this context's weights and device, loaded once and kept (one at a time)."""
-    return _models.get(context, _load)
+#: The network for a context's weights and device, loaded once and kept (one at a time).
+loaded_model = ModelCache(BUILTIN_WEIGHTS, _load, method="DoSSR", trainer="dossr",
+                          alternative="a DoSSR safetensors file")
 
 
 @torch.no_grad()

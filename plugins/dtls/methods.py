@@ -45,22 +45,15 @@ class LoadedModel:
     source: str
 
 
-_models: ModelCache[LoadedModel] = ModelCache(
-    BUILTIN_WEIGHTS,
-    "DTLS has no weights installed: train them with `sr-desk train dtls`, or give an official DTLS "
-    "checkpoint with --weights FILE",
-)
-
-
 def _load(path: Path, device: str) -> LoadedModel:
     unet, config, _ = load_model(path, device=device)
     unet.requires_grad_(False).to(memory_format=torch.channels_last)
     return LoadedModel(unet, config, Degradation(config.levels, config.downscale), path.name)
 
 
-def loaded_model(context: Context) -> LoadedModel:
-    """The model for this context's weights and device, loaded once and kept (one at a time)."""
-    return _models.get(context, _load)
+#: The model for a context's weights and device, loaded once and kept (one at a time).
+loaded_model = ModelCache(BUILTIN_WEIGHTS, _load, method="DTLS", trainer="dtls",
+                          alternative="an official DTLS checkpoint")
 
 
 def start_for(scale: float, config: DTLSConfig) -> int:

@@ -32,22 +32,19 @@ class LoadedModel:
     source: str
 
 
-_models: ModelCache[LoadedModel] = ModelCache(
-    BUILTIN_WEIGHTS,
-    "LDDPM has no weights installed: train them with `sr-desk train lddpm`, or give an LDDPM safetensors file "
-    "with --weights FILE",
-)
-
-
 def _load(path: Path, device: str) -> LoadedModel:
     network, _, _ = load_model(path, device=device)
     network.requires_grad_(False)
     return LoadedModel(network, coarse_schedule(), path.name)
 
 
+loaded_model = ModelCache(BUILTIN_WEIGHTS, _load, method="LDDPM", trainer="lddpm",
+                          alternative="an LDDPM safetensors file")
+
+
 def upscale(request: Request, context: Context) -> np.ndarray:
     """The requested size in four network calls, a preview after each."""
-    loaded = _models.get(context, _load)
+    loaded = loaded_model(context)
     width, height = request.output_size
     lr = image_to_tensor(request.image, context.device)
     if height < lr.shape[-2] or width < lr.shape[-1]:

@@ -28,12 +28,13 @@ from sr_desk.core.color import match_colors
 from sr_desk.core.masks import composite, mask_bbox
 from sr_desk.core.placement import cover_box, place_image
 from sr_desk.core.resize import Filter, resize
-from sr_desk.diffusion import NoiseSchedule, cosine_schedule, make_sampler
 from sr_desk.diffusion.consistency import back_project, residual_consistency
 from sr_desk.diffusion.detail import DetailCurve, TemperedNoise
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import BlendedNoise, NoiseSource, SeededNoise, blend
 from sr_desk.diffusion.runtime import ModelCache, image_to_tensor, preview_of, tensor_to_image
+from sr_desk.diffusion.samplers import make_sampler
+from sr_desk.diffusion.schedule import NoiseSchedule, cosine_schedule
 from sr_desk.diffusion.tiled import tiled_window_predictor
 from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS, DEFAULT_DETAIL, DEFAULT_ETA, DEFAULT_SAMPLER, FUSION_MODES
 from sr_desk_plugins.srdiff.checkpoints import load_encoder, load_model, read_metadata
@@ -86,13 +87,6 @@ def _compute_dtype(context: Context | None) -> torch.dtype:
     return torch.bfloat16 if context is not None and context.dtype == "bfloat16" else torch.float32
 
 
-_models: ModelCache[LoadedModel] = ModelCache(
-    BUILTIN_WEIGHTS,
-    "SRDiff has no weights installed: train them with `sr-desk train srdiff`, or give an official "
-    "SRDiff checkpoint with --weights FILE",
-)
-
-
 def _load(path: Path, device: str) -> LoadedModel:
     metadata = read_metadata(path)
     if metadata.get("architecture") == "srdiff-encoder":
@@ -116,9 +110,13 @@ def _load(path: Path, device: str) -> LoadedModel:
     )
 
 
+_models = ModelCache(BUILTIN_WEIGHTS, _load, method="SRDiff", trainer="srdiff",
+                     alternative="an official SRDiff checkpoint")
+
+
 def loaded_model(context: Context, *, need_unet: bool = True) -> LoadedModel:
     """The model for this context's weights and device, loaded once and kept (one at a time)."""
-    loaded = _models.get(context, _load)
+    loaded = _models(context)
     if need_unet and loaded.unet is None:
         raise SrDeskError(f"{loaded.source} holds only the SRDiff encoder; use the 'srdiff-encoder' method")
     return loaded

@@ -25,9 +25,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sr_desk.diffusion import cosine_schedule, make_sampler
 from sr_desk.diffusion.consistency import residual_consistency
 from sr_desk.diffusion.noise import SeededNoise
+from sr_desk.diffusion.samplers import make_sampler
+from sr_desk.diffusion.schedule import cosine_schedule
 from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer
 from sr_desk.training.export import describe_training_data
 from sr_desk.training.metrics import forward_flops

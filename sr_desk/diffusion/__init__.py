@@ -6,31 +6,8 @@ t = i + 1), and the network's time embedding receives ``i``, not ``t``. A
 sampler run from ``start`` expects x at noise level ``start`` (``T - 1`` for
 pure noise; ``t_bar - 1`` for content fusion or latent interpolation at the
 paper's ``t_bar``) and returns the clean sample, "index -1".
+
+The schedules live in :mod:`.schedule`, the samplers in :mod:`.samplers`;
+this package imports none of its modules, so importing one (the Detail
+curve, say) does not load torch and the samplers with it.
 """
-
-from sr_desk.diffusion.samplers import (
-    SAMPLER_NAMES,
-    AncestralSampler,
-    DDIMSampler,
-    DPMSolverPlusPlus2MSampler,
-    NoisePredictor,
-    Sampler,
-    StepCallback,
-    make_sampler,
-)
-from sr_desk.diffusion.schedule import NoiseSchedule, cosine_schedule, from_betas, linear_schedule
-
-__all__ = [
-    "SAMPLER_NAMES",
-    "AncestralSampler",
-    "DDIMSampler",
-    "DPMSolverPlusPlus2MSampler",
-    "NoisePredictor",
-    "NoiseSchedule",
-    "Sampler",
-    "StepCallback",
-    "cosine_schedule",
-    "from_betas",
-    "linear_schedule",
-    "make_sampler",
-]

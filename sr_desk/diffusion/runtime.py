@@ -29,18 +29,22 @@ Model = TypeVar("Model")
 class ModelCache(Generic[Model]):
     """The model built from one weights file for one device, loaded on first use and kept.
 
-    ``missing`` is the message when the file is not installed (say how to
-    train or fetch it). A new file, a changed file or another device
-    replaces the kept model.
+    Called with a context, it returns the model for that context's weights
+    and device; ``load(path, device)`` builds it when needed. A missing file
+    is reported with how to train one (``sr-desk train trainer``) and what
+    else the user can give (``alternative``). A new file, a changed file or
+    another device replaces the kept model.
     """
 
-    def __init__(self, weights: WeightFile, missing: str) -> None:
-        self.weights, self.missing = weights, missing
+    def __init__(self, weights: WeightFile, load: Callable[[Path, str], Model], *, method: str, trainer: str,
+                 alternative: str) -> None:
+        self.weights, self.load = weights, load
+        self.missing = (f"{method} has no weights installed: train them with `sr-desk train {trainer}`, or give "
+                        f"{alternative} with --weights")
         self._key: tuple[str, int, str] | None = None
         self.model: Model | None = None
 
-    def get(self, context: Context, load: Callable[[Path, str], Model]) -> Model:
-        """The model for ``context``'s weights and device; ``load(path, device)`` builds it when needed."""
+    def __call__(self, context: Context) -> Model:
         try:
             path = context.weights.path(self.weights.name)
         except FileNotFoundError:
@@ -48,7 +52,7 @@ class ModelCache(Generic[Model]):
         key = (str(path), path.stat().st_mtime_ns, str(context.device))
         if key != self._key or self.model is None:
             self._key, self.model = None, None  # let the old model go before the new one loads
-            self.model = load(path, context.device)
+            self.model = self.load(path, context.device)
             self._key = key
         return self.model
 

@@ -1,18 +1,11 @@
 """Samplers: one per module, behind the :class:`~sr_desk.diffusion.samplers.base.Sampler` interface.
 
-Importing this package registers the built-ins; :func:`make_sampler` finds them by name.
+Importing this package registers the built-ins; :func:`make_sampler` finds them by name. The types a
+sampler is built from (``NoisePredictor``, ``StepCallback``, ``X0Correction``) are in :mod:`.base`.
 """
 
 from sr_desk.diffusion.samplers.ancestral import AncestralSampler
-from sr_desk.diffusion.samplers.base import (
-    NoisePredictor,
-    Sampler,
-    StepCallback,
-    X0Correction,
-    make_sampler,
-    sampler_class,
-    sampler_names,
-)
+from sr_desk.diffusion.samplers.base import Sampler, make_sampler
 from sr_desk.diffusion.samplers.ddim import DDIMSampler
 from sr_desk.diffusion.samplers.dpmsolver import DPMSolverPlusPlus2MSampler
 
@@ -24,11 +17,6 @@ __all__ = [
     "AncestralSampler",
     "DDIMSampler",
     "DPMSolverPlusPlus2MSampler",
-    "NoisePredictor",
     "Sampler",
-    "StepCallback",
-    "X0Correction",
     "make_sampler",
-    "sampler_class",
-    "sampler_names",
 ]
