@@ -11,20 +11,8 @@ the network load when the method first runs.
 
 from __future__ import annotations
 
-from sr_desk.api import (
-    BoolParam,
-    Capabilities,
-    ChoiceParam,
-    FloatParam,
-    IntParam,
-    Method,
-    Task,
-    Trainer,
-    WeightFile,
-    detail_param,
-    hookimpl,
-    lazy,
-)
+from sr_desk.api import BoolParam, Capabilities, ChoiceParam, FloatParam, IntParam, Method, Task, Trainer, WeightFile
+from sr_desk.api import detail_param, hookimpl, lazy
 
 SR_DESK_API_VERSION = "1.4"
 

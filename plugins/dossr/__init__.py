@@ -10,21 +10,10 @@ Declarations only here: torch and the network load when the method first runs.
 
 from __future__ import annotations
 
-from sr_desk.api import (
-    BoolParam,
-    Capabilities,
-    ChoiceParam,
-    IntParam,
-    Method,
-    Task,
-    Trainer,
-    WeightFile,
-    detail_param,
-    hookimpl,
-    lazy,
-)
+from sr_desk.api import BoolParam, Capabilities, ChoiceParam, IntParam, Method, Task, Trainer, WeightFile, hookimpl
+from sr_desk.api import detail_param, lazy, lr_consistency_param
 
-SR_DESK_API_VERSION = "1.4"
+SR_DESK_API_VERSION = "1.5"
 
 #: The built-in model (resources/weights), trained by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="dossr-x4.safetensors", license="MIT (weights trained by sr-desk)")
@@ -66,13 +55,7 @@ def sr_desk_methods() -> list[Method]:
                     help="Keep the colours and shading of the enlarged input and take only the fine detail from "
                     "the model (the official wavelet colour fix)",
                 ),
-                BoolParam(
-                    name="lr_consistency",
-                    label="LR consistency",
-                    default=True,
-                    help="Back-project the result onto the input, so it downscales to the input "
-                    "(integer scales only)",
-                ),
+                lr_consistency_param(integer_scales_only=True),
             ],
             capabilities=Capabilities(scales=None, default_scale=4, previews=True, seeds=True,
                                       weights=(BUILTIN_WEIGHTS,),

@@ -9,9 +9,10 @@ Declarations only here: torch and the network load when the method first runs.
 
 from __future__ import annotations
 
-from sr_desk.api import BoolParam, Capabilities, ChoiceParam, Method, Task, Trainer, WeightFile, hookimpl, lazy
+from sr_desk.api import Capabilities, ChoiceParam, Method, Task, Trainer, WeightFile, hookimpl, lazy
+from sr_desk.api import lr_consistency_param
 
-SR_DESK_API_VERSION = "1.3"
+SR_DESK_API_VERSION = "1.5"
 
 #: The built-in model (resources/weights), trained by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="dtls-x4.safetensors", license="MIT (weights trained by sr-desk)")
@@ -39,13 +40,7 @@ def sr_desk_methods() -> list[Method]:
                     "quicker at x4); momentum: the official loop, one call per level; chain: the loop without "
                     "momentum (the paper's ablation)",
                 ),
-                BoolParam(
-                    name="lr_consistency",
-                    label="LR consistency",
-                    default=True,
-                    help="Back-project the result onto the input, so it downscales to the input "
-                    "(integer scales only)",
-                ),
+                lr_consistency_param(integer_scales_only=True),
             ],
             capabilities=Capabilities(scales=None, default_scale=4, previews=True, weights=(BUILTIN_WEIGHTS,),
                                       memory_per_output_pixel=1500),  # 1.8 GB at 256 px in, float32

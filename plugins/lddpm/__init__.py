@@ -13,9 +13,9 @@ score is in MODEL_CARD.md. Declarations only here: torch loads when the method f
 
 from __future__ import annotations
 
-from sr_desk.api import BoolParam, Capabilities, Method, Task, Trainer, WeightFile, hookimpl, lazy
+from sr_desk.api import Capabilities, Method, Task, Trainer, WeightFile, hookimpl, lazy, lr_consistency_param
 
-SR_DESK_API_VERSION = "1.3"
+SR_DESK_API_VERSION = "1.5"
 
 #: The built-in weights (resources/weights), trained by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="lddpm-x4.safetensors", license="MIT (weights trained by sr-desk)")
@@ -30,8 +30,7 @@ def sr_desk_methods() -> list[Method]:
             name="LDDPM",
             task=Task.UPSCALE,
             run=lazy("sr_desk_plugins.lddpm.methods:upscale"),
-            params=[BoolParam(name="lr_consistency", label="LR consistency", default=True,
-                              help="Back-project the result onto the input, so it downscales to the input")],
+            params=[lr_consistency_param()],
             # The cross-attention is global over the bottleneck (an eighth of the output side): its cost
             # grows with the square of the pixels, and it was trained on 96 px patches. 512 px output
             # tiles keep it at 4,096 positions (a 1024 px output in one piece took 10 GB and 47 s).

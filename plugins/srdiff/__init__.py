@@ -11,24 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sr_desk.api import (
-    BoolParam,
-    Capabilities,
-    ChoiceParam,
-    FloatParam,
-    ImageParam,
-    IntParam,
-    Method,
-    SeedParam,
-    Task,
-    Trainer,
-    WeightFile,
-    detail_param,
-    hookimpl,
-    lazy,
-)
+from sr_desk.api import BoolParam, Capabilities, ChoiceParam, FloatParam, ImageParam, IntParam, Method, SeedParam
+from sr_desk.api import Task, Trainer, WeightFile, detail_param, hookimpl, lazy, lr_consistency_param
 
-SR_DESK_API_VERSION = "1.4"
+SR_DESK_API_VERSION = "1.5"
 
 #: The built-in 4x model (resources/weights), trained by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="srdiff-x4.safetensors", license="MIT (weights trained by sr-desk)")
@@ -87,10 +73,6 @@ _ENCODER_CONSISTENCY = (
 )
 
 
-def _lr_consistency_param(help_text: str = _SAMPLER_CONSISTENCY) -> BoolParam:
-    return BoolParam(name="lr_consistency", label="LR consistency", default=True, help=help_text)
-
-
 
 # x4 is the built-in model's scale; x8 lets official 8x (CelebA) checkpoints given with --weights run at
 # their own scale. A model asked for the other scale answers through a Lanczos resize of its own result.
@@ -108,7 +90,7 @@ def sr_desk_methods() -> list[Method]:
             name="SRDiff",
             task=Task.UPSCALE,
             run=lazy("sr_desk_plugins.srdiff.methods:upscale"),
-            params=[detail_param(DEFAULT_DETAIL), *_sampling_params(), _lr_consistency_param()],
+            params=[detail_param(DEFAULT_DETAIL), *_sampling_params(), lr_consistency_param(_SAMPLER_CONSISTENCY)],
             capabilities=_MODEL,
             description="Diffusion 4x super-resolution (SRDiff): the encoder's upscale with detail sampled by the "
             "diffusion model on top; each seed gives a variant. Pick it for a little more detail than the encoder "
@@ -119,7 +101,7 @@ def sr_desk_methods() -> list[Method]:
             name="SRDiff encoder (fast)",
             task=Task.UPSCALE,
             run=lazy("sr_desk_plugins.srdiff.methods:encoder_upscale"),
-            params=[_lr_consistency_param(_ENCODER_CONSISTENCY)],
+            params=[lr_consistency_param(_ENCODER_CONSISTENCY)],
             capabilities=Capabilities(scales=(4, 8), default_scale=4, weights=(BUILTIN_WEIGHTS,),
                                       memory_per_output_pixel=400),  # 1.9 GB at 512 px in (4.2 MP out)
             description="SRDiff's RRDB encoder alone: a fast deterministic 4x upscaler, no diffusion. Pick it for "
@@ -201,7 +183,7 @@ def sr_desk_methods() -> list[Method]:
                     help="Step t̄ at which the two latents are blended (100: from pure noise, endpoints exact)",
                 ),
                 *_sampling_params(),
-                _lr_consistency_param(),
+                lr_consistency_param(_SAMPLER_CONSISTENCY),
             ],
             capabilities=_MODEL,
             description="Move between two SRDiff results of the same image with a slider.",

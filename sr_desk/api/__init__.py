@@ -10,8 +10,10 @@ that names both versions.
 1.2 added ``Capabilities.memory_per_output_pixel``.
 1.3 added ``lazy("module:function")``.
 1.4 added ``detail_param`` (the shared "Detail" control), ``DETAIL`` and ``detail_of``.
+1.5 added ``lr_consistency_param`` (the shared "LR consistency" switch) and ``LR_CONSISTENCY``.
 """
 
+from sr_desk.api.consistency import LR_CONSISTENCY, lr_consistency_param
 from sr_desk.api.detail import DETAIL, detail_of, detail_param
 from sr_desk.api.hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl
 from sr_desk.api.lazy import lazy
@@ -32,12 +34,13 @@ from sr_desk.api.params import (
 from sr_desk.api.request import Cancelled, Context, ImageInput, Request, WeightsStore
 from sr_desk.api.training import Trainer
 
-API_VERSION = "1.4"
+API_VERSION = "1.5"
 
 __all__ = [
     "API_VERSION",
     "DETAIL",
     "ENTRY_POINT_GROUP",
+    "LR_CONSISTENCY",
     "PROJECT_NAME",
     "BoolParam",
     "Cancelled",
@@ -64,4 +67,5 @@ __all__ = [
     "detail_param",
     "hookimpl",
     "lazy",
+    "lr_consistency_param",
 ]
