@@ -23,7 +23,7 @@ from torch import nn
 
 from sr_desk.diffusion.noise import SeededNoise
 from sr_desk.diffusion.schedule import NoiseSchedule, from_scheduler_config
-from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer
+from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer, starting_network
 from sr_desk.training.export import export_ema
 from sr_desk.training.metrics import forward_flops
 from sr_desk_plugins.diffsr.checkpoints import load_model, save_safetensors
@@ -86,14 +86,8 @@ class DiffSRPriorTask:
 
 
 def build_task(args: argparse.Namespace) -> DiffSRPriorTask:
-    if args.init is not None and not args.resume:
-        network, config, _ = load_model(args.init)
-        print(f"--init {args.init.name}: {config.to_json()}", file=sys.stderr)
-    else:
-        config = PRESETS[args.preset]
-        network = DiffSRUNet(config)
-    if args.patch % config.size_multiple:
-        raise SystemExit(f"--patch must be a multiple of {config.size_multiple} for this network")
+    network, config = starting_network(args, load=load_model, presets=PRESETS, fresh=DiffSRUNet,
+                                       patch_multiple=lambda c: c.size_multiple)
     return DiffSRPriorTask(config, network, args.scale)
 
 

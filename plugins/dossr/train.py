@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer
+from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer, starting_network
 from sr_desk.training.data import degrade
 from sr_desk.training.export import export_ema
 from sr_desk.training.metrics import forward_flops
@@ -100,14 +100,9 @@ class DoSSRTask:
 
 
 def build_task(args: argparse.Namespace) -> DoSSRTask:
-    if args.init is not None and not args.resume:
-        network, config, _ = load_model(args.init)
-        print(f"--init {args.init.name}: {config.to_json()}", file=sys.stderr)
-    else:
-        config = PRESETS[args.preset]
-        network = DoSSRUNet(config)  # its head starts at zero: an untrained network returns x_hat
-    if args.patch % config.size_multiple:
-        raise SystemExit(f"--patch must be a multiple of {config.size_multiple} for this network")
+    # A fresh network's head starts at zero: an untrained network returns x_hat.
+    network, config = starting_network(args, load=load_model, presets=PRESETS, fresh=DoSSRUNet,
+                                       patch_multiple=lambda c: c.size_multiple)
     return DoSSRTask(config, network, args.scale, args.texture)
 
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from sr_desk.diffusion.consistency import back_project
 from sr_desk.diffusion.resolution import Degradation, start_level, two_call_sample
-from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer
+from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer, starting_network
 from sr_desk.training.export import export_ema
 from sr_desk.training.metrics import forward_flops
 from sr_desk_plugins.dtls.checkpoints import convert_official, load_model, save_safetensors
@@ -92,17 +92,17 @@ class DTLSTask:
 
 
 def build_task(args: argparse.Namespace) -> DTLSTask:
-    if args.init is not None and not args.resume:
-        unet, config, _ = load_model(args.init)
-        print(f"--init {args.init.name}: {config.to_json()}", file=sys.stderr)
-    else:
-        config = PRESETS[args.preset]
-        unet = DTLSUNet(config)
-        if config.residual:
-            # Start as the identity: the first predictions are the enlarged input itself.
-            nn.init.zeros_(unet.final_conv[1].weight)
-            nn.init.zeros_(unet.final_conv[1].bias)
+    unet, config = starting_network(args, load=load_model, presets=PRESETS, fresh=_fresh_unet)
     return DTLSTask(config, unet, args.scale)
+
+
+def _fresh_unet(config: DTLSConfig) -> DTLSUNet:
+    unet = DTLSUNet(config)
+    if config.residual:
+        # Start as the identity: the first predictions are the enlarged input itself.
+        nn.init.zeros_(unet.final_conv[1].weight)
+        nn.init.zeros_(unet.final_conv[1].bias)
+    return unet
 
 
 def export(args: argparse.Namespace) -> int:

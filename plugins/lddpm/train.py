@@ -30,7 +30,7 @@ from torch import nn
 
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import SeededNoise
-from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer
+from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer, starting_network
 from sr_desk.training.data import degrade
 from sr_desk.training.export import export_ema
 from sr_desk.training.metrics import forward_flops, luma
@@ -155,15 +155,8 @@ class LDDPMTask:
 
 
 def build_task(args: argparse.Namespace) -> LDDPMTask:
-    if args.init is not None and not args.resume:
-        network, config, _ = load_model(args.init)
-        network.train()
-        print(f"--init {args.init.name}: {config.to_json()}", file=sys.stderr)
-    else:
-        config = PRESETS[args.preset]
-        network = LDDPMNet(config)
-    if args.patch % (config.size_multiple * 4):
-        raise SystemExit(f"--patch must be a multiple of {config.size_multiple * 4} for this network")
+    network, config = starting_network(args, load=load_model, presets=PRESETS, fresh=LDDPMNet,
+                                       patch_multiple=lambda c: c.size_multiple * 4)
     return LDDPMTask(config, network, args.stage, args.scale)
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
+from torch import nn
 
 from sr_desk.training.data import centre_crops, list_images, load_photo, split_holdout
 from sr_desk.training.loop import (
@@ -29,6 +31,9 @@ from sr_desk.training.step import PRECISIONS
 
 #: Held-out validation crops: one central crop of this side per held-out photo.
 VALIDATION_CROP = 192
+
+Config = TypeVar("Config")
+Network = TypeVar("Network", bound=nn.Module)
 
 
 def add_training_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,6 +78,33 @@ def add_export_arguments(p: argparse.ArgumentParser, official: str | None = None
         p.add_argument("--convert", type=Path, metavar="CKPT",
                        help=f"with --export: convert an official {official} checkpoint to safetensors instead")
     p.add_argument("--fp16", action="store_true", help="with --export: store float16 (half the size)")
+
+
+def starting_network(
+    args: argparse.Namespace,
+    *,
+    load: Callable[[Path], tuple[Network, Config, Any]],
+    presets: Mapping[str, Config],
+    fresh: Callable[[Config], Network],
+    patch_multiple: Callable[[Config], int] | None = None,
+) -> tuple[Network, Config]:
+    """The network a run starts from, with its config: ``--init``'s weights (a fine-tune of shipped ones,
+    say) or ``fresh(config)`` of ``--preset``. On ``--resume`` the loop loads its checkpoint over it.
+
+    ``patch_multiple(config)``: what ``--patch`` must be a multiple of for the network's down- and
+    upsampling; the run stops with a message before it starts when it is not.
+    """
+    if args.init is not None and not args.resume:
+        network, config, _ = load(args.init)
+        print(f"--init {args.init.name}: {config.to_json()}", file=sys.stderr)  # type: ignore[attr-defined]
+        network.train()
+    else:
+        config = presets[args.preset]
+        network = fresh(config)
+    multiple = patch_multiple(config) if patch_multiple is not None else 1
+    if args.patch % multiple:
+        raise SystemExit(f"--patch must be a multiple of {multiple} for this network")
+    return network, config
 
 
 def run_trainer(
