@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_desk.diffusion.compact_unet import ResBlock, timestep_embedding
+from sr_desk.diffusion.compact_unet import ResBlock, timestep_embedding, way_down
 from sr_desk.diffusion.json_config import JsonConfig
 from sr_desk.diffusion.weights_file import bounded_int
 from sr_desk_plugins.lddpm.flow import ConditionalFlow
@@ -113,16 +113,7 @@ class LDDPMNet(nn.Module):
                                    nn.SiLU(), nn.Linear(time_dim, time_dim))
         factor = config.unshuffle
         self.stem = nn.Conv2d(6 * factor * factor, width, 3, padding=1)
-        self.down = nn.ModuleList()
-        self.downsample = nn.ModuleList()
-        skips, current = [width], width
-        for level, c in enumerate(widths):
-            self.down.append(ResBlock(current, c, time_dim))
-            current = c
-            skips.append(c)
-            if level < len(widths) - 1:
-                self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
-                skips.append(c)
+        self.down, self.downsample, skips = way_down(width, widths, 1, time_dim)
         # tau(LR): up(LR) strided down to the bottleneck grid
         tau = [nn.Conv2d(3 * factor * factor, width, 3, padding=1), nn.SiLU()]
         for _ in range(len(widths) - 1):

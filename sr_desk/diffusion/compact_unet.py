@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CompactUNet", "ResBlock", "SelfAttention", "pad_to_multiple", "timestep_embedding"]
+__all__ = ["CompactUNet", "ResBlock", "SelfAttention", "pad_to_multiple", "timestep_embedding", "way_down"]
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -65,6 +65,24 @@ class SelfAttention(nn.Module):
         return x + self.out(attended.transpose(-1, -2).reshape(b, c, h, w))
 
 
+def way_down(
+    width: int, widths: Sequence[int], blocks: int, time_dim: int
+) -> tuple[nn.ModuleList, nn.ModuleList, list[int]]:
+    """A U-Net's way down from a ``width``-channel stem: ``blocks`` residual blocks per level of ``widths``
+    channels and a strided convolution between levels; with the channels of its skip connections, stem first."""
+    down, downsample = nn.ModuleList(), nn.ModuleList()
+    skips, current = [width], width
+    for level, c in enumerate(widths):
+        for _ in range(blocks):
+            down.append(ResBlock(current, c, time_dim))
+            current = c
+            skips.append(c)
+        if level < len(widths) - 1:
+            downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+            skips.append(c)
+    return down, downsample, skips
+
+
 class CompactUNet(nn.Module):
     """``unet(x, t)``: ``out_channels`` maps the size of ``x`` (sides: multiples of :attr:`size_multiple`).
 
@@ -80,17 +98,8 @@ class CompactUNet(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(width, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
         widths = [width * m for m in self.mults]
         self.stem = nn.Conv2d(in_channels * unshuffle * unshuffle, width, 3, padding=1)
-        self.down = nn.ModuleList()
-        self.downsample = nn.ModuleList()
-        skips, current = [width], width
-        for level, c in enumerate(widths):
-            for _ in range(blocks):
-                self.down.append(ResBlock(current, c, time_dim))
-                current = c
-                skips.append(c)
-            if level < len(widths) - 1:
-                self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
-                skips.append(c)
+        self.down, self.downsample, skips = way_down(width, widths, blocks, time_dim)
+        current = widths[-1]
         self.mid = ResBlock(current, current, time_dim)
         self.attention = SelfAttention(current) if attention else nn.Identity()
         self.mid2 = ResBlock(current, current, time_dim)
