@@ -214,12 +214,14 @@ def test_progress_is_logged_in_lines_when_the_output_is_not_a_terminal(photo, tm
 
 
 SLEEPER = """
+import os
 import time
 import numpy as np
 from sr_desk.api import Capabilities, Method, Task, hookimpl
 SR_DESK_API_VERSION = "1.0"
 
 def run(request, context):
+    open(os.environ["SLEEPER_STARTED"], "w").close()
     time.sleep(60)  # never calls context.report: no cancel point
     return np.zeros((request.output_size[1], request.output_size[0], 3), np.float32)
 
@@ -242,10 +244,17 @@ def test_a_second_ctrl_c_quits_a_method_that_never_reports(photo, tmp_path, site
 
     install_fake_plugin(site_dir, "sleeper", SLEEPER)
     out = tmp_path / "out.png"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site_dir), *sys.path])}
+    started = tmp_path / "started"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site_dir), *sys.path]), "SLEEPER_STARTED": str(started)}
+    # Ctrl-C's default action restored in the child: a suite started in the background (``pytest &``) runs with
+    # SIGINT ignored, which its children would inherit, and a user's terminal never does that.
     proc = subprocess.Popen([sys.executable, "-m", "sr_desk", "upscale", str(photo), "-o", str(out), "-m", "sleeper"],
-                            stderr=subprocess.PIPE, text=True, env=env)
-    time.sleep(4)  # started and inside run()
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # until the method is inside run(), however slow the start on a loaded machine
+    assert started.exists(), "the method never started"
     proc.send_signal(signal.SIGINT)
     time.sleep(2)
     proc.send_signal(signal.SIGINT)

@@ -10,18 +10,8 @@ import pytest
 from PIL import Image
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSlider, QSpinBox
 
-from sr_desk.api import (
-    BoolParam,
-    ChoiceParam,
-    FloatParam,
-    ImageInput,
-    ImageParam,
-    IntParam,
-    Param,
-    ParamError,
-    SeedParam,
-    SizeParam,
-)
+from sr_desk.api import BoolParam, ChoiceParam, FloatParam, ImageInput, ImageParam, IntParam, Param, ParamError
+from sr_desk.api import SeedParam, SizeParam
 from sr_desk.ui.params_widgets import (
     SEED_MAX,
     BoolWidget,
