@@ -111,13 +111,14 @@ def sr_desk_methods() -> list[Method]:
             id="srdiff-fusion",
             name="SRDiff content fusion",
             task=Task.FUSE,
-            run=lazy("sr_desk_plugins.srdiff.methods:fuse"),
+            run=lazy("sr_desk_plugins.srdiff.fusion:fuse"),
             params=[
                 ImageParam(
                     name="donor",
                     placeable=True,
                     help="Image whose content goes into the selection: drag it on the canvas to move it, "
-                    "drag a corner to scale it (it starts covering the selection)",
+                    "drag a corner to scale it (until then a face in it is aligned to the face in the selection; "
+                    "anything else covers the selection)",
                 ),
                 ChoiceParam(
                     name="mode",

@@ -21,22 +21,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_desk.api import Context, ImageInput, Request, detail_of
-from sr_desk.core.blend import poisson_blend
+from sr_desk.api import Context, Request, detail_of
 from sr_desk.core.errors import SrDeskError
-from sr_desk.core.color import match_colors
-from sr_desk.core.masks import composite, mask_bbox
-from sr_desk.core.placement import cover_box, place_image
 from sr_desk.core.resize import Filter, resize
 from sr_desk.diffusion.consistency import back_project, residual_consistency
 from sr_desk.diffusion.detail import DetailCurve, TemperedNoise
-from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import BlendedNoise, NoiseSource, SeededNoise, blend
 from sr_desk.diffusion.runtime import ModelCache, image_to_tensor, preview_of, tensor_to_image
 from sr_desk.diffusion.samplers import make_sampler
 from sr_desk.diffusion.schedule import NoiseSchedule, cosine_schedule
 from sr_desk.diffusion.tiled import tiled_window_predictor
-from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS, DEFAULT_DETAIL, DEFAULT_ETA, DEFAULT_SAMPLER, FUSION_MODES
+from sr_desk_plugins.srdiff import BUILTIN_WEIGHTS, DEFAULT_DETAIL, DEFAULT_ETA, DEFAULT_SAMPLER
 from sr_desk_plugins.srdiff.checkpoints import load_encoder, load_model, read_metadata
 from sr_desk_plugins.srdiff.config import SRDiffConfig
 from sr_desk_plugins.srdiff.network import ConditionalUNet, RRDBNet, pad_to_multiple, up_sample_lr
@@ -301,108 +296,6 @@ def encoder_upscale(request: Request, context: Context) -> np.ndarray:
         out = back_project(out, lr * 2 - 1, loaded.config.scale, ENCODER_BACK_PROJECTIONS)
     context.report(1, 1)
     return _at_requested_size(to_image(_crop(out, hr_size)), request)
-
-
-NO_SELECTION = (
-    "content fusion works on a selection: select the region to fuse into first "
-    "(on the command line: --region X,Y,W,H)"
-)
-
-
-def _place_donor(donor: ImageInput, base: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The donor on the base's pixel grid: where the user placed it, else covering the selection.
-
-    A donor of the base's own size with no placement is taken as already
-    aligned (an edited copy of the same photo, say).
-    """
-    h, w = base.shape[:2]
-    if donor.placement is None and donor.size == (w, h):
-        return donor.rgb
-    placement = donor.placement
-    if placement is None:
-        box = mask_bbox(mask, threshold=0.5) or mask_bbox(mask)
-        if box is None:
-            raise SrDeskError(NO_SELECTION)
-        placement = cover_box(donor.size, box)
-    try:
-        return place_image(base, donor.rgb, placement)
-    except ValueError as exc:
-        raise SrDeskError(f"{exc}: move the donor over the selection") from None
-
-
-def _fusion_window(mask: np.ndarray, multiple: int, margin: int = 16) -> tuple[int, int, int, int]:
-    """A box around the selection, grown by a margin and to multiples of ``multiple``, inside the image."""
-    box = mask_bbox(mask)
-    if box is None:
-        raise SrDeskError(NO_SELECTION)
-    h, w = mask.shape
-    x, y, bw, bh = box
-    x0, y0 = max(0, x - margin), max(0, y - margin)
-    x1, y1 = min(w, x + bw + margin), min(h, y + bh + margin)
-    grow_w, grow_h = (-(x1 - x0)) % multiple, (-(y1 - y0)) % multiple
-    x0, x1 = _grow(x0, x1, grow_w, w)
-    y0, y1 = _grow(y0, y1, grow_h, h)
-    return x0, y0, x1, y1
-
-
-def _grow(lo: int, hi: int, extra: int, limit: int) -> tuple[int, int]:
-    hi_extra = min(extra, limit - hi)
-    lo_extra = min(extra - hi_extra, lo)
-    return lo - lo_extra, hi + hi_extra
-
-
-def fuse(request: Request, context: Context) -> np.ndarray:
-    """Content fusion with a feathered mask: only the selection changes.
-
-    ``blend`` (the default): the donor is cloned into the base with a
-    gradient-domain blend (its features, the base's shading at the edge),
-    and SRDiff re-synthesises the window from that fused image's own LR,
-    SDEdit-style from step ``strength``: low keeps the blend as it is, high
-    lets the model redraw its texture to match the base. ``paper``: the
-    paper's Algorithm 3 (spec 5.2): the base's LR stays the condition and the
-    donor enters only through the noised residual.
-    """
-    if request.mask is None:
-        raise SrDeskError(NO_SELECTION)
-    loaded = loaded_model(context)
-    scale = loaded.config.scale
-    base, mask = request.image, request.mask
-    donor = request.params["donor"]
-    placed = _place_donor(donor, base, mask)
-    blend_mode = request.params.get("mode", FUSION_MODES[0]) == FUSION_MODES[0]
-    if request.params.get("match_colors") and not blend_mode:  # the blend matches tone and colour itself
-        placed = match_colors(placed, base, mask)
-    multiple = math.lcm(loaded.config.size_multiple, scale)
-    x0, y0, x1, y1 = _fusion_window(mask, multiple)
-    window = (slice(y0, y1), slice(x0, x1))
-    base_w, mask_w = base[window], mask[window]
-    donor_w = poisson_blend(base_w, placed[window], mask_w) if blend_mode else placed[window]
-    fused_w = composite(base_w, donor_w, mask_w)
-
-    device = context.device
-    # Padding is needed only when the image itself is smaller than one aligned window.
-    hr_base, _ = pad_to_multiple(image_to_tensor(base_w, device), multiple, min_size=loaded.config.min_side)
-    fused, _ = pad_to_multiple(image_to_tensor(fused_w, device), multiple, min_size=loaded.config.min_side)
-    # The condition: the fused image's own LR (blend), or the base's (the paper's Algorithm 3).
-    lr = torch.round(imresize(fused if blend_mode else hr_base, scale=1.0 / scale).clamp(0, 1) * 255) / 255
-    cond = condition(loaded, lr, context=context, edge_margin=False)  # the window's margin keeps the U-Net's edge off the selection
-    residual = ((fused * 2 - 1) - cond.up).mul(2).clamp(-1, 1)
-    start = int(request.params["strength"]) - 1
-    noise = SeededNoise(request.seed)
-    x = loaded.schedule.q_sample(residual, start, noise(residual.shape, device=residual.device, dtype=residual.dtype))
-    mask_t = torch.from_numpy(np.ascontiguousarray(mask_w)).to(device)[None, None]
-    base_t = hr_base[..., : base_w.shape[0], : base_w.shape[1]] * 2 - 1
-
-    def preview(sr: torch.Tensor) -> torch.Tensor:
-        sr = sr[..., : base_w.shape[0], : base_w.shape[1]]
-        return mask_t * sr + (1 - mask_t) * base_t
-
-    box = (x0, y0, x1 - x0, y1 - y0)
-    out = denoise(loaded, cond, x, request.params, noise, context, start=start, preview=preview, preview_box=box)
-    fused_hr = to_image((out.clamp(-1, 1) / 2 + cond.up)[..., : base_w.shape[0], : base_w.shape[1]])
-    result = base.copy()
-    result[window] = composite(base_w, fused_hr, mask_w)
-    return result
 
 
 # -- interpolation -----------------------------------------------------------------

@@ -1,0 +1,281 @@
+"""Faces in a photo: where they are, where their eyes are, and the warp that puts one face on another.
+
+Content fusion drops a donor's face into a selection over the base's face.
+Pasted by its bounding box, the donor's eyes and mouth land beside the
+base's and both show (a double exposure); so the donor is first warped by
+the similarity transform (shift, scale, rotation) that puts its eye centres
+on the base's. The detector is OpenCV's Viola-Jones cascades, which ship
+inside ``opencv-python-headless`` (nothing is downloaded). A face the
+frontal cascade misses because it is tilted is looked for again in the
+image turned by a few angles; eyes the eye cascade misses are placed where
+they sit in an average face box, and :attr:`Face.eyes_found` says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Face", "align_to", "eye_distance_after", "face_mask", "find_face", "find_faces", "refine", "similarity"]
+
+#: Tilts (degrees) the image is turned by when the upright search finds no face.
+TILTS = (15.0, -15.0, 30.0, -30.0)
+#: Where the eyes sit in the frontal cascade's face box, as fractions of its side (measured on aligned faces).
+EYE_HEIGHT, EYE_OFFSET = 0.38, 0.19
+Point = tuple[float, float]
+#: The face's own region (brows to chin, cheek to cheek) in eye distances: its centre below the eyes, half its
+#: width and half its height. Its edge stays on skin, where a seamless blend has little to even out.
+FACE_CENTRE, FACE_HALF_WIDTH, FACE_HALF_HEIGHT = 0.6, 1.0, 1.2
+#: The registration's passes, coarse to fine: the blur of each, as a fraction of the eye distance.
+REGISTRATION_BLURS = (0.12, 0.05, 0.02)
+
+
+@dataclass(frozen=True)
+class Face:
+    """A face: its eye centres (the image's left one first) and its box ``(x, y, width, height)``."""
+
+    left_eye: Point
+    right_eye: Point
+    box: tuple[float, float, float, float]
+    #: False when the eye cascade missed and the eyes were placed from the face box.
+    eyes_found: bool = True
+
+    @property
+    def eye_distance(self) -> float:
+        return math.dist(self.left_eye, self.right_eye)
+
+    @property
+    def centre(self) -> Point:
+        """Below the middle of the eyes (:data:`FACE_CENTRE`): the middle of the brows-to-chin region."""
+        (lx, ly), (rx, ry) = self.left_eye, self.right_eye
+        d = self.eye_distance
+        # perpendicular to the eye line, towards the mouth (image y grows downwards)
+        ux, uy = (rx - lx) / d, (ry - ly) / d
+        return ((lx + rx) / 2 - uy * FACE_CENTRE * d, (ly + ry) / 2 + ux * FACE_CENTRE * d)
+
+
+@cache
+def _cascade(name: str) -> Any:
+    import cv2
+
+    classifier = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+    if classifier.empty():
+        raise RuntimeError(f"OpenCV's {name} is missing: reinstall opencv-python-headless (a 4.x release)")
+    return classifier
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    y = rgb[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.clip(y * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _upright_faces(grey: np.ndarray) -> list[Face]:
+    import cv2
+
+    side = min(grey.shape)
+    boxes = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
+        cv2.equalizeHist(grey), scaleFactor=1.1, minNeighbors=5, minSize=(max(24, side // 12),) * 2)
+    return [_with_eyes(grey, tuple(float(v) for v in box)) for box in boxes]
+
+
+def _with_eyes(grey: np.ndarray, box: tuple[float, float, float, float]) -> Face:
+    """The face in ``box`` with its eyes: the cascade's best pair, refined to the pupils, or the box's average."""
+    x, y, w, h = box
+    x0, y0 = int(x), int(y)
+    upper = grey[y0 : y0 + int(h * 0.6), x0 : x0 + int(w)]
+    found = _cascade("haarcascade_eye.xml").detectMultiScale(upper, scaleFactor=1.05, minNeighbors=4,
+                                                             minSize=(max(8, int(w / 10)),) * 2)
+    pair = _eye_pair([(ex + ew / 2, ey + eh / 2, ew) for ex, ey, ew, eh in found], w)
+    if pair is None:
+        left = (x + (0.5 - EYE_OFFSET) * w, y + EYE_HEIGHT * h)
+        right = (x + (0.5 + EYE_OFFSET) * w, y + EYE_HEIGHT * h)
+        return Face(left, right, box, eyes_found=False)
+    left, right = (_pupil(upper, c) for c in pair)
+    return Face((x0 + left[0], y0 + left[1]), (x0 + right[0], y0 + right[1]), box)
+
+
+def _eye_pair(candidates: Sequence[tuple[float, float, float]], width: float) -> tuple[tuple[float, float, float],
+                                                                                         tuple[float, float, float]] | None:
+    """Of the eye cascade's hits in a face box, the two most like a pair of eyes: one each side of the middle, at
+    about the same height and size, their distance between a quarter and two thirds of the box."""
+    best, best_cost = None, math.inf
+    for i, a in enumerate(candidates):
+        for b in candidates[i + 1 :]:
+            left, right = sorted((a, b))
+            distance = right[0] - left[0]
+            if not (left[0] < width / 2 < right[0] and 0.25 * width < distance < 0.67 * width):
+                continue
+            cost = abs(left[1] - right[1]) / distance + abs(left[2] - right[2]) / max(left[2], right[2]) \
+                + abs((left[0] + right[0]) / 2 - width / 2) / width
+            if cost < best_cost:
+                best, best_cost = (left, right), cost
+    return best
+
+
+def _pupil(grey: np.ndarray, eye: tuple[float, float, float]) -> Point:
+    """The darkest spot of the eye box's middle (smoothed), where the pupil and iris are; the box centre when flat."""
+    import cv2
+
+    cx, cy, size = eye
+    half = max(2, int(size * 0.3))
+    x0, y0 = max(0, int(cx) - half), max(0, int(cy) - half)
+    patch = grey[y0 : int(cy) + half + 1, x0 : int(cx) + half + 1].astype(np.float32)
+    if patch.size == 0 or float(patch.max() - patch.min()) < 8:
+        return cx, cy
+    blurred = cv2.GaussianBlur(patch, (0, 0), max(1.0, size / 16))
+    dark = np.clip(blurred.min() + 0.25 * (blurred.max() - blurred.min()) - blurred, 0, None)
+    total = float(dark.sum())
+    if total <= 0:
+        return cx, cy
+    yy, xx = np.mgrid[: patch.shape[0], : patch.shape[1]]
+    return x0 + float((xx * dark).sum()) / total, y0 + float((yy * dark).sum()) / total
+
+
+def _turned(face: Face, matrix: np.ndarray) -> Face:
+    """``face`` found in a turned image, mapped back by the inverse of ``matrix`` (2 x 3) to the original."""
+    inverse = _invert(matrix)
+
+    def back(p: Point) -> Point:
+        x, y = inverse @ np.array([p[0], p[1], 1.0])
+        return float(x), float(y)
+
+    x, y, w, h = face.box
+    corners = [back(c) for c in ((x, y), (x + w, y), (x, y + h), (x + w, y + h))]
+    xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+    box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+    left, right = sorted((back(face.left_eye), back(face.right_eye)))
+    return Face(left, right, box, face.eyes_found)
+
+
+def find_faces(rgb: np.ndarray) -> list[Face]:
+    """The frontal faces in an ``H x W x 3`` image in ``[0, 1]``, largest first; tilted ones too (see :data:`TILTS`)."""
+    import cv2
+
+    grey = _grey(rgb)
+    faces = _upright_faces(grey)
+    if not faces:
+        h, w = grey.shape
+        for tilt in TILTS:
+            matrix = cv2.getRotationMatrix2D((w / 2, h / 2), tilt, 1.0)
+            turned = cv2.warpAffine(grey, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            faces = [_turned(face, matrix) for face in _upright_faces(turned)]
+            if faces:
+                break
+    return sorted(faces, key=lambda f: -f.box[2] * f.box[3])
+
+
+def find_face(rgb: np.ndarray, within: np.ndarray | None = None) -> Face | None:
+    """The face of ``rgb`` that ``within`` (a mask, ``H x W``) covers most, or the largest; None when there is none."""
+    faces = find_faces(rgb)
+    if not faces or within is None:
+        return faces[0] if faces else None
+
+    def covered(face: Face) -> float:
+        x, y, w, h = (int(round(v)) for v in face.box)
+        return float(within[max(0, y) : y + h, max(0, x) : x + w].sum())
+
+    best = max(faces, key=covered)
+    return best if covered(best) > 0 else None
+
+
+def similarity(source: Face, target: Face) -> np.ndarray:
+    """The 2 x 3 matrix of the shift, scale and rotation that maps ``source``'s eye centres onto ``target``'s."""
+    (sx0, sy0), (sx1, sy1) = source.left_eye, source.right_eye
+    (tx0, ty0), (tx1, ty1) = target.left_eye, target.right_eye
+    s = complex(sx1 - sx0, sy1 - sy0)
+    t = complex(tx1 - tx0, ty1 - ty0)
+    if abs(s) < 1e-6:
+        raise ValueError("the source's eyes coincide")
+    a = t / s  # scale and rotation as one complex factor
+    shift = complex(tx0, ty0) - a * complex(sx0, sy0)
+    return np.array([[a.real, -a.imag, shift.real], [a.imag, a.real, shift.imag]], np.float64)
+
+
+def _invert(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of a 2 x 3 affine map (or of the top of a 3 x 3 one), as 2 x 3."""
+    full = np.vstack([matrix[:2], [0.0, 0.0, 1.0]])
+    return np.linalg.inv(full)[:2]
+
+
+def align_to(content: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``content`` warped by ``matrix`` onto a ``(width, height)`` canvas (bicubic), and where it landed (a 0/1 mask)."""
+    import cv2
+
+    width, height = size
+    warped = cv2.warpAffine(content.astype(np.float32), matrix, (width, height), flags=cv2.INTER_CUBIC,
+                            borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.ones(content.shape[:2], np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return np.clip(warped, 0, 1).astype(np.float32), (inside > 0.999).astype(np.float32)
+
+
+def refine(base: np.ndarray, donor: np.ndarray, matrix: np.ndarray, base_face: Face) -> np.ndarray:
+    """``matrix`` (donor to base, from the eyes) refined by registering the two faces' shading (OpenCV's ECC, affine,
+    over the base face's region): the eyes' boxes place them to a few pixels, the whole face to a fraction of one.
+
+    For two different people the registration lines up brows, eyes, nose and mouth as well as one affine map
+    can; when it fails to converge, or would move the eyes by more than half their distance (it locked
+    onto something else), the eyes' matrix stands.
+    """
+    import cv2
+
+    height, width = base.shape[:2]
+    warped, inside = align_to(donor, matrix, (width, height))
+    region = (face_mask(base_face, (height, width)) * inside > 0).astype(np.uint8)
+    if region.sum() < 64:
+        return matrix
+    warp = np.eye(2, 3, dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
+    for blur in REGISTRATION_BLURS:  # coarse first: a start some pixels off still converges
+        sigma = blur * base_face.eye_distance
+        template = cv2.GaussianBlur(_grey(base).astype(np.float32), (0, 0), sigma)
+        moving = cv2.GaussianBlur(_grey(warped).astype(np.float32), (0, 0), sigma)
+        try:
+            _, warp = cv2.findTransformECC(template, moving, warp, cv2.MOTION_AFFINE, criteria, region, 1)
+        except cv2.error:
+            return matrix
+    # ECC's warp maps base pixels into the warped donor; the donor-to-base map is its inverse after ``matrix``.
+    refined = _invert(warp.astype(np.float64)) @ np.vstack([matrix, [0.0, 0.0, 1.0]])
+    donor_eyes = _moved(base_face, _invert(matrix))  # where ``matrix`` took them from
+    if eye_distance_after(refined, donor_eyes, base_face) > 0.5 * base_face.eye_distance:
+        return matrix
+    return refined
+
+
+def _moved(face: Face, matrix: np.ndarray) -> Face:
+    def move(p: Point) -> Point:
+        x, y = matrix @ np.array([p[0], p[1], 1.0])
+        return float(x), float(y)
+
+    return Face(move(face.left_eye), move(face.right_eye), face.box, face.eyes_found)
+
+
+def eye_distance_after(matrix: np.ndarray, source: Face, target: Face) -> float:
+    """How far ``source``'s eyes land from ``target``'s under ``matrix``: the larger of the two, in pixels."""
+    def moved(p: Point) -> Point:
+        x, y = matrix @ np.array([p[0], p[1], 1.0])
+        return float(x), float(y)
+
+    return max(math.dist(moved(source.left_eye), target.left_eye), math.dist(moved(source.right_eye), target.right_eye))
+
+
+def face_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
+    """An ``H x W`` float mask over ``face``'s own region (brows to chin, cheek to cheek), an ellipse on its eyes.
+
+    What a donor brings into the base: its face, not the hair, the background
+    or the shirt around it; the caller feathers it with the selection.
+    """
+    height, width = shape
+    d = face.eye_distance
+    cx, cy = face.centre
+    (lx, ly), (rx, ry) = face.left_eye, face.right_eye
+    angle = math.atan2(ry - ly, rx - lx)
+    yy, xx = np.mgrid[:height, :width].astype(np.float32)
+    u = (xx - cx) * math.cos(angle) + (yy - cy) * math.sin(angle)
+    v = -(xx - cx) * math.sin(angle) + (yy - cy) * math.cos(angle)
+    return ((u / (FACE_HALF_WIDTH * d)) ** 2 + (v / (FACE_HALF_HEIGHT * d)) ** 2 <= 1).astype(np.float32)

@@ -1,0 +1,95 @@
+"""Face finding and alignment for content fusion (sr_desk.core.faces), and tone matching (sr_desk.core.color)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from sr_desk.core.color import match_tone
+from sr_desk.core.faces import Face, align_to, eye_distance_after, face_mask, find_face, refine, similarity
+
+FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+needs_faces = pytest.mark.skipif(not (FACES / "gfpgan_crop_Adele.png").exists(), reason="no ../shared faces")
+
+
+def test_the_similarity_puts_one_pair_of_eyes_exactly_on_another():
+    source = Face((10.0, 20.0), (30.0, 20.0), (0, 0, 40, 40))
+    # the target: turned by 30 degrees, twice the size, moved
+    angle = math.radians(30)
+    right = (100 + 40 * math.cos(angle), 50 + 40 * math.sin(angle))
+    target = Face((100.0, 50.0), right, (0, 0, 80, 80))
+    matrix = similarity(source, target)
+    assert eye_distance_after(matrix, source, target) < 1e-9
+    scale, rotation = math.hypot(matrix[0, 0], matrix[1, 0]), math.atan2(matrix[1, 0], matrix[0, 0])
+    assert scale == pytest.approx(2.0) and rotation == pytest.approx(angle)
+
+
+def test_a_warped_image_lands_where_the_matrix_says_and_marks_where_it_is():
+    content = np.zeros((20, 20, 3), np.float32)
+    content[5, 5] = 1.0
+    matrix = np.array([[1.0, 0.0, 7.0], [0.0, 1.0, 3.0]])
+    warped, inside = align_to(content, matrix, (40, 30))
+    assert warped.shape == (30, 40, 3) and np.unravel_index(warped[..., 0].argmax(), (30, 40)) == (8, 12)
+    assert inside[3:23, 7:27].all() and inside.sum() == 20 * 20
+
+
+def test_the_face_region_is_an_ellipse_below_the_eyes_turned_with_them():
+    level = face_mask(Face((40.0, 40.0), (60.0, 40.0), (0, 0, 100, 100)), (100, 100))
+    ys, xs = np.nonzero(level)
+    assert xs.mean() == pytest.approx(50, abs=0.5) and ys.mean() > 45  # centred, below the eye line
+    assert xs.max() - xs.min() < ys.max() - ys.min()  # taller than wide
+    tilted = face_mask(Face((40.0, 40.0), (60.0, 60.0), (0, 0, 100, 100)), (100, 100))
+    ys, xs = np.nonzero(tilted)
+    spread, axes = np.linalg.eigh(np.cov(np.stack([xs, ys])))
+    long_axis = axes[:, spread.argmax()]
+    # The long axis turns with the eyes: perpendicular to the eye line (1, 1), along (-1, 1).
+    assert abs(long_axis @ np.array([1.0, 1.0])) / math.sqrt(2) < 0.05
+
+
+def test_no_face_is_none():
+    flat = np.full((64, 64, 3), 0.5, np.float32)
+    assert find_face(flat) is None
+
+
+def test_tone_matching_gives_a_grey_donor_the_reference_s_colour_and_keeps_its_contrast():
+    rng = np.random.default_rng(0)
+    grey = np.repeat(rng.uniform(0.2, 0.6, (32, 32, 1)).astype(np.float32), 3, axis=2)
+    skin = np.empty((32, 32, 3), np.float32)
+    skin[:] = (0.85, 0.62, 0.5)
+    skin += rng.normal(0, 0.02, skin.shape).astype(np.float32)
+    everywhere = np.ones((32, 32), bool)
+    matched = match_tone(grey, skin, everywhere, everywhere)
+    lab = cv2.cvtColor(matched, cv2.COLOR_RGB2Lab)
+    skin_lab = cv2.cvtColor(skin, cv2.COLOR_RGB2Lab)
+    assert np.abs(lab.mean(axis=(0, 1)) - skin_lab.mean(axis=(0, 1))).max() < 2.5  # the skin's light and colour
+    grey_lightness = cv2.cvtColor(grey, cv2.COLOR_RGB2Lab)[..., 0]
+    assert lab[..., 0].std() == pytest.approx(grey_lightness.std(), rel=0.1)  # its own shading, not the skin's
+    assert np.array_equal(match_tone(grey, skin, ~everywhere, everywhere), grey)  # nothing to measure: unchanged
+
+
+def _photo(name: str, side: int = 256) -> np.ndarray:
+    with Image.open(FACES / name) as image:
+        return np.asarray(image.convert("RGB").resize((side, side), Image.LANCZOS), np.float32) / 255
+
+
+@needs_faces
+@pytest.mark.parametrize("turn, zoom, shift", [(10.0, 0.8, (15, -10)), (-12.0, 1.2, (-20, 12)), (5.0, 0.6, (30, 30))])
+def test_a_shifted_scaled_and_turned_donor_is_aligned_to_within_3_px_at_the_eyes(turn, zoom, shift):
+    base = _photo("gfpgan_crop_Adele.png")
+    height, width = base.shape[:2]
+    moved = cv2.getRotationMatrix2D((width / 2, height / 2), turn, zoom)
+    moved[:, 2] += shift
+    donor = np.clip(cv2.warpAffine(base, moved, (width, height), flags=cv2.INTER_CUBIC,
+                                   borderMode=cv2.BORDER_REFLECT), 0, 1)
+    base_face, donor_face = find_face(base), find_face(donor)
+    assert base_face is not None and donor_face is not None and base_face.eyes_found
+    matrix = refine(base, donor, similarity(donor_face, base_face), base_face)
+    # The donor's true eyes are the base's moved by ``moved``: aligned, they must come back onto the base's.
+    donor_eyes = Face(*(tuple(moved @ np.array([*eye, 1.0])) for eye in (base_face.left_eye, base_face.right_eye)),
+                      base_face.box)
+    assert eye_distance_after(matrix, donor_eyes, base_face) < 3.0
