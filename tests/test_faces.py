@@ -93,3 +93,22 @@ def test_a_shifted_scaled_and_turned_donor_is_aligned_to_within_3_px_at_the_eyes
     donor_eyes = Face(*(tuple(moved @ np.array([*eye, 1.0])) for eye in (base_face.left_eye, base_face.right_eye)),
                       base_face.box)
     assert eye_distance_after(matrix, donor_eyes, base_face) < 3.0
+
+
+def test_fusion_names_its_prior_and_warns_when_it_never_saw_a_face():
+    from dataclasses import replace
+
+    from sr_desk_plugins.srdiff.config import SRDiffConfig
+    from sr_desk_plugins.srdiff.fusion import prior_note, trained_on_faces
+    from sr_desk_plugins.srdiff.methods import LoadedModel
+
+    ours = LoadedModel(encoder=None, unet=None, config=SRDiffConfig(scale=4), schedule=None, official_quirk=False,
+                       source="srdiff-x4.safetensors", training_data="landscapes, plants and objects")
+    assert not trained_on_faces(ours)
+    assert prior_note(ours).startswith("prior srdiff-x4.safetensors was not trained on faces; for faces give the "
+                                       "official SRDiff CelebA checkpoint (8x)")
+    official_8x = replace(ours, config=SRDiffConfig(scale=8), official_quirk=True, source="celeba.ckpt",
+                          training_data="unknown")
+    assert trained_on_faces(official_8x) and prior_note(official_8x) == "prior celeba.ckpt (trained on faces)"
+    assert not trained_on_faces(replace(official_8x, config=SRDiffConfig(scale=4)))  # the official 4x is DIV2K's
+    assert trained_on_faces(replace(ours, training_data="FFHQ faces, 70,000 photos"))

@@ -28,7 +28,7 @@ from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import SeededNoise
 from sr_desk.diffusion.runtime import image_to_tensor
 from sr_desk_plugins.srdiff import FUSION_MODES
-from sr_desk_plugins.srdiff.methods import condition, denoise, loaded_model, to_image
+from sr_desk_plugins.srdiff.methods import LoadedModel, condition, denoise, loaded_model, to_image
 from sr_desk_plugins.srdiff.network import pad_to_multiple
 
 NO_SELECTION = (
@@ -115,6 +115,25 @@ def _grow(lo: int, hi: int, extra: int, limit: int) -> tuple[int, int]:
     return lo - lo_extra, hi + hi_extra
 
 
+#: The paper's fusion model: the official SRDiff checkpoint trained on CelebA faces, at 8x.
+FACE_PRIOR = "the official SRDiff CelebA checkpoint (8x)"
+
+
+def trained_on_faces(loaded: LoadedModel) -> bool:
+    """Whether the weights learnt faces: their metadata says so, or they are the official 8x ones (CelebA's)."""
+    data = loaded.training_data.lower()
+    return any(word in data for word in ("face", "celeba", "ffhq")) or (loaded.official_quirk
+                                                                        and loaded.config.scale == 8)
+
+
+def prior_note(loaded: LoadedModel) -> str:
+    """Which prior redraws the face, with a warning when it has never seen one."""
+    if trained_on_faces(loaded):
+        return f"prior {loaded.source} (trained on faces)"
+    return (f"prior {loaded.source} was not trained on faces; for faces give {FACE_PRIOR} with --weights or in "
+            "Preferences")
+
+
 @torch.no_grad()
 def fuse(request: Request, context: Context) -> np.ndarray:
     """Content fusion with a feathered mask: only the selection changes.
@@ -134,8 +153,8 @@ def fuse(request: Request, context: Context) -> np.ndarray:
     scale = loaded.config.scale
     base = request.image
     placed = place_donor(request.params["donor"], base, request.mask)
-    if placed.note:
-        context.report(0, 1, message=f"Fusion: {placed.note}")
+    context.report(0, 1, message="; ".join(filter(None, [f"Fusion: {placed.note}" if placed.note else "",
+                                                          prior_note(loaded)])))
     mask = request.mask if placed.region is None else request.mask * placed.region
     donor = placed.rgb
     blend_mode = request.params.get("mode", FUSION_MODES[0]) == FUSION_MODES[0]

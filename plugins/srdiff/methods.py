@@ -45,6 +45,8 @@ class LoadedModel:
     schedule: NoiseSchedule
     official_quirk: bool
     source: str
+    #: What the weights file says it was trained on ("" when it does not say).
+    training_data: str = ""
     _cast: dict[tuple[str, torch.dtype], nn.Module] = field(default_factory=dict)
 
     def encoder_in(self, dtype: torch.dtype) -> RRDBNet:
@@ -102,6 +104,7 @@ def _load(path: Path, device: str) -> LoadedModel:
         # Official checkpoints learnt the /256 quirk of their data loader (spec 8.1); ours did not.
         official_quirk=metadata.get("format") != "sr-desk",
         source=path.name,
+        training_data=str(metadata.get("training_data", "")),
     )
 
 
