@@ -57,3 +57,15 @@ def test_large_regions_solve_on_a_coarse_grid_and_stay_seamless(rng):
 def test_sizes_must_agree(base):
     with pytest.raises(ValueError):
         poisson_blend(base, base[:10], ellipse(64, 10))
+
+
+def test_a_limited_edge_condition_evens_out_shading_but_not_other_content(base):
+    """Issue 33: a face's edge over hair spread the hair's darkness into the face."""
+    mask = np.zeros(base.shape[:2], np.float32)
+    mask[8:24, 8:24] = 1
+    donor = base + 0.05  # a shading difference: evened out whatever the limit
+    assert np.allclose(poisson_blend(base, donor, mask, max_difference=0.1)[12:20, 12:20], base[12:20, 12:20],
+                       atol=1e-3)
+    bright = base + 0.4  # beyond the limit: only the limit is taken off
+    blended = poisson_blend(base, bright, mask, max_difference=0.1)[12:20, 12:20]
+    assert np.allclose(blended, bright[12:20, 12:20] - 0.1, atol=1e-3)

@@ -39,6 +39,8 @@ NO_SELECTION = (
 
 #: The feather of the donor's face region, as a fraction of its eye distance.
 FACE_FEATHER = 0.08
+#: The largest difference of light between base and an aligned face (0-1) that the blend evens out at its edge.
+EDGE_SHADING = 0.12
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,10 @@ def fuse(request: Request, context: Context) -> np.ndarray:
     x0, y0, x1, y1 = _fusion_window(mask, multiple)
     window = (slice(y0, y1), slice(x0, x1))
     base_w, mask_w = base[window], mask[window]
-    donor_w = poisson_blend(base_w, donor[window], mask_w) if blend_mode else donor[window]
+    # The edge's mismatch is evened out up to a shading difference: beyond it, it is other content (hair).
+    max_difference = EDGE_SHADING if placed.region is not None else None
+    donor_w = poisson_blend(base_w, donor[window], mask_w, max_difference=max_difference) if blend_mode \
+        else donor[window]
     fused_w = composite(base_w, donor_w, mask_w)
 
     device = context.device

@@ -63,14 +63,20 @@ def _blur_within(values: np.ndarray, where: np.ndarray, sigma: float) -> np.ndar
     return blurred / np.maximum(weight, 1e-6)[..., None]
 
 
-def membrane(base: np.ndarray, donor: np.ndarray, inside: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
+def membrane(base: np.ndarray, donor: np.ndarray, inside: np.ndarray, max_side: int = MAX_SIDE,
+             max_difference: float | None = None) -> np.ndarray:
     """The smooth correction ``m`` (float32, the shape of ``base``): ``donor + m`` meets ``base`` at ``inside``'s edge.
 
     The boundary condition is ``base - donor`` on the region's own outermost
     pixels (blurred among the region's pixels only): the donor may end right
     at the selection's edge, where the pixels outside hold no donor at all.
+    ``max_difference`` limits that condition: where the edge crosses other
+    content (a face's edge over hair), the difference is not shading and
+    would spread a dark or bright cast inwards.
     """
     difference = _blur_within(base.astype(np.float64) - donor.astype(np.float64), inside, BOUNDARY_BLUR)
+    if max_difference is not None:
+        difference = np.clip(difference, -max_difference, max_difference)
     h, w = inside.shape
     factor = min(1.0, max_side / max(h, w))
     grid_inside = inside if factor == 1.0 else ndimage.zoom(inside.astype(np.float32), factor, order=1) > 0.5
@@ -84,7 +90,8 @@ def membrane(base: np.ndarray, donor: np.ndarray, inside: np.ndarray, max_side: 
     return solved.astype(np.float32)
 
 
-def poisson_blend(base: np.ndarray, donor: np.ndarray, mask: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
+def poisson_blend(base: np.ndarray, donor: np.ndarray, mask: np.ndarray, max_side: int = MAX_SIDE,
+                  max_difference: float | None = None) -> np.ndarray:
     """``donor`` cloned seamlessly into ``base`` where ``mask`` > 0.5 (float32 ``H x W x 3``; both the same size).
 
     Outside that region the base is returned unchanged; composite the result
@@ -103,7 +110,7 @@ def poisson_blend(base: np.ndarray, donor: np.ndarray, mask: np.ndarray, max_sid
     y0, y1 = max(0, y - margin), min(height, y + h + margin)
     x0, x1 = max(0, x - margin), min(width, x + w + margin)
     window = (slice(y0, y1), slice(x0, x1))
-    m = membrane(base[window], donor[window], inside[window], max_side)
+    m = membrane(base[window], donor[window], inside[window], max_side, max_difference)
     cloned = np.clip(donor[window] + m, 0.0, 1.0)
     result[window] = np.where(inside[window][..., None], cloned, base[window])
     return result
