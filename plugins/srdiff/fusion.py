@@ -160,7 +160,7 @@ def fuse(request: Request, context: Context) -> np.ndarray:
     mask = request.mask if placed.region is None else request.mask * placed.region
     donor = placed.rgb
     blend_mode = request.params.get("mode", FUSION_MODES[0]) == FUSION_MODES[0]
-    if blend_mode:  # tone and colour of the base's face, measured where the donor's face lands
+    if blend_mode and placed.region is not None:  # a face takes the base face's tone and colour
         donor = match_tone(donor, base, mask > 0.5, mask > 0.5)
     elif request.params.get("match_colors"):
         donor = match_colors(donor, base, mask)
