@@ -112,3 +112,22 @@ def test_fusion_names_its_prior_and_warns_when_it_never_saw_a_face():
     assert trained_on_faces(official_8x) and prior_note(official_8x) == "prior celeba.ckpt (trained on faces)"
     assert not trained_on_faces(replace(official_8x, config=SRDiffConfig(scale=4)))  # the official 4x is DIV2K's
     assert trained_on_faces(replace(ours, training_data="FFHQ faces, 70,000 photos"))
+
+
+def test_a_soft_donor_takes_the_fine_detail_of_the_photo_around_the_selection_as_strength_rises():
+    from scipy.ndimage import gaussian_filter
+
+    from sr_desk_plugins.srdiff.fusion import match_sharpness
+
+    rng = np.random.default_rng(1)
+    base = np.clip(0.5 + rng.normal(0, 0.05, (64, 64, 3)), 0, 1).astype(np.float32)  # grainy
+    donor = gaussian_filter(base, (2, 2, 0)).astype(np.float32)  # the same, soft
+    mask = np.zeros((64, 64), np.float32)
+    mask[16:48, 16:48] = 1
+
+    def fine(image: np.ndarray) -> float:
+        return float((image - gaussian_filter(image, (1.5, 1.5, 0)))[20:44, 20:44].std())
+
+    assert np.array_equal(match_sharpness(donor, base, mask, 0.0), donor)
+    amounts = [fine(match_sharpness(donor, base, mask, a)) for a in (0.1, 0.5, 0.9)]
+    assert fine(donor) < amounts[0] < amounts[1] < amounts[2]  # more strength, more of the photo's grain

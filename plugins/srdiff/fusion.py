@@ -136,6 +136,39 @@ def prior_note(loaded: LoadedModel) -> str:
             "Preferences")
 
 
+#: The blur that splits an image into its smooth part and its fine detail (grain, pores, sharp edges), in pixels.
+DETAIL_BLUR = 1.5
+#: The most :func:`match_sharpness` scales a donor's fine detail, either way.
+MAX_SHARPNESS_GAIN = 3.0
+#: Width of the band around the selection where the base's own fine detail is measured, in pixels.
+SURROUNDING = 12
+
+
+def match_sharpness(donor: np.ndarray, base: np.ndarray, mask: np.ndarray, amount: float) -> np.ndarray:
+    """``donor`` with its fine detail scaled towards the amount the base shows around the selection.
+
+    A donor softer than the photo stays soft under a redraw that keeps its
+    structure, and a sharper one stays crisp: the fine detail (what a
+    :data:`DETAIL_BLUR` blur takes away) inside the selection is scaled by
+    ``(base's / donor's) ** amount``, its root-mean-square measured on a band
+    just outside the selection and inside it. ``amount`` 0 leaves the donor
+    as it is; 1 matches fully (within :data:`MAX_SHARPNESS_GAIN`).
+    """
+    inside = mask > 0.5
+    band = (gaussian_filter(inside.astype(np.float32), SURROUNDING / 2) > 0.02) & (mask < 0.01)
+    if amount <= 0 or inside.sum() < 16 or band.sum() < 16:
+        return donor
+
+    def detail(image: np.ndarray) -> np.ndarray:
+        return image - gaussian_filter(image, (DETAIL_BLUR, DETAIL_BLUR, 0))
+
+    donor_detail = detail(donor)
+    base_rms = float(np.sqrt((detail(base)[band] ** 2).mean()))
+    donor_rms = float(np.sqrt((donor_detail[inside] ** 2).mean()))
+    gain = float(np.clip(base_rms / max(donor_rms, 1e-4), 1 / MAX_SHARPNESS_GAIN, MAX_SHARPNESS_GAIN)) ** amount
+    return np.clip(donor + (gain - 1) * donor_detail, 0, 1).astype(np.float32)
+
+
 @torch.no_grad()
 def fuse(request: Request, context: Context) -> np.ndarray:
     """Content fusion with a feathered mask: only the selection changes.
@@ -164,6 +197,8 @@ def fuse(request: Request, context: Context) -> np.ndarray:
         donor = match_tone(donor, base, mask > 0.5, mask > 0.5)
     elif request.params.get("match_colors"):
         donor = match_colors(donor, base, mask)
+    if blend_mode:
+        donor = match_sharpness(donor, base, mask, int(request.params["strength"]) / 100)
     multiple = math.lcm(loaded.config.size_multiple, scale)
     x0, y0, x1, y1 = _fusion_window(mask, multiple)
     window = (slice(y0, y1), slice(x0, x1))
