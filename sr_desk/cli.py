@@ -32,7 +32,6 @@ from sr_desk.core.imageio import (
     check_output_path,
     check_output_fits,
     load_image,
-    save_image,
 )
 from sr_desk.core.settings import Settings
 from sr_desk.core.special_files import display_name, file_problem
@@ -447,18 +446,17 @@ def input_warnings(spec, size: tuple[int, int], name: str) -> list[str]:  # type
 def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: int, named: bool) -> None:  # type: ignore[no-untyped-def]
     from tqdm import tqdm
 
-    from sr_desk.engine.job_work import job_work
+    from sr_desk.engine.job_work import file_work, streams_to_file
     from sr_desk.engine.pipeline import target_size
     from sr_desk.engine.worker import EventKind, JobState
 
     image = load_image(source)
     for warning in input_warnings(spec, image.size, source.name):
         print(f"sr-desk: warning: {warning}", file=sys.stderr)
-    streamed = _streams_bands(image, method, spec)
     if method.task.value == "upscale":  # what the result cannot fit is refused before the compute, not after
         size = target_size(image.size, spec, method)
         check_output_fits(target, image, size)
-        if not streamed:
+        if not streams_to_file(image, method, spec):
             _check_memory_for(size)
     label = source.name if named else method.id
     bar = tqdm(total=1000, desc=label, unit="‰", file=sys.stderr, leave=False,
@@ -477,8 +475,7 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
             print(f"{label}: {tenth * 10}% ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
 
     # A large result goes to the file band by band: never whole in memory as float.
-    work = job_work(image, method, spec, (target, quality) if streamed else None)
-    job = worker.submit(work, f"{method.id} {source.name}", on_event)
+    job = worker.submit(file_work(image, method, spec, target, quality), f"{method.id} {source.name}", on_event)
     try:
         job.wait_or_cancel()
     except KeyboardInterrupt:
@@ -490,13 +487,7 @@ def _run_one(worker, method: Method, spec, source: Path, target: Path, quality: 
         raise Cancelled("cancelled; nothing was written")
     if job.state is JobState.FAILED:
         raise SrDeskError(f"{method.id} failed on {source.name}: {job.error}")
-    if streamed:
-        width, height = job.result.size
-    else:
-        result = job.result
-        target.parent.mkdir(parents=True, exist_ok=True)
-        save_image(target, result, quality=quality)
-        width, height = result.size
+    width, height = job.result.size
     seed = f", seed {spec.seed}" if method.capabilities.seeds else ""  # with the result: what reproduces it
     print(f"{target} ({width}x{height}{seed})", file=sys.stderr)
 
@@ -514,16 +505,6 @@ def _check_memory_for(size: tuple[int, int]) -> None:
     if available is not None and need > available:
         raise SrDeskError(f"a {size[0]}x{size[1]} result needs at least {need / 2**30:.1f} GiB of memory and "
                           f"{available / 2**30:.1f} GiB is free; choose a smaller --scale or --size")
-
-
-def _streams_bands(image, method: Method, spec) -> bool:  # type: ignore[no-untyped-def]
-    """Whether this upscale goes to its file band by band (a large result the pipeline can stream)."""
-    from sr_desk.engine.pipeline import STREAM_MIN_PIXELS, can_stream, target_size
-
-    if not can_stream(image, method, spec):
-        return False
-    width, height = target_size(image.size, spec, method)
-    return width * height >= STREAM_MIN_PIXELS
 
 
 def _wait_for_cancel(job) -> None:  # type: ignore[no-untyped-def]

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sr_desk.api import Method
-from sr_desk.core.imageio import ImageData, save_image_bands
-from sr_desk.engine.pipeline import JobSpec, run_job, stream_job, target_size
+from sr_desk.core.imageio import ImageData, save_image, save_image_bands
+from sr_desk.engine import pipeline
+from sr_desk.engine.pipeline import JobSpec, can_stream, run_job, stream_job, target_size
 from sr_desk.engine.worker import JobContext
 
-__all__ = ["SavedResult", "job_work"]
+__all__ = ["SavedResult", "file_work", "job_work", "streams_to_file"]
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,31 @@ def job_work(
         return SavedResult(path, size)
 
     return stream_to_file
+
+
+def streams_to_file(image: ImageData, method: Method, spec: JobSpec) -> bool:
+    """Whether this job's result goes to its file band by band: a large result the pipeline can stream."""
+    if not can_stream(image, method, spec):
+        return False
+    width, height = target_size(image.size, spec, method)
+    return width * height >= pipeline.STREAM_MIN_PIXELS  # read at the call: a setting, not a constant
+
+
+def file_work(image: ImageData, method: Method, spec: JobSpec, target: Path,
+              quality: int) -> Callable[[JobContext], SavedResult]:
+    """The work that writes the result of ``spec`` on ``image`` to ``target``, however large (a batch's one image).
+
+    Streamed band by band when :func:`streams_to_file`, else computed whole
+    and saved; both writes are atomic, so an existing ``target`` is always a
+    complete one.
+    """
+    if streams_to_file(image, method, spec):
+        return job_work(image, method, spec, (target, quality))
+
+    def compute_and_save(context: JobContext) -> SavedResult:
+        result = run_job(image, method, spec, context)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_image(target, result, quality=quality)
+        return SavedResult(target, result.size)
+
+    return compute_and_save
