@@ -122,6 +122,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="keep the output's colours and tones on the input's (undo colour drift)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (95)")
     parser.add_argument("--force", action="store_true", help="allow writing over the input file")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="run a folder's images on a Ray cluster: 'local' starts one on this machine, an address "
+                        "(ray://HOST:10001, or auto) joins a running one; a rerun skips the outputs already written "
+                        "(needs pip install \"sr-desk[cluster]\")")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="with --cluster: N workers (default: one per GPU, else one per two CPUs)")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -366,6 +372,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             weights=str(args.weights) if args.weights is not None else None,
         ),
     )
+    if args.workers is not None and not args.cluster:
+        raise CliError("--workers needs --cluster")
+    if args.cluster:
+        from sr_desk.engine.cluster import INSTALL_HINT, ray_available
+
+        if not ray_available():
+            raise CliError(INSTALL_HINT)
     batch = _batch(args.input, args.output)
     for source, target in batch.pairs:
         if _same_file(source, target) and not args.force:
@@ -376,6 +389,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     for source, problem in batch.unreadable:
         print(f"sr-desk: skipped {display_name(source)}: {problem}", file=sys.stderr)
 
+    if args.cluster:
+        return _run_on_cluster(args, settings, method, spec, batch)
     from sr_desk.engine.downloads import default_weights
     from sr_desk.engine.worker import Worker
 
@@ -405,12 +420,43 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     worker.stop()
     if not batch.is_folder:
         return EXIT_OK
-    total = len(batch.pairs) + len(batch.unreadable)
-    print(f"sr-desk: wrote {written} of {total} image(s) to {args.output}", file=sys.stderr)
-    if written < total:
-        print(f"sr-desk: {total - written} of {total} image(s) failed", file=sys.stderr)
+    return _batch_summary(written, len(batch.pairs) + len(batch.unreadable), args.output)
+
+
+def _batch_summary(written: int, total: int, output: Path, already: int = 0) -> int:
+    """The last lines of a batch, and its exit status: 1 when any image failed."""
+    kept = f" ({already} already there)" if already else ""
+    print(f"sr-desk: wrote {written} of {total} image(s) to {output}{kept}", file=sys.stderr)
+    if written + already < total:
+        print(f"sr-desk: {total - written - already} of {total} image(s) failed", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+#: The cluster workers' list of the files they are writing, in the output folder (removed when the run ends clean).
+CLUSTER_JOURNAL = ".sr-desk-writes"
+
+
+def _run_on_cluster(args: argparse.Namespace, settings: Settings, method: Method, spec, batch: Batch) -> int:  # type: ignore[no-untyped-def]
+    """The batch on a Ray cluster (sr_desk.engine.cluster): the outputs already written are skipped (resume)."""
+    from sr_desk.engine.cluster import ClusterJob, run_on_cluster
+
+    if not batch.is_folder:
+        raise CliError("--cluster runs a folder of images; give a folder as the input")
+    todo = [(source, target) for source, target in batch.pairs if not target.exists()]
+    already = len(batch.pairs) - len(todo)
+    if already:
+        print(f"sr-desk: skipped {already} image(s) already written to {args.output} (writes are atomic: an "
+              "existing output is complete)", file=sys.stderr)
+    args.output.mkdir(parents=True, exist_ok=True)
+    job = ClusterJob(method.id, spec, args.quality, args.device or settings.device, args.precision or settings.precision,
+                     str(settings.resolved_models_dir()), journal=str(args.output / CLUSTER_JOURNAL))
+    outcomes = run_on_cluster(todo, job, args.cluster, workers=args.workers) if todo else []
+    for outcome in outcomes:
+        if outcome.error:
+            print(f"sr-desk: skipped {display_name(Path(outcome.source))}: {outcome.error}", file=sys.stderr)
+    written = sum(1 for outcome in outcomes if not outcome.error)
+    return _batch_summary(written, len(batch.pairs) + len(batch.unreadable), args.output, already)
 
 
 #: After Ctrl-C or SIGTERM, how long the job may take to stop (and remove its temporary file) before sr-desk
