@@ -167,3 +167,15 @@ def test_without_ray_the_cluster_option_says_how_to_get_it(tmp_path, capsys, mon
     assert main(["upscale", str(source), "-o", str(tmp_path / "out"), "--cluster", "local"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ['sr-desk: error: the cluster batch needs Ray: pip install "sr-desk[cluster]"']
+
+
+def test_the_pool_has_one_worker_per_gpu_else_one_per_two_cpus_unless_told():
+    from sr_desk.core.errors import SrDeskError
+    from sr_desk.engine.cluster import pool_size
+
+    assert pool_size(None, 1.0, {"CPU": 32, "GPU": 4}) == 4
+    assert pool_size(None, 0.0, {"CPU": 16}) == 8
+    assert pool_size(None, 0.0, {"CPU": 1}) == 1
+    assert pool_size(3, 0.0, {"CPU": 16}) == 3
+    with pytest.raises(SrDeskError, match="--workers must be at least 1"):
+        pool_size(0, 0.0, {"CPU": 16})

@@ -94,8 +94,9 @@ class ImageActor:
         if job.journal:
             set_journal(job.journal)  # a temporary file of a killed worker is listed, for the driver to remove
         self.job = job
-        self.method = discover_plugins(Settings.load()).method(job.method_id)
-        models = Path(job.models_dir) if job.models_dir else Settings.load().resolved_models_dir()
+        settings = Settings.load()  # this node's: its disabled plugins, its models folder
+        self.method = discover_plugins(settings).method(job.method_id)
+        models = Path(job.models_dir) if job.models_dir else settings.resolved_models_dir()
         self.worker = Worker(device=job.device, weights=default_weights(models), precision=job.precision,
                              preview_side=0)
 
