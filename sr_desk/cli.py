@@ -35,7 +35,9 @@ from sr_desk.core.imageio import (
 )
 from sr_desk.core.settings import Settings
 from sr_desk.core.special_files import display_name, file_problem
+from sr_desk.engine import object_store
 from sr_desk.engine.devices import DEVICE_CHOICES, PRECISION_CHOICES
+from sr_desk.engine.object_store import is_uri
 from sr_desk.engine.plugins import PREFERRED_UPSCALERS, default_upscaler
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -51,6 +53,11 @@ class Cancelled(SrDeskError):
 
 
 # -- argument parsing --------------------------------------------------------
+
+
+def _path_or_uri(text: str) -> Path | str:
+    """A path, or a URI kept as written (``Path`` would fold its ``//``)."""
+    return text if is_uri(text) else Path(text)
 
 
 def _region(text: str) -> tuple[int, int, int, int]:
@@ -98,8 +105,11 @@ def _non_negative_float(text: str) -> float:
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", type=Path, help="an image file, or a folder to process every image in it")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output file (or folder for a batch)")
+    parser.add_argument("input", type=_path_or_uri,
+                        help="an image file, or a folder to process every image in it (with --cluster also a URI: "
+                        "s3://, gs://, file://)")
+    parser.add_argument("-o", "--output", type=_path_or_uri, required=True,
+                        help="output file (or folder for a batch; with --cluster also a URI)")
     sizing = parser.add_mutually_exclusive_group()
     sizing.add_argument("--scale", type=_positive_float, help="scale factor, e.g. 4 or 2.5")
     sizing.add_argument("--size", type=_size, metavar="WxH", help="exact output size, e.g. 1920x1080")
@@ -298,6 +308,25 @@ def _batch(input_path: Path, output: Path) -> Batch:
     return Batch([(p, output / names[p]) for p in files], unreadable, is_folder=True)
 
 
+def _uri_batch(input_location: Path | str, output: Path | str) -> Batch:
+    """A folder batch where the input folder or the output folder (or both) is a URI (sr_desk.engine.object_store)."""
+    if is_uri(input_location):
+        files = [f for f in object_store.list_files(str(input_location))
+                 if Path(object_store.name_of(f)).suffix.lower() in IMAGE_EXTENSIONS]
+        names_of = {Path(object_store.name_of(f)): f for f in files}
+    else:
+        if not Path(input_location).is_dir():
+            raise CliError(f"the cluster batch runs a folder of images: {str(input_location)!r} is not one")
+        names_of = {Path(p.name): str(p) for p in sorted(Path(input_location).iterdir())
+                    if p.suffix.lower() in IMAGE_EXTENSIONS}
+    if not names_of:
+        raise CliError(f"no images in {input_location}")
+    names = batch_output_names(list(names_of))
+    pairs = [(names_of[name], object_store.join(str(output), names[name]) if is_uri(output) else Path(output) / names[name])
+             for name in names_of]
+    return Batch(pairs, is_folder=True)  # type: ignore[arg-type]
+
+
 def batch_output_names(sources: Sequence[Path]) -> dict[Path, str]:
     """Each batch input's output file name, no two alike.
 
@@ -379,6 +408,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
         if not ray_available():
             raise CliError(INSTALL_HINT)
+    if is_uri(args.input) or is_uri(args.output):
+        if not args.cluster:
+            raise CliError("an input or output given by URI (s3://, gs://, file://) is for the cluster batch: "
+                           "add --cluster")
+        return _run_on_cluster(args, settings, method, spec, _uri_batch(args.input, args.output))
     batch = _batch(args.input, args.output)
     for source, target in batch.pairs:
         if _same_file(source, target) and not args.force:
@@ -441,20 +475,26 @@ def _run_on_cluster(args: argparse.Namespace, settings: Settings, method: Method
     """The batch on a Ray cluster (sr_desk.engine.cluster): the outputs already written are skipped (resume)."""
     from sr_desk.engine.cluster import ClusterJob, run_on_cluster
 
+    from sr_desk.engine.cluster import output_exists
+
     if not batch.is_folder:
         raise CliError("--cluster runs a folder of images; give a folder as the input")
-    todo = [(source, target) for source, target in batch.pairs if not target.exists()]
+    todo = [(source, target) for source, target in batch.pairs if not output_exists(target)]
     already = len(batch.pairs) - len(todo)
     if already:
         print(f"sr-desk: skipped {already} image(s) already written to {args.output} (writes are atomic: an "
               "existing output is complete)", file=sys.stderr)
-    args.output.mkdir(parents=True, exist_ok=True)
+    journal = None
+    if not is_uri(args.output):
+        args.output.mkdir(parents=True, exist_ok=True)
+        journal = str(args.output / CLUSTER_JOURNAL)
     job = ClusterJob(method.id, spec, args.quality, args.device or settings.device, args.precision or settings.precision,
-                     str(settings.resolved_models_dir()), journal=str(args.output / CLUSTER_JOURNAL))
+                     str(settings.resolved_models_dir()), journal=journal)
     outcomes = run_on_cluster(todo, job, args.cluster, workers=args.workers) if todo else []
     for outcome in outcomes:
         if outcome.error:
-            print(f"sr-desk: skipped {display_name(Path(outcome.source))}: {outcome.error}", file=sys.stderr)
+            name = object_store.name_of(outcome.source) if is_uri(outcome.source) else display_name(Path(outcome.source))
+            print(f"sr-desk: skipped {name}: {outcome.error}", file=sys.stderr)
     written = sum(1 for outcome in outcomes if not outcome.error)
     return _batch_summary(written, len(batch.pairs) + len(batch.unreadable), args.output, already)
 

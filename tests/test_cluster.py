@@ -179,3 +179,19 @@ def test_the_pool_has_one_worker_per_gpu_else_one_per_two_cpus_unless_told():
     assert pool_size(3, 0.0, {"CPU": 16}) == 3
     with pytest.raises(SrDeskError, match="--workers must be at least 1"):
         pool_size(0, 0.0, {"CPU": 16})
+
+
+def test_folders_given_by_uri_go_through_the_object_store_layer(cluster, tmp_path, capsys):
+    """s3:// and gs:// go through PyArrow's filesystems as file:// does here: listed, fetched, uploaded, resumed."""
+    source = photos(tmp_path / "in", count=5, bad=1)
+    assert main(["upscale", str(source), "-o", str(tmp_path / "local"), "-m", "bicubic"]) == 1
+    out_uri = (tmp_path / "remote").as_uri()
+    command = ["upscale", source.as_uri(), "-o", out_uri, "-m", "bicubic", "--cluster", "local"]
+    assert main(command) == 1
+    assert outputs(tmp_path / "remote") == outputs(tmp_path / "local")
+    capsys.readouterr()
+    assert main(command) == 1  # the broken one fails again; the others are there
+    err = capsys.readouterr().err
+    assert "skipped 5 image(s) already written" in err and "skipped broken0.png:" in err
+    assert main(["upscale", source.as_uri(), "-o", out_uri, "-m", "bicubic"]) == 2  # URIs are for the cluster
+    assert "add --cluster" in capsys.readouterr().err

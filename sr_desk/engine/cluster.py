@@ -28,6 +28,7 @@ import importlib.util
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,9 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from sr_desk.core.errors import SrDeskError
+from sr_desk.engine import object_store
+from sr_desk.engine.object_store import is_uri
 from sr_desk.engine.pipeline import JobSpec
 
-__all__ = ["ClusterJob", "ClusterUnavailable", "Outcome", "RETRIES", "ray_available", "run_on_cluster"]
+__all__ = ["ClusterJob", "ClusterUnavailable", "Outcome", "RETRIES", "output_exists", "ray_available", "run_on_cluster"]
 
 #: How often an image whose worker process died is tried again on a new one.
 RETRIES = 2
@@ -110,37 +113,66 @@ class ImageActor:
         from sr_desk.engine.job_work import file_work
         from sr_desk.engine.worker import JobState, describe_error
 
-        tries = attempts_file(Path(target))
-        tried = _count(tries)
+        tries = attempts_file(target)
+        tried = _read_count(tries)
         if tried > RETRIES:  # Ray restarts a dead worker and resends its image without limit; this is the limit
-            tries.unlink(missing_ok=True)
+            _forget(tries)
             return Outcome(source, target, f"its worker died each of the {tried} times it was tried")
-        tries.parent.mkdir(parents=True, exist_ok=True)
-        tries.write_text(str(tried + 1))
+        _write_count(tries, tried + 1)
         try:
-            image = load_image(source)
-            job = self.worker.submit(file_work(image, self.method, self.job.spec, Path(target), self.job.quality),
-                                     f"{self.method.id} {Path(source).name}")
-            job.wait()
+            with tempfile.TemporaryDirectory(prefix="sr-desk-cluster-") as scratch:
+                local_source = object_store.fetch(source, Path(scratch)) if is_uri(source) else Path(source)
+                local_target = Path(scratch, "out", object_store.name_of(target)) if is_uri(target) else Path(target)
+                image = load_image(local_source)
+                job = self.worker.submit(file_work(image, self.method, self.job.spec, local_target, self.job.quality),
+                                         f"{self.method.id} {local_source.name}")
+                job.wait()
+                if job.state is JobState.FINISHED and is_uri(target):
+                    object_store.put(local_target, target)
         except Exception as exc:  # noqa: BLE001 - a bad image is reported, never retried
             return Outcome(source, target, describe_error(exc))
         finally:
-            tries.unlink(missing_ok=True)
+            _forget(tries)
         if job.state is not JobState.FINISHED:
             return Outcome(source, target, job.error or job.state.value)
         return Outcome(source, target)
 
 
-def attempts_file(target: Path) -> Path:
-    """Where the workers count the tries of ``target``'s image (beside it: every worker reaches that folder)."""
-    return target.with_name(f".{target.name}.sr-desk-tries")
+def attempts_file(target: str) -> str:
+    """Where the workers count the tries of ``target``'s image (beside it: every worker reaches that place)."""
+    if is_uri(target):
+        folder, name = target.rsplit("/", 1)
+        return f"{folder}/.{name}.sr-desk-tries"
+    path = Path(target)
+    return str(path.with_name(f".{path.name}.sr-desk-tries"))
 
 
-def _count(path: Path) -> int:
+def _read_count(location: str) -> int:
     try:
-        return int(path.read_text() or 0)
+        text = object_store.read_text(location) if is_uri(location) else Path(location).read_text()
+        return int(text or 0)
     except (OSError, ValueError):
         return 0
+
+
+def _write_count(location: str, count: int) -> None:
+    if is_uri(location):
+        object_store.write_text(location, str(count))
+    else:
+        Path(location).parent.mkdir(parents=True, exist_ok=True)
+        Path(location).write_text(str(count))
+
+
+def _forget(location: str) -> None:
+    if is_uri(location):
+        object_store.remove(location)
+    else:
+        Path(location).unlink(missing_ok=True)
+
+
+def output_exists(target: str | Path) -> bool:
+    """Whether ``target`` is written (complete: writes and uploads replace a file whole)."""
+    return object_store.exists(str(target)) if is_uri(target) else Path(target).exists()
 
 
 def _connect(address: str) -> None:
@@ -172,7 +204,7 @@ def pool_size(workers: int | None, gpus_per_actor: float, resources: dict[str, f
 
 
 def run_on_cluster(
-    pairs: Sequence[tuple[Path, Path]],
+    pairs: Sequence[tuple[str | Path, str | Path]],
     job: ClusterJob,
     address: str,
     *,
@@ -197,7 +229,7 @@ def run_on_cluster(
     context.enable_progress_bars = False
     context.max_errored_blocks = len(pairs)  # an image that kills every worker fails alone, not the batch
     for _, target in pairs:  # a count left by a run that was stopped starts again
-        attempts_file(target).unlink(missing_ok=True)
+        _forget(attempts_file(str(target)))
     items = [{"source": str(source), "target": str(target)} for source, target in pairs]
     log(f"sr-desk: {len(items)} image(s) on {size} {'GPU' if gpus else 'CPU'} worker(s) of the Ray cluster "
         f"({int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs)")
