@@ -64,9 +64,12 @@ def cluster(plugins, tmp_path_factory):
     """A local Ray instance of 2 CPUs for the module; its workers find the fake plugin and a private home."""
     home = tmp_path_factory.mktemp("cluster-home")
     marker = tmp_path_factory.mktemp("cluster-marks") / "killed-once"
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(plugins), *sys.path]),
                                        "SR_DESK_HOME": str(home), "FLAKY_MARKER": str(marker)}})
+    for number, handler in handlers.items():  # Ray's SIGTERM handler would outlive it and steer other tests
+        signal.signal(number, handler)
     yield marker
     ray.shutdown()
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -183,6 +184,7 @@ def _connect(address: str) -> None:
     for name in ("ray", "ray.data"):  # its notes would bury the batch's own progress
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # and so would its core's, on this process
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         if address == "local":
             ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -190,6 +192,9 @@ def _connect(address: str) -> None:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except ConnectionError as exc:
         raise ClusterUnavailable(f"cannot reach the Ray cluster at {address}: {exc}") from None
+    finally:  # Ray installs its own SIGTERM handler; the command's (stop cleanly, say so) stays in charge
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
 
 
 def pool_size(workers: int | None, gpus_per_actor: float, resources: dict[str, float]) -> int:
