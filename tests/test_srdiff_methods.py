@@ -288,6 +288,27 @@ def test_an_official_8x_legacy_checkpoint_runs_at_8x_with_the_quirk(host, tmp_pa
     assert run(host, "srdiff", lr_image, legacy, seed=1, scale=4, params={"steps": 2}).size == (40, 48)
 
 
+def test_fusion_runs_an_official_8x_checkpoint_and_names_it_a_face_prior(host, tmp_path, rng):
+    """Issue 33: the paper's fusion model is the official CelebA 8x checkpoint; given with --weights, fusion runs
+    at its scale and says which prior redraws the face (the built-in one gets a warning instead)."""
+    from tests.test_srdiff_checkpoints import _schedule_buffers, _write_legacy
+
+    torch.manual_seed(2)
+    config8 = SRDiffConfig(scale=8, rrdb_nf=8, rrdb_nb=2, rrdb_gc=4, unet_dim=8, dim_mults=(1, 2, 2, 2))
+    official = {"global_step": 300000, "optimizer_states": [],
+                "state_dict": {"model": {**SRDiffModel(config8).state_dict(), **_schedule_buffers()}}}
+    legacy = _write_legacy(tmp_path / "model_ckpt_steps_300000.ckpt", official)
+    base = document(rng.random((64, 64, 3), dtype=np.float32))
+    donor = ImageInput(rng.random((24, 24, 3), dtype=np.float32))
+    events: list = []
+    result = run(host, "srdiff-fusion", base, legacy, events, seed=1, region=(16, 16, 32, 32), feather=2,
+                 params={"donor": donor, "strength": 20, "steps": 2})
+    assert result.size == (64, 64) and not np.array_equal(result.rgb, base.rgb)
+    messages = " ".join(getattr(event, "message", "") or "" for event in events)
+    assert "prior model_ckpt_steps_300000.ckpt (trained on faces)" in messages
+    assert "no face found in the selection: the donor covers the selection" in messages
+
+
 def test_the_built_in_weights_leave_no_noisy_last_column(host):
     """Issue 19: the rightmost column of every SRDiff result was coloured noise, a defect the U-Net learnt."""
     from sr_desk_resources import WEIGHTS_DIR
