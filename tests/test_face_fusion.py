@@ -136,3 +136,17 @@ def test_a_donor_from_other_light_takes_the_base_face_s_tone(fusion):
 
     assert chroma(result) > 0.6 * chroma(base)  # coloured like the base's face, not grey
     assert abs(float(luma(result)[core].mean()) - float(luma(base)[core].mean())) < 0.06  # and as light
+
+
+def test_the_editor_s_starting_box_gives_way_to_the_face_but_a_user_s_placement_does_not():
+    """Issue 33: the editor always sends a placement; only one the user made is kept as it is."""
+    base, donor = face("codeformer_crop_0143.png"), face("codeformer_crop_0240.png")
+    selection = ellipse(50, 66, SIZE * 0.55)
+    box = (30.0, 40.0, 130.0, 130.0)
+    fitted = place_donor(ImageInput(rgb=donor, placement=box, fitted=True), base, selection)
+    assert fitted.region is not None and fitted.note == "the donor's face is aligned to the selection's"
+    users = place_donor(ImageInput(rgb=donor, placement=box), base, selection)
+    assert users.region is None and users.note == ""
+    flat = np.full((SIZE, SIZE, 3), 0.5, np.float32)  # no face: the starting box, where the editor shows it
+    shown = place_donor(ImageInput(rgb=flat, placement=box, fitted=True), base, selection)
+    assert shown.region is None and "no face found in the donor: the donor lies where it is shown" == shown.note

@@ -56,7 +56,7 @@ def test_good_third_party_plugin_loads_with_version_and_author(site_dir):
         ("import sys; sys.exit(3)", "failed to import: SystemExit"),
         ("import not_a_module_anywhere", "failed to import: ModuleNotFoundError"),
         ("x = 1", "does not say which sr-desk plugin API"),
-        ("SR_DESK_API_VERSION = '2.0'", "built for sr-desk plugin API 2.0; this sr-desk provides API 1.5 (update sr-desk)"),
+        ("SR_DESK_API_VERSION = '2.0'", "built for sr-desk plugin API 2.0; this sr-desk provides API 1.6 (update sr-desk)"),
         ("SR_DESK_API_VERSION = '0.9'", "update the plugin"),
         (
             """

@@ -14,7 +14,7 @@ from typing import Any
 from sr_desk.api import BoolParam, Capabilities, ChoiceParam, FloatParam, ImageParam, IntParam, Method, SeedParam
 from sr_desk.api import Task, Trainer, WeightFile, detail_param, hookimpl, lazy, lr_consistency_param
 
-SR_DESK_API_VERSION = "1.5"
+SR_DESK_API_VERSION = "1.6"
 
 #: The built-in 4x model (resources/weights), trained by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="srdiff-x4.safetensors", license="MIT (weights trained by sr-desk)")

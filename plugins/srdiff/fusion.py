@@ -56,15 +56,19 @@ class PlacedDonor:
 def place_donor(donor: ImageInput, base: np.ndarray, mask: np.ndarray) -> PlacedDonor:
     """Where the user placed the donor; else its face on the selection's face; else covering the selection.
 
-    A donor of the base's own size in which no face is found is taken as
-    already aligned (an edited copy of the same photo, say).
+    The editor's starting box (``ImageInput.fitted``) is not the user's
+    choice: a face found in both images wins over it. A donor of the base's
+    own size in which no face is found is taken as already aligned (an
+    edited copy of the same photo, say).
     """
     h, w = base.shape[:2]
-    if donor.placement is not None:
+    if donor.placement is not None and not donor.fitted:
         return PlacedDonor(_placed(base, donor, donor.placement))
     aligned = _aligned_by_face(donor.rgb, base, mask)
     if isinstance(aligned, PlacedDonor):
         return aligned
+    if donor.placement is not None:  # the editor's starting box, where the user sees the donor
+        return PlacedDonor(_placed(base, donor, donor.placement), note=f"{aligned}: the donor lies where it is shown")
     if donor.size == (w, h):
         return PlacedDonor(donor.rgb, note=f"{aligned}: the donor is used as it lies")
     box = mask_bbox(mask, threshold=0.5) or mask_bbox(mask)

@@ -11,6 +11,7 @@ that names both versions.
 1.3 added ``lazy("module:function")``.
 1.4 added ``detail_param`` (the shared "Detail" control), ``DETAIL`` and ``detail_of``.
 1.5 added ``lr_consistency_param`` (the shared "LR consistency" switch) and ``LR_CONSISTENCY``.
+1.6 added ``ImageInput.fitted``.
 """
 
 from sr_desk.api.consistency import LR_CONSISTENCY, lr_consistency_param
@@ -34,7 +35,7 @@ from sr_desk.api.params import (
 from sr_desk.api.request import Cancelled, Context, ImageInput, Request, WeightsStore
 from sr_desk.api.training import Trainer
 
-API_VERSION = "1.5"
+API_VERSION = "1.6"
 
 __all__ = [
     "API_VERSION",

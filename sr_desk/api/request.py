@@ -27,12 +27,18 @@ class ImageInput:
     ``(x, y, width, height)`` in input pixels (floats: a placement scaled on
     screen need not land on whole pixels), or ``None`` when nobody placed it.
     Only ``ImageParam(placeable=True)`` values carry one.
+
+    ``fitted`` (API 1.6): the placement is the editor's starting box (covering
+    the selection), which the user has not moved. A method that can place the
+    image better by itself may do so then (SRDiff fusion puts a donor's face
+    on the face in the selection); a placement the user made is theirs.
     """
 
     rgb: np.ndarray
     alpha: np.ndarray | None = None
     source: str = ""
     placement: tuple[float, float, float, float] | None = None
+    fitted: bool = False
 
     @property
     def size(self) -> tuple[int, int]:

@@ -461,12 +461,14 @@ class MethodPanel(QWidget):
         else:
             self.placeable_image_changed.emit(param.name, widget.value())
 
-    def set_placement(self, name: str, placement: tuple[float, float, float, float] | None) -> None:
-        """Where the user laid the placeable image ``name`` on the canvas (sent as ``ImageInput.placement``)."""
+    def set_placement(self, name: str, placement: tuple[float, float, float, float] | None,
+                      fitted: bool = False) -> None:
+        """Where the placeable image ``name`` lies on the canvas (sent as ``ImageInput.placement``); ``fitted``:
+        the starting box, which the user has not moved (``ImageInput.fitted``)."""
         widget = self.param_widgets.get(name)
         if not isinstance(widget, ImageWidget) or widget.value() is None or self._method is None:
             return
-        widget.set_placement(placement)
+        widget.set_placement(placement, fitted)
         self._memory.setdefault(self._method.id, {}).setdefault("params", {})[name] = widget.value()
 
     def _shows_scale(self, method: Method) -> bool:

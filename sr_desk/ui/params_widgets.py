@@ -402,10 +402,11 @@ class ImageWidget(ParamWidget):
     def value(self) -> ImageInput | None:
         return self._value
 
-    def set_placement(self, placement: tuple[float, float, float, float] | None) -> None:
-        """Keep where the image was laid on the canvas; not a new value, so ``changed`` stays quiet."""
+    def set_placement(self, placement: tuple[float, float, float, float] | None, fitted: bool = False) -> None:
+        """Keep where the image was laid on the canvas (``fitted``: the starting box, not moved by the user);
+        not a new value, so ``changed`` stays quiet."""
         if self._value is not None:
-            self._value = dataclasses.replace(self._value, placement=placement)
+            self._value = dataclasses.replace(self._value, placement=placement, fitted=fitted)
 
     def set_value(self, value: Any) -> None:
         if isinstance(value, (str, Path)):

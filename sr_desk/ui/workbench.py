@@ -208,9 +208,9 @@ class Workbench(QObject):
             if self.window.tool_name == PlaceImageTool.name:
                 self.window.set_tool(self._tool_before_place)
             return
-        self._placement_fitted = image.placement is None
-        box = image.placement or self._fitted_box(image.size, view)
-        self.panel.set_placement(name, box)
+        self._placement_fitted = image.placement is None or image.fitted
+        box = self._fitted_box(image.size, view) if self._placement_fitted else image.placement
+        self.panel.set_placement(name, box, fitted=self._placement_fitted)
         self.placement.show(name, rgb_to_qimage(image.rgb), QRectF(*box))
         self.place_action.setEnabled(True)
         if self.window.tool_name != PlaceImageTool.name:
@@ -234,7 +234,7 @@ class Workbench(QObject):
             return
         box = self._fitted_box((image.width(), image.height()), view)
         self.placement.show(self.placement.param_name, image, QRectF(*box))
-        self.panel.set_placement(self.placement.param_name, box)
+        self.panel.set_placement(self.placement.param_name, box, fitted=True)
 
     def _on_placement_moved(self) -> None:
         self.window.resolve_message("placement")  # the user found the handles: stop covering them

@@ -286,11 +286,13 @@ def test_a_placeable_donor_is_dragged_and_scaled_on_the_canvas_and_runs_where_pl
     bench.panel.set_param_values({"donor": ImageInput(np.ones((8, 8, 3), np.float32), source="donor.png")})
     assert bench.place_action.isEnabled() and window.tool_name == "place"
     assert bench.panel.param_widgets["donor"].value().placement == (16, 16, 16, 16)  # covers the selection
+    assert bench.panel.param_widgets["donor"].value().fitted  # the editor's box: a method may place it better
     assert "Drag the image to place it" in window.banner.text()
 
     drag_on(qtbot, view.canvas, (24, 24), (34, 28))  # inside: move by (10, 4)
     assert window.banner.text() == ""  # the hint gives way once the user drags (issue 19: it hid the handles)
     assert bench.panel.param_widgets["donor"].value().placement == pytest.approx((26, 20, 16, 16))
+    assert not bench.panel.param_widgets["donor"].value().fitted  # the user's own placement from now on
     drag_on(qtbot, view.canvas, (42, 36), (50, 40))  # the south-east corner: scale, aspect kept
     x, y, w, h = bench.panel.param_widgets["donor"].value().placement
     assert (x, y) == pytest.approx((26, 20)) and w == pytest.approx(h) and w == pytest.approx(24, abs=0.6)
