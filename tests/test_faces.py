@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from sr_desk.core.color import match_tone
-from sr_desk.core.faces import Face, align_to, eye_distance_after, face_mask, find_face, refine, similarity
+from sr_desk.core.faces import Face, align_to, eye_distance_after, face_mask, face_placement, find_face, refine, similarity
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 needs_faces = pytest.mark.skipif(not (FACES / "gfpgan_crop_Adele.png").exists(), reason="no ../shared faces")
@@ -131,3 +131,18 @@ def test_a_soft_donor_takes_the_fine_detail_of_the_photo_around_the_selection_as
     assert np.array_equal(match_sharpness(donor, base, mask, 0.0), donor)
     amounts = [fine(match_sharpness(donor, base, mask, a)) for a in (0.1, 0.5, 0.9)]
     assert fine(donor) < amounts[0] < amounts[1] < amounts[2]  # more strength, more of the photo's grain
+
+
+@needs_faces
+def test_the_editor_is_shown_the_donor_where_its_face_will_land():
+    from sr_desk.core.placement import place_image
+
+    base, donor = _photo("gfpgan_crop_Adele.png", 192), _photo("gfpgan_crop_Justin_Timberlake.png", 128)
+    box = face_placement(base, donor, (40, 40, 112, 120))
+    assert box is not None
+    base_face = find_face(base)
+    shown = find_face(place_image(base, donor, box))  # the donor drawn in its box over the base
+    assert shown is not None and shown.eyes_found
+    # Upright and unregistered, so not exact: the eyes land within a tenth of their distance.
+    assert eye_distance_after(np.eye(2, 3), shown, base_face) < 0.1 * base_face.eye_distance
+    assert face_placement(np.full((192, 192, 3), 0.5, np.float32), donor, (40, 40, 112, 120)) is None

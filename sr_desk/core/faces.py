@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Face", "align_to", "eye_distance_after", "face_mask", "find_face", "find_faces", "refine", "similarity"]
+__all__ = ["Face", "align_to", "eye_distance_after", "face_mask", "face_placement", "find_face", "find_faces", "refine",
+           "similarity"]
 
 #: Tilts (degrees) the image is turned by when the upright search finds no face.
 TILTS = (15.0, -15.0, 30.0, -30.0)
@@ -279,3 +280,32 @@ def face_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
     u = (xx - cx) * math.cos(angle) + (yy - cy) * math.sin(angle)
     v = -(xx - cx) * math.sin(angle) + (yy - cy) * math.cos(angle)
     return ((u / (FACE_HALF_WIDTH * d)) ** 2 + (v / (FACE_HALF_HEIGHT * d)) ** 2 <= 1).astype(np.float32)
+
+
+def face_placement(base: np.ndarray, donor: np.ndarray, box: tuple[int, int, int, int],
+                   donor_face: Face | None = None) -> tuple[float, float, float, float] | None:
+    """Where ``donor`` lies when its face is put on the face in ``box`` (``x, y, width, height`` of ``base``), as an
+    upright box in ``base``'s pixels; None when either has no face.
+
+    What an editor shows before the run: the eyes' shift and scale (the turn
+    and the registration that fusion adds are left out, so the box stays
+    upright). Only ``box`` grown by a quarter is searched, so a large photo
+    costs what its selection does; ``donor_face`` saves finding it again.
+    """
+    x, y, w, h = box
+    height, width = base.shape[:2]
+    x0, y0 = max(0, int(x - w / 4)), max(0, int(y - h / 4))
+    x1, y1 = min(width, int(x + w * 5 / 4) + 1), min(height, int(y + h * 5 / 4) + 1)
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return None
+    found = find_face(base[y0:y1, x0:x1])
+    donor_face = donor_face or find_face(donor)
+    if found is None or donor_face is None:
+        return None
+    shift = np.array([x0, y0], np.float64)
+    base_face = Face(tuple(np.add(found.left_eye, shift)), tuple(np.add(found.right_eye, shift)), found.box)
+    matrix = similarity(donor_face, base_face)
+    scale = math.hypot(matrix[0, 0], matrix[1, 0])
+    dw, dh = donor.shape[1], donor.shape[0]
+    cx, cy = matrix @ np.array([dw / 2, dh / 2, 1.0])
+    return float(cx - scale * dw / 2), float(cy - scale * dh / 2), float(scale * dw), float(scale * dh)

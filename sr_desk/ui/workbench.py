@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QDialog, QMessageBox, QVBoxLayout
 
 from sr_desk.api import ImageInput, Method, Task
 from sr_desk.core.imageio import ImageData
+from sr_desk.core.faces import Face, face_placement, find_face
 from sr_desk.core.placement import cover_box
 from sr_desk.core.resize import Filter, resize
 from sr_desk.engine.pipeline import ENLARGING_TASKS, JobSpec, can_stream, target_size
@@ -158,6 +159,8 @@ class Workbench(QObject):
         self.place_action.setEnabled(False)
         self._tool_before_place = self.window.tool_name
         self._placement_fitted = False  # True until the user moves the image: it then follows the selection
+        self._donor: np.ndarray | None = None
+        self._donor_face: Face | None = None
         self.placement.changed.connect(self._repaint_canvases)
         self.placement.moved.connect(self._on_placement_moved)
         self.panel.placeable_image_changed.connect(self._on_placeable_image)
@@ -209,7 +212,8 @@ class Workbench(QObject):
                 self.window.set_tool(self._tool_before_place)
             return
         self._placement_fitted = image.placement is None or image.fitted
-        box = self._fitted_box(image.size, view) if self._placement_fitted else image.placement
+        self._donor, self._donor_face = image.rgb, find_face(image.rgb)  # the donor's face, looked for once
+        box = self._fitted_box(view) if self._placement_fitted else image.placement
         self.panel.set_placement(name, box, fitted=self._placement_fitted)
         self.placement.show(name, rgb_to_qimage(image.rgb), QRectF(*box))
         self.place_action.setEnabled(True)
@@ -221,18 +225,25 @@ class Workbench(QObject):
                 until="placement",
             )
 
-    @staticmethod
-    def _fitted_box(size: tuple[int, int], view: DocumentView) -> tuple[float, float, float, float]:
-        """The box covering the selection (or the whole image), where a new donor starts."""
-        document = view.document
-        target = document.selection.bbox if not document.selection.is_empty else None
-        return cover_box(size, target or (0, 0, *document.image.size))
+    def _fitted_box(self, view: DocumentView) -> tuple[float, float, float, float]:
+        """Where a new donor starts: its face on the face in the selection, else covering the selection (or the
+        whole image). The method is told it is only a start (``ImageInput.fitted``)."""
+        document, donor = view.document, self._donor
+        size = (int(donor.shape[1]), int(donor.shape[0]))
+        if document.selection.is_empty:
+            return cover_box(size, (0, 0, *document.image.size))
+        target = document.selection.bbox
+        if self._donor_face is not None:
+            on_face = face_placement(document.image.rgb, donor, target, self._donor_face)
+            if on_face is not None:
+                return on_face
+        return cover_box(size, target)
 
     def _fit_placement(self) -> None:
         image, view = self.placement.image, self.window.current_document_view()
-        if image is None or view is None:
+        if image is None or view is None or self._donor is None:
             return
-        box = self._fitted_box((image.width(), image.height()), view)
+        box = self._fitted_box(view)
         self.placement.show(self.placement.param_name, image, QRectF(*box))
         self.panel.set_placement(self.placement.param_name, box, fitted=True)
 
