@@ -174,6 +174,18 @@ def test_blend_fusion_takes_the_donor_s_detail_and_the_base_s_tone(host, weights
     assert columns.max() - columns.min() > 0.1  # the stripes came in
 
 
+def test_the_colour_match_switch_is_the_paper_mode_s_only(host, weights, rng):
+    """The blend meets the base's tone at its edge by itself; "Match colours" belongs to the paper mode. A change
+    in this session had let it recolour every blended donor that is not a face."""
+    base = document((0.45 + 0.05 * rng.random((64, 64, 3))).astype(np.float32))
+    donor = ImageInput(np.clip(rng.random((32, 32, 3)) * 0.3 + (0.7, 0.2, 0.1), 0, 1).astype(np.float32))
+    common = dict(seed=1, region=(16, 16, 32, 32), feather=2)
+    on, off = (run(host, "srdiff-fusion", base, weights["full"], **common,
+                   params={"donor": donor, "strength": 2, "steps": 2, "match_colors": match}).rgb
+               for match in (True, False))
+    assert np.array_equal(on, off)
+
+
 def test_fusion_needs_a_selection(host, weights, rng):
     base = document(rng.random((32, 32, 3), dtype=np.float32))
     donor = ImageInput(np.zeros((8, 8, 3), np.float32))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -173,6 +174,31 @@ def match_sharpness(donor: np.ndarray, base: np.ndarray, mask: np.ndarray, amoun
     return np.clip(donor + (gain - 1) * donor_detail, 0, 1).astype(np.float32)
 
 
+#: How far around the fusion window the donor's tone and detail are measured and corrected: every pixel
+#: :func:`match_sharpness` reads (its band reaches 1.4 ``SURROUNDING`` past the selection, its blur 2 more) lies
+#: inside, so the crop computes what the whole image would, at the cost of the selection's size.
+ANALYSIS_MARGIN = 4 * SURROUNDING
+
+
+def _prepared_donor(placed: PlacedDonor, base: np.ndarray, mask: np.ndarray, window: tuple[int, int, int, int],
+                    params: dict[str, Any], blend_mode: bool) -> np.ndarray:
+    """The donor inside ``window`` (``x0, y0, x1, y1``) ready to blend: a face in the base face's tone, its fine
+    detail moved towards the photo's (blend); or the paper mode's optional colour match."""
+    x0, y0, x1, y1 = window
+    height, width = mask.shape
+    ax0, ay0 = max(0, x0 - ANALYSIS_MARGIN), max(0, y0 - ANALYSIS_MARGIN)
+    ax1, ay1 = min(width, x1 + ANALYSIS_MARGIN), min(height, y1 + ANALYSIS_MARGIN)
+    area = (slice(ay0, ay1), slice(ax0, ax1))
+    donor, base, mask = placed.rgb[area], base[area], mask[area]
+    if blend_mode:
+        if placed.region is not None:  # a face takes the base face's tone and colour
+            donor = match_tone(donor, base, mask > 0.5, mask > 0.5)
+        donor = match_sharpness(donor, base, mask, int(params["strength"]) / 100)
+    elif params.get("match_colors"):  # the blend matches tone and colour at the edge by itself
+        donor = match_colors(donor, base, mask)
+    return donor[y0 - ay0 : y1 - ay0, x0 - ax0 : x1 - ax0]
+
+
 @torch.no_grad()
 def fuse(request: Request, context: Context) -> np.ndarray:
     """Content fusion with a feathered mask: only the selection changes.
@@ -195,22 +221,16 @@ def fuse(request: Request, context: Context) -> np.ndarray:
     context.report(0, 1, message="; ".join(filter(None, [f"Fusion: {placed.note}" if placed.note else "",
                                                           prior_note(loaded)])))
     mask = request.mask if placed.region is None else request.mask * placed.region
-    donor = placed.rgb
     blend_mode = request.params.get("mode", FUSION_MODES[0]) == FUSION_MODES[0]
-    if blend_mode and placed.region is not None:  # a face takes the base face's tone and colour
-        donor = match_tone(donor, base, mask > 0.5, mask > 0.5)
-    elif request.params.get("match_colors"):
-        donor = match_colors(donor, base, mask)
-    if blend_mode:
-        donor = match_sharpness(donor, base, mask, int(request.params["strength"]) / 100)
     multiple = math.lcm(loaded.config.size_multiple, scale)
     x0, y0, x1, y1 = _fusion_window(mask, multiple)
     window = (slice(y0, y1), slice(x0, x1))
     base_w, mask_w = base[window], mask[window]
+    donor_w = _prepared_donor(placed, base, mask, (x0, y0, x1, y1), request.params, blend_mode)
     # The edge's mismatch is evened out up to a shading difference: beyond it, it is other content (hair).
     max_difference = EDGE_SHADING if placed.region is not None else None
-    donor_w = poisson_blend(base_w, donor[window], mask_w, max_difference=max_difference) if blend_mode \
-        else donor[window]
+    if blend_mode:
+        donor_w = poisson_blend(base_w, donor_w, mask_w, max_difference=max_difference)
     fused_w = composite(base_w, donor_w, mask_w)
 
     device = context.device
