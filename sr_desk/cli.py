@@ -298,33 +298,39 @@ def _batch(input_path: Path, output: Path) -> Batch:
         return Batch([(input_path, output)])
     if output.exists() and not output.is_dir():
         raise CliError(f"the input is a folder, so the output {str(output)!r} must be a folder too")
-    named = sorted(p for p in input_path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    problems = {p: file_problem(p) for p in named}
-    files = [p for p in named if problems[p] is None]
-    unreadable = [(p, problem) for p, problem in problems.items() if problem is not None]
-    if not files and not unreadable:
-        raise CliError(f"no images in folder {str(input_path)!r}")
+    files, unreadable = _folder_images(input_path)
     names = batch_output_names(files)
     return Batch([(p, output / names[p]) for p in files], unreadable, is_folder=True)
 
 
+def _folder_images(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The images of a batch folder that can be opened, and those that cannot (with why); none at all is an error."""
+    named = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    problems = {p: file_problem(p) for p in named}
+    files = [p for p in named if problems[p] is None]
+    unreadable = [(p, problem) for p, problem in problems.items() if problem is not None]
+    if not files and not unreadable:
+        raise CliError(f"no images in folder {str(folder)!r}")
+    return files, unreadable
+
+
 def _uri_batch(input_location: Path | str, output: Path | str) -> Batch:
     """A folder batch where the input folder or the output folder (or both) is a URI (sr_desk.engine.object_store)."""
+    unreadable: list[tuple[Path, str]] = []
     if is_uri(input_location):
-        files = [f for f in object_store.list_files(str(input_location))
-                 if Path(object_store.name_of(f)).suffix.lower() in IMAGE_EXTENSIONS]
-        names_of = {Path(object_store.name_of(f)): f for f in files}
+        names_of = {Path(object_store.name_of(f)): f for f in object_store.list_files(str(input_location))
+                    if Path(object_store.name_of(f)).suffix.lower() in IMAGE_EXTENSIONS}
+        if not names_of:
+            raise CliError(f"no images in {input_location}")
     else:
         if not Path(input_location).is_dir():
             raise CliError(f"the cluster batch runs a folder of images: {str(input_location)!r} is not one")
-        names_of = {Path(p.name): str(p) for p in sorted(Path(input_location).iterdir())
-                    if p.suffix.lower() in IMAGE_EXTENSIONS}
-    if not names_of:
-        raise CliError(f"no images in {input_location}")
+        files, unreadable = _folder_images(Path(input_location))
+        names_of = {Path(p.name): str(p) for p in files}
     names = batch_output_names(list(names_of))
     pairs = [(names_of[name], object_store.join(str(output), names[name]) if is_uri(output) else Path(output) / names[name])
              for name in names_of]
-    return Batch(pairs, is_folder=True)  # type: ignore[arg-type]
+    return Batch(pairs, unreadable, is_folder=True)  # type: ignore[arg-type]
 
 
 def batch_output_names(sources: Sequence[Path]) -> dict[Path, str]:
@@ -412,7 +418,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         if not args.cluster:
             raise CliError("an input or output given by URI (s3://, gs://, file://) is for the cluster batch: "
                            "add --cluster")
-        return _run_on_cluster(args, settings, method, spec, _uri_batch(args.input, args.output))
+        batch = _uri_batch(args.input, args.output)
+        for source, problem in batch.unreadable:
+            print(f"sr-desk: skipped {display_name(source)}: {problem}", file=sys.stderr)
+        return _run_on_cluster(args, settings, method, spec, batch)
     batch = _batch(args.input, args.output)
     for source, target in batch.pairs:
         if _same_file(source, target) and not args.force:
@@ -457,7 +466,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return _batch_summary(written, len(batch.pairs) + len(batch.unreadable), args.output)
 
 
-def _batch_summary(written: int, total: int, output: Path, already: int = 0) -> int:
+def _batch_summary(written: int, total: int, output: Path | str, already: int = 0) -> int:
     """The last lines of a batch, and its exit status: 1 when any image failed."""
     kept = f" ({already} already there)" if already else ""
     print(f"sr-desk: wrote {written} of {total} image(s) to {output}{kept}", file=sys.stderr)
@@ -473,9 +482,7 @@ CLUSTER_JOURNAL = ".sr-desk-writes"
 
 def _run_on_cluster(args: argparse.Namespace, settings: Settings, method: Method, spec, batch: Batch) -> int:  # type: ignore[no-untyped-def]
     """The batch on a Ray cluster (sr_desk.engine.cluster): the outputs already written are skipped (resume)."""
-    from sr_desk.engine.cluster import ClusterJob, run_on_cluster
-
-    from sr_desk.engine.cluster import output_exists
+    from sr_desk.engine.cluster import ClusterJob, output_exists, run_on_cluster
 
     if not batch.is_folder:
         raise CliError("--cluster runs a folder of images; give a folder as the input")

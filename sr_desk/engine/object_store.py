@@ -12,6 +12,7 @@ a complete one, as with atomic writes on disk). Plain paths never come here.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -23,7 +24,10 @@ def is_uri(location: str | Path) -> bool:
     return "://" in str(location)
 
 
-def _resolve(uri: str) -> tuple[Any, str]:
+@functools.lru_cache(maxsize=16)
+def _folder(uri: str) -> tuple[Any, str]:
+    """The filesystem of the folder ``uri`` and its path there, resolved once: for S3 that is a request (the bucket's
+    region), and a batch asks about every file of one or two folders several times."""
     from pyarrow import fs
 
     try:
@@ -32,6 +36,13 @@ def _resolve(uri: str) -> tuple[Any, str]:
         from sr_desk.core.errors import SrDeskError
 
         raise SrDeskError(f"cannot open {uri}: {' '.join(str(exc).split())}") from None
+
+
+def _resolve(uri: str) -> tuple[Any, str]:
+    """The filesystem of the file ``uri`` and its path there (through its folder's, see :func:`_folder`)."""
+    folder, name = uri.rstrip("/").rsplit("/", 1)
+    filesystem, root = _folder(folder)
+    return filesystem, f"{root.rstrip('/')}/{name}"
 
 
 def _uri_of(folder: str, root: str, path: str) -> str:
@@ -53,15 +64,18 @@ def list_files(folder: str) -> list[str]:
     """The URIs of the files directly in ``folder``, sorted."""
     from pyarrow import fs
 
-    filesystem, root = _resolve(folder)
+    filesystem, root = _folder(folder.rstrip("/"))
     infos = filesystem.get_file_info(fs.FileSelector(root, allow_not_found=False))
     return sorted(_uri_of(folder, root, info.path) for info in infos if info.type == fs.FileType.File)
 
 
 def exists(uri: str) -> bool:
+    return _exists(*_resolve(uri))
+
+
+def _exists(filesystem: Any, path: str) -> bool:
     from pyarrow import fs
 
-    filesystem, path = _resolve(uri)
     return filesystem.get_file_info(path).type != fs.FileType.NotFound
 
 
@@ -86,9 +100,9 @@ def put(local: Path, uri: str) -> None:
 
 
 def read_text(uri: str) -> str | None:
-    if not exists(uri):
-        return None
     filesystem, path = _resolve(uri)
+    if not _exists(filesystem, path):
+        return None
     with filesystem.open_input_stream(path) as source:
         return source.read().decode("utf-8", "replace")
 
@@ -102,5 +116,5 @@ def write_text(uri: str, text: str) -> None:
 
 def remove(uri: str) -> None:
     filesystem, path = _resolve(uri)
-    if exists(uri):
+    if _exists(filesystem, path):
         filesystem.delete_file(path)
