@@ -137,19 +137,26 @@ def _pupil(grey: np.ndarray, eye: tuple[float, float, float]) -> Point:
     return x0 + float((xx * dark).sum()) / total, y0 + float((yy * dark).sum()) / total
 
 
+def _apply(matrix: np.ndarray, point: Point) -> Point:
+    """``point`` moved by the 2 x 3 affine ``matrix``."""
+    x, y = matrix[:2] @ np.array([point[0], point[1], 1.0])
+    return float(x), float(y)
+
+
+def _moved(face: Face, matrix: np.ndarray) -> Face:
+    """``face``'s eyes moved by ``matrix`` (its box stays: callers that need it moved move it themselves)."""
+    return Face(_apply(matrix, face.left_eye), _apply(matrix, face.right_eye), face.box, face.eyes_found)
+
+
 def _turned(face: Face, matrix: np.ndarray) -> Face:
     """``face`` found in a turned image, mapped back by the inverse of ``matrix`` (2 x 3) to the original."""
     inverse = _invert(matrix)
-
-    def back(p: Point) -> Point:
-        x, y = inverse @ np.array([p[0], p[1], 1.0])
-        return float(x), float(y)
-
     x, y, w, h = face.box
-    corners = [back(c) for c in ((x, y), (x + w, y), (x, y + h), (x + w, y + h))]
+    corners = [_apply(inverse, c) for c in ((x, y), (x + w, y), (x, y + h), (x + w, y + h))]
     xs, ys = [c[0] for c in corners], [c[1] for c in corners]
     box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
-    left, right = sorted((back(face.left_eye), back(face.right_eye)))
+    back = _moved(face, inverse)
+    left, right = sorted((back.left_eye, back.right_eye))
     return Face(left, right, box, face.eyes_found)
 
 
@@ -248,21 +255,10 @@ def refine(base: np.ndarray, donor: np.ndarray, matrix: np.ndarray, base_face: F
     return refined
 
 
-def _moved(face: Face, matrix: np.ndarray) -> Face:
-    def move(p: Point) -> Point:
-        x, y = matrix @ np.array([p[0], p[1], 1.0])
-        return float(x), float(y)
-
-    return Face(move(face.left_eye), move(face.right_eye), face.box, face.eyes_found)
-
-
 def eye_distance_after(matrix: np.ndarray, source: Face, target: Face) -> float:
     """How far ``source``'s eyes land from ``target``'s under ``matrix``: the larger of the two, in pixels."""
-    def moved(p: Point) -> Point:
-        x, y = matrix @ np.array([p[0], p[1], 1.0])
-        return float(x), float(y)
-
-    return max(math.dist(moved(source.left_eye), target.left_eye), math.dist(moved(source.right_eye), target.right_eye))
+    moved = _moved(source, matrix)
+    return max(math.dist(moved.left_eye, target.left_eye), math.dist(moved.right_eye, target.right_eye))
 
 
 def face_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
@@ -302,10 +298,9 @@ def face_placement(base: np.ndarray, donor: np.ndarray, box: tuple[int, int, int
     donor_face = donor_face or find_face(donor)
     if found is None or donor_face is None:
         return None
-    shift = np.array([x0, y0], np.float64)
-    base_face = Face(tuple(np.add(found.left_eye, shift)), tuple(np.add(found.right_eye, shift)), found.box)
+    base_face = _moved(found, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))  # from the crop to the whole base
     matrix = similarity(donor_face, base_face)
     scale = math.hypot(matrix[0, 0], matrix[1, 0])
     dw, dh = donor.shape[1], donor.shape[0]
-    cx, cy = matrix @ np.array([dw / 2, dh / 2, 1.0])
+    cx, cy = _apply(matrix, (dw / 2, dh / 2))
     return float(cx - scale * dw / 2), float(cy - scale * dh / 2), float(scale * dw), float(scale * dh)
