@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
@@ -22,7 +23,18 @@ from sr_desk.api import Context, ImageInput, Request
 from sr_desk.core.blend import poisson_blend
 from sr_desk.core.color import match_colors, match_tone
 from sr_desk.core.errors import SrDeskError
-from sr_desk.core.faces import align_to, find_face, face_mask, refine, similarity
+from sr_desk.core.faces import (
+    REGISTRATION_EYE_DISTANCE,
+    Face,
+    align_to,
+    face_mask,
+    find_face,
+    moved,
+    refine,
+    shifted,
+    similarity,
+    surroundings,
+)
 from sr_desk.core.masks import composite, mask_bbox
 from sr_desk.core.placement import cover_box, place_image
 from sr_desk.diffusion.imresize import imresize
@@ -97,8 +109,26 @@ def _aligned_by_face(donor: np.ndarray, base: np.ndarray, mask: np.ndarray) -> P
     height, width = base.shape[:2]
     matrix = refine(base, donor, similarity(donor_face, base_face), base_face)
     rgb, inside = align_to(donor, matrix, (width, height))
-    region = gaussian_filter(face_mask(base_face, (height, width)) * inside, FACE_FEATHER * base_face.eye_distance)
-    return PlacedDonor(rgb, region.astype(np.float32), note="the donor's face is aligned to the selection's")
+    region = np.zeros((height, width), np.float32)
+    x0, y0, x1, y1 = surroundings(base_face, (height, width))  # the region and its feather lie inside
+    region[y0:y1, x0:x1] = _feathered_face(moved(base_face, shifted(-x0, -y0)), inside[y0:y1, x0:x1])
+    return PlacedDonor(rgb, region, note="the donor's face is aligned to the selection's")
+
+
+def _feathered_face(face: Face, inside: np.ndarray) -> np.ndarray:
+    """The face's own region where the donor lies (``inside``), feathered; computed with the eyes at most
+    ``REGISTRATION_EYE_DISTANCE`` apart and enlarged (it is smooth), so that a face filling a 24 MP photo costs
+    what a small one does, not a blur some 80 px wide over millions of pixels."""
+    height, width = inside.shape
+    scale = min(1.0, REGISTRATION_EYE_DISTANCE / face.eye_distance)
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        inside = cv2.resize(inside, size, interpolation=cv2.INTER_AREA)
+        face = moved(face, shifted(0.0, 0.0, scale))
+    region = gaussian_filter(face_mask(face, inside.shape) * inside, FACE_FEATHER * face.eye_distance)
+    if scale < 1.0:
+        region = np.clip(cv2.resize(region, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    return region.astype(np.float32)
 
 
 def _fusion_window(mask: np.ndarray, multiple: int, margin: int = 16) -> tuple[int, int, int, int]:
