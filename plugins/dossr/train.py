@@ -71,11 +71,17 @@ class DoSSRTask:
         index = torch.multinomial(self.scale_weights.to(generator.device), 1, generator=generator)
         return int(self.scales[int(index)])
 
-    def loss(self, module: nn.Module, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    @torch.compiler.disable
+    def condition(self, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``x_hat`` in ``[-1, 1]`` from an LR of a drawn scale; eager, as data synthesis is not for a graph
+        (a host-side scale draw, resampling matrices built in numpy for each size)."""
         scale = self.draw_scale(generator)
         if scale != self.scale:
             lr = degrade(hr, scale)
-        x_hat = pre_restore(lr, tuple(hr.shape[-2:])) * 2 - 1
+        return pre_restore(lr, tuple(hr.shape[-2:])) * 2 - 1
+
+    def loss(self, module: nn.Module, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x_hat = self.condition(lr, hr, generator)
         x0 = hr * 2 - 1
         steps = self.sample_steps(hr.shape[0], generator)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)

@@ -66,8 +66,11 @@ class DTLSTask:
         weights = self.level_weights.to(generator.device)
         return torch.multinomial(weights, batch, replacement=True, generator=generator)
 
+    @torch.compiler.disable
     def inputs(self, lr: torch.Tensor, hr: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-        """``D(hr, t)`` per image, but the enlarged LR itself where ``t`` is the start level of the LR's scale."""
+        """``D(hr, t)`` per image, but the enlarged LR itself where ``t`` is the start level of the LR's scale.
+
+        Eager: which images sit at which level is data, and a graph would be rebuilt for every mix."""
         x = self.degrade.batch(hr, levels)
         at_start = (levels == self.start).nonzero().flatten()
         if at_start.numel():

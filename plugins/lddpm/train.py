@@ -92,13 +92,19 @@ class LDDPMTask:
     def draw_scale(self, generator: torch.Generator) -> int:
         return int(self.scales[int(torch.multinomial(self.scale_weights.to(generator.device), 1, generator=generator))])
 
-    def loss(self, module: nn.Module, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    @torch.compiler.disable
+    def condition(self, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The enlarged LR of a drawn scale in ``[-1, 1]``; eager, as data synthesis is not for a graph
+        (a host-side scale draw, resampling matrices built in numpy for each size)."""
         scale = self.draw_scale(generator)
         if scale != self.scale:
             lr = degrade(hr, scale)
+        return imresize(lr, size=tuple(hr.shape[-2:])) * 2 - 1
+
+    def loss(self, module: nn.Module, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        lr_up = self.condition(lr, hr, generator)
         device = hr.device
         x0 = hr * 2 - 1
-        lr_up = imresize(lr, size=tuple(hr.shape[-2:])) * 2 - 1
         k = torch.randint(0, self.schedule.T, (hr.shape[0],), generator=generator, device=device)
         x_prev, x_t = real_pair(self.schedule, x0, k, generator)
         z_gan = torch.randn(hr.shape[0], self.config.gan_latent, generator=generator, device=device)
