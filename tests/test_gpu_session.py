@@ -16,10 +16,11 @@ SHIPPED_NAMES = {"srdiff-x4", "dtls-x4", "dossr-x4", "diffsr-prior", "lddpm-x4"}
 PART_LIMIT = 16 * 2**20
 
 
-@pytest.mark.slow
-def test_dry_run_trains_every_model_measures_and_packs_parts(tmp_path):
-    out = tmp_path / "out"
-    env = dict(os.environ, OUT=str(out), WORK=str(tmp_path / "work"), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+def dry_run(tmp_path: Path, call: str, **env_vars: str) -> tuple[set[str], dict[str, str]]:
+    """One dry-run call with its own OUT and WORK; the names in its packed results and their texts."""
+    out = tmp_path / call / "out"
+    env = dict(os.environ, OUT=str(out), WORK=str(tmp_path / call / "work"),
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", **env_vars)
     env.pop("SR_DESK_HOME", None)
     done = subprocess.run(["bash", "tools/gpu-session.sh", "--dry-run"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
@@ -29,6 +30,12 @@ def test_dry_run_trains_every_model_measures_and_packs_parts(tmp_path):
     with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as tar:
         names = set(tar.getnames())
         text = {name: tar.extractfile(name).read().decode() for name in names if name.endswith((".md", ".log", ".csv"))}
+    return names, text
+
+
+@pytest.mark.slow
+def test_dry_run_trains_every_model_measures_and_packs_parts_then_a_second_call_continues(tmp_path):
+    names, text = dry_run(tmp_path, "first")
     assert {Path(n).stem for n in names if n.startswith("pack/weights/")} == SHIPPED_NAMES
     for run in ("srdiff", "lddpm", "dtls", "dossr", "diffsr"):
         assert f"pack/{run}/log.csv" in names and f"pack/{run}/loss.png" in names
@@ -42,3 +49,14 @@ def test_dry_run_trains_every_model_measures_and_packs_parts(tmp_path):
         assert {"bicubic", "srdiff-encoder", "dtls", "dossr", "diffsr", "lddpm", "srdiff"} <= rows
     assert "weights: " in text["pack/quality-new.md"] and "then installed" in text["pack/quality-new.md"]
     assert "| srdiff | cpu | 32px |" in text["pack/speed.md"]
+
+    # The next call on the same warm machine: every model continues the first call's weights, no throughput bench.
+    first_weights = tmp_path / "first" / "work" / "weights"
+    names, text = dry_run(tmp_path, "second", INIT_DIR=str(first_weights), THROUGHPUT="0")
+    assert "pack/throughput.md" not in names
+    for stage, file in [("srdiff-encoder", "srdiff-x4"), ("srdiff-unet", "srdiff-x4"), ("lddpm-denoise", "lddpm-x4"),
+                        ("dtls", "dtls-x4"), ("dossr", "dossr-x4"), ("diffsr", "diffsr-prior")]:
+        assert f"--init {first_weights}/{file}.safetensors " in text[f"pack/{stage}.log"].splitlines()[0]
+        assert "step=2 " in text[f"pack/{stage}.log"]
+    assert f"--init {tmp_path}/second/work/weights/lddpm-denoise.safetensors " in \
+        text["pack/lddpm-adversarial.log"].splitlines()[0]  # this call's own first stage

@@ -264,3 +264,17 @@ def test_validation_scores_the_weights_in_float32_whatever_the_training_precisio
         score = validate(task, task.module, val)
     assert score == pytest.approx(psnr_y(task.predict(task.module, lr), hr, shave=4), abs=1e-9)
     assert score != pytest.approx(val.bicubic_psnr, abs=1e-6)
+
+
+def test_exported_weights_name_the_photos_a_pack_was_made_from(tmp_path):
+    from sr_desk.training.export import SOURCE_NOTE, describe_training_data
+
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    assert describe_training_data(pack, "bicubic x4 LR") == \
+        f"{pack}, 90% of the photos by file name (10% held out), bicubic x4 LR"
+    (pack / SOURCE_NOTE).write_text("the photos of ../shared/data/train\nas JPEG\n")
+    assert describe_training_data(pack, "bicubic x4 LR") == \
+        f"{pack} (the photos of ../shared/data/train as JPEG), 90% of the photos by file name (10% held out), " \
+        "bicubic x4 LR"
+    assert describe_training_data(None, "x").startswith("a photo folder not recorded")

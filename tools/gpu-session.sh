@@ -4,6 +4,11 @@
 #   OUT=... bash tools/gpu-session.sh             on the lent GPU, from the repository root (carry .trainpack)
 #   OUT=... bash tools/gpu-session.sh --dry-run   the same steps on this CPU: tiny models, synthetic photos,
 #                                                 two steps a stage; about a minute (tests/test_gpu_session.py)
+#   OUT=... WORK=/tmp/srwork2 INIT_DIR=/tmp/srwork/weights THROUGHPUT=0 DEADLINE_S=380 bash tools/gpu-session.sh
+#                                                 the next call on the same warm machine (it keeps /tmp while warm):
+#                                                 each model continues the previous call's weights where INIT_DIR
+#                                                 holds its file (copy in only those that scored better), the
+#                                                 throughput bench skipped
 #
 #   1. bench/train_throughput.py: SRDiff's encoder and U-Net, alone on the device: the old loop, then each
 #      lever of the shared trainer (fp32, bf16 autocast, bf16 cast once, compiled), % of the bf16 peak
@@ -14,7 +19,8 @@
 #   4. weights, logs, loss plots and tables packed into $OUT as one tar in parts under 16 MiB
 #
 # Environment: DEADLINE_S (default 540, dry run 400: a slow CI machine still finishes): seconds for the whole command; DATA (default .trainpack,
-# from tools/make-device-pack.py); WORK (default /tmp/srwork).
+# from tools/make-device-pack.py); WORK (default /tmp/srwork); INIT_DIR (default resources/weights): weights to continue, a
+# model's shipped file where the folder lacks it; THROUGHPUT (default 1): 0 skips step 1.
 set -u
 DRY=0
 [ "${1:-}" = "--dry-run" ] && DRY=1
@@ -41,16 +47,25 @@ for i in range(10):  # ten photos: the fixed 10% hold-out keeps one for validati
 PY
   SIZE=(--batch 2 --patch 32 --steps 2 --log-every 1 --ckpt-every 2 --val-every 2 --threads 1)
   SRDIFF_PRESET=(--preset tiny-4x); PRESET=(--preset tiny); INIT=0
-  BENCH=(--size tiny --batch 2 --patch 32 --iters 1 --loops old,bf16)
+  [ -n "${INIT_DIR:-}" ] && INIT=1  # a dry run's second call continues the first's tiny weights
+  BENCH=(--stages encoder,srdiff-unet --size tiny --batch 2 --patch 32 --iters 1 --loops old,bf16)
   QUALITY=(--limit 1 --crop 64 --seeds 1); SPEED=(--sizes 32 --baseline-sizes 0)
 else
-  DEADLINE_S=${DEADLINE_S:-540}; DEVICE=cuda; DATA=${DATA:-.trainpack}; TAIL_S=150; MIN_BENCH_S=20
+  # TAIL_S: what step 3 and the packing took on an H100 (30 s), with room to spare
+  DEADLINE_S=${DEADLINE_S:-540}; DEVICE=cuda; DATA=${DATA:-.trainpack}; TAIL_S=60; MIN_BENCH_S=20
   SIZE=(--steps 0 --log-every 100 --ckpt-every 1000 --val-every 1000 --threads 3)
   SRDIFF_PRESET=(); PRESET=(); INIT=1
-  BENCH=(--iters 10 --loops old,fp32,bf16-autocast,bf16,bf16+compile --profile 3)
+  BENCH=(--stages srdiff-unet --iters 10 --loops old,fp32,bf16-autocast,bf16,bf16+compile --profile 3)
   QUALITY=(--limit 8 --crop 256 --seeds 1); SPEED=(--sizes 128,512 --baseline-sizes 128)
 fi
-init() { [ $INIT = 1 ] && echo "--init $1"; }  # continue these weights (not in a dry run: tiny models)
+INIT_DIR=${INIT_DIR:-resources/weights}
+init() {  # --init: the weights to continue, a path or a shipped file's name (not in a dry run: tiny models)
+  [ $INIT = 1 ] || return 0
+  case $1 in
+    */*) echo "--init $1" ;;
+    *) if [ -f "$INIT_DIR/$1" ]; then echo "--init $INIT_DIR/$1"; else echo "--init resources/weights/$1"; fi ;;
+  esac
+}
 
 pack() {
   say "packing"
@@ -91,10 +106,12 @@ fi
 export PYTHONPATH="$SHIM:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 # -- 1. training throughput, alone on the device -----------------------------------------------------
-say "train_throughput"
-timeout 170 python3 bench/train_throughput.py --data "$DATA" --device "$DEVICE" --stages encoder,srdiff-unet "${BENCH[@]}" \
-  > "$W/logs/throughput.md" 2> "$W/logs/throughput.err"
-grep -a '^|\|^device' "$W/logs/throughput.md" >> "$LIVE"
+if [ "${THROUGHPUT:-1}" = 1 ]; then
+  say "train_throughput"
+  timeout 170 python3 bench/train_throughput.py --data "$DATA" --device "$DEVICE" "${BENCH[@]}" \
+    > "$W/logs/throughput.md" 2> "$W/logs/throughput.err"
+  grep -a '^|\|^device' "$W/logs/throughput.md" >> "$LIVE"
+fi
 
 # -- 2. six models side by side, paced by the time left ----------------------------------------------
 M=$(python3 -c "print(max(0.2, ($(left) - $TAIL_S - 20) / 60))")
@@ -104,8 +121,9 @@ train() {  # name, share of M, then the trainer's arguments (a stage's setup tim
   local name=$1 share=$2; shift 2
   local minutes; minutes=$(python3 -c "print(max(0.1, $M * $share - 0.3))")
   local budget=(--minutes "$minutes"); [ $DRY = 1 ] && budget=()
-  python3 -m sr_desk.training "$@" --data "$DATA" --device "$DEVICE" "${SIZE[@]}" "${budget[@]}" --no-progress \
-    > "$W/runs/$name.log" 2>&1
+  local command=(python3 -m sr_desk.training "$@" --data "$DATA" --device "$DEVICE" "${SIZE[@]}" "${budget[@]}" --no-progress)
+  echo "command: ${command[*]}" > "$W/runs/$name.log"  # for the model card
+  "${command[@]}" >> "$W/runs/$name.log" 2>&1
   say "$name: $(grep -a 'step=' "$W/runs/$name.log" | tail -n 1 | cut -c1-200)"
 }
 export_weights() {  # trainer, run folder, file name, then the trainer's own arguments
@@ -113,14 +131,14 @@ export_weights() {  # trainer, run folder, file name, then the trainer's own arg
   python3 -m sr_desk.training "$trainer" --out "$W/runs/$run" "$@" --export "$W/weights/$file" --fp16 >> "$W/runs/$run.log" 2>&1
 }
 (
-  train srdiff-encoder 0.35 srdiff --out "$W/runs/srdiff" --stage encoder "${SRDIFF_PRESET[@]}" $(init resources/weights/srdiff-x4.safetensors) \
+  train srdiff-encoder 0.35 srdiff --out "$W/runs/srdiff" --stage encoder "${SRDIFF_PRESET[@]}" $(init srdiff-x4.safetensors) \
     --lr 2e-4 --warmup 200 --batch 64 --patch 192
-  train srdiff-unet 0.65 srdiff --out "$W/runs/srdiff" --stage diffusion "${SRDIFF_PRESET[@]}" $(init resources/weights/srdiff-x4.safetensors) \
+  train srdiff-unet 0.65 srdiff --out "$W/runs/srdiff" --stage diffusion "${SRDIFF_PRESET[@]}" $(init srdiff-x4.safetensors) \
     --lr 2e-4 --warmup 200 --val-steps 6 --batch 64 --patch 160
   export_weights srdiff srdiff srdiff-x4.safetensors --stage diffusion
 ) &
 (
-  train lddpm-denoise 0.6 lddpm --out "$W/runs/lddpm" --stage denoise "${PRESET[@]}" $(init resources/weights/lddpm-x4.safetensors) \
+  train lddpm-denoise 0.6 lddpm --out "$W/runs/lddpm" --stage denoise "${PRESET[@]}" $(init lddpm-x4.safetensors) \
     --lr 1e-4 --warmup 200 --batch 64 --patch 128
   export_weights lddpm lddpm lddpm-denoise.safetensors --stage denoise
   train lddpm-adversarial 0.4 lddpm --out "$W/runs/lddpm" --stage adversarial "${PRESET[@]}" \
@@ -131,7 +149,7 @@ export_weights() {  # trainer, run folder, file name, then the trainer's own arg
 for model in dtls:dtls-x4 dossr:dossr-x4 diffsr:diffsr-prior; do
   (
     name=${model%%:*}; file=${model#*:}.safetensors
-    train "$name" 1.0 "$name" --out "$W/runs/$name" "${PRESET[@]}" $(init "resources/weights/$file") --lr 1e-4 --warmup 200 \
+    train "$name" 1.0 "$name" --out "$W/runs/$name" "${PRESET[@]}" $(init "$file") --lr 1e-4 --warmup 200 \
       --batch 64 --patch 128
     export_weights "$name" "$name" "$file"
   ) &

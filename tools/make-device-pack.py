@@ -22,8 +22,15 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sr_desk.training.data import list_images, split_holdout  # noqa: E402
+from sr_desk.training.export import SOURCE_NOTE  # noqa: E402
 
 MAX_SIDE = 1536  # what load_photo shrinks to: CPU and GPU runs see the same pictures
+
+
+def source_name(src: Path) -> str:
+    """``../shared/data/train`` for the default source, as the model cards name it; else the path given."""
+    parts = src.resolve().parts
+    return "../shared/data/train" if parts[-3:] == ("shared", "data", "train") else str(src)
 
 
 def main() -> int:
@@ -47,6 +54,9 @@ def main() -> int:
             target = args.out / path.name  # the same name: the same side of the hold-out
             im.save(target, "JPEG", quality=95 if path in held_out else 90)
             total += target.stat().st_size
+    (args.out / SOURCE_NOTE).write_text(
+        f"the photos of {source_name(args.src)} as JPEG (quality 95 held out, 90 trained on), at most {MAX_SIDE} px\n",
+        encoding="utf-8")
     print(f"{len(paths)} photos ({len(held_out)} held out), {total / 2**20:.1f} MiB in {args.out}")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,9 +14,19 @@ import torch
 SaveWeights = Callable[..., None]
 
 
+#: A note a photo folder may carry on where its photos came from (``tools/make-device-pack.py`` writes one),
+#: so weights trained on a copy name the originals.
+SOURCE_NOTE = "SOURCE.txt"
+
+
 def describe_training_data(data: object, degradation: str) -> str:
-    """The exported file's ``training_data``: the folder the run was given, its split and the degradation."""
+    """The exported file's ``training_data``: the folder the run was given (with its source note, if it
+    has one), its split and the degradation."""
     where = str(data) if data else "a photo folder not recorded in the checkpoint"
+    if data:
+        note = Path(str(data)) / SOURCE_NOTE
+        if note.is_file():
+            where = f"{where} ({' '.join(note.read_text(encoding='utf-8', errors='replace').split())[:200]})"
     return f"{where}, 90% of the photos by file name (10% held out), {degradation}"
 
 
