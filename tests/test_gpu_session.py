@@ -49,6 +49,7 @@ def test_dry_run_trains_every_model_measures_and_packs_parts_then_a_second_call_
         assert {"bicubic", "srdiff-encoder", "dtls", "dossr", "diffsr", "lddpm", "srdiff"} <= rows
     assert "weights: " in text["pack/quality-new.md"] and "then installed" in text["pack/quality-new.md"]
     assert "| srdiff | cpu | 32px |" in text["pack/speed.md"]
+    assert "srdiff-x4.safetensors: srdiff " in text["pack/better.txt"]  # what the next call would continue
 
     # The next call on the same warm machine: every model continues the first call's weights, no throughput bench.
     first_weights = tmp_path / "first" / "work" / "weights"
@@ -60,3 +61,26 @@ def test_dry_run_trains_every_model_measures_and_packs_parts_then_a_second_call_
         assert "step=2 " in text[f"pack/{stage}.log"]
     assert f"--init {tmp_path}/second/work/weights/lddpm-denoise.safetensors " in \
         text["pack/lddpm-adversarial.log"].splitlines()[0]  # this call's own first stage
+
+
+def test_the_files_kept_for_the_next_call_are_those_that_beat_the_shipped_ones(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pick_better_weights", ROOT / "tools" / "pick-better-weights.py")
+    picker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(picker)
+    header = "| method | PSNR (dB) | SSIM |\n|---|---:|---:|\n"
+    shipped = tmp_path / "shipped.md"
+    shipped.write_text(header + "| `bicubic` | 31.81 | 0.8 |\n| `srdiff` | 33.99 | 0.85 |\n| `dtls` | 34.12 | 0.85 |\n"
+                       "| `dossr` | 33.30 | 0.84 |\n| `lddpm` | 34.51 | 0.86 |\n")
+    new = tmp_path / "new.md"
+    new.write_text(header + "| `bicubic` | 31.81 | 0.8 |\n| `srdiff` | 34.08 | 0.85 |\n| `dtls` | 34.19 | 0.86 |\n"
+                   "| `dossr` | 33.05 | 0.84 |\n| `lddpm` | 34.51 | 0.86 |\n| `diffsr` | 31.23 | 0.79 |\n")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for file in picker.DECIDING_ROW:
+        (weights / file).write_bytes(file.encode())
+    assert picker.main([str(shipped), str(new), str(weights), str(tmp_path / "better")]) == 0
+    # higher PSNR only; a tie (LDDPM) or a row missing from one table (Diff-SR) keeps nothing
+    assert sorted(p.name for p in (tmp_path / "better").iterdir()) == ["dtls-x4.safetensors", "srdiff-x4.safetensors"]
+    assert (tmp_path / "better" / "dtls-x4.safetensors").read_bytes() == b"dtls-x4.safetensors"

@@ -4,11 +4,11 @@
 #   OUT=... bash tools/gpu-session.sh             on the lent GPU, from the repository root (carry .trainpack)
 #   OUT=... bash tools/gpu-session.sh --dry-run   the same steps on this CPU: tiny models, synthetic photos,
 #                                                 two steps a stage; about a minute (tests/test_gpu_session.py)
-#   OUT=... WORK=/tmp/srwork2 INIT_DIR=/tmp/srwork/weights THROUGHPUT=0 DEADLINE_S=380 bash tools/gpu-session.sh
+#   OUT=... WORK=/tmp/srwork2 INIT_DIR=/tmp/srwork/better THROUGHPUT=0 DEADLINE_S=380 bash tools/gpu-session.sh
 #                                                 the next call on the same warm machine (it keeps /tmp while warm):
 #                                                 each model continues the previous call's weights where INIT_DIR
-#                                                 holds its file (copy in only those that scored better), the
-#                                                 throughput bench skipped
+#                                                 holds its file ($W/better: those that beat the shipped file on
+#                                                 bench/quality.py), the throughput bench skipped
 #
 #   1. bench/train_throughput.py: SRDiff's encoder and U-Net, alone on the device: the old loop, then each
 #      lever of the shared trainer (fp32, bf16 autocast, bf16 cast once, compiled), % of the bf16 peak
@@ -171,6 +171,9 @@ for which in shipped new; do
     > "$W/logs/quality-$which.md" 2> "$W/logs/quality-$which.err"
   grep -a '^|' "$W/logs/quality-$which.md" >> "$LIVE"
 done
+say "better than shipped: $(python3 tools/pick-better-weights.py "$W/logs/quality-shipped.md" "$W/logs/quality-new.md" \
+  "$W/weights" "$W/better" | tee "$W/logs/better.txt" | grep -c 'better, kept') files in $W/better (the next call's INIT_DIR)"
+cat "$W/logs/better.txt" >> "$LIVE"
 say "upscale_speed"
 timeout "$(python3 -c "print(max($MIN_BENCH_S, $(left) - 15))")" python3 bench/upscale_speed.py "${SPEED[@]}" \
   --methods bicubic,srdiff-encoder,srdiff --devices "$DEVICE" --precision auto --markdown \
