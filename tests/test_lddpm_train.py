@@ -32,6 +32,29 @@ def test_a_step_of_each_stage_runs_and_the_adversarial_one_trains_the_discrimina
         assert task.predict(task.module.eval(), lr).shape == hr.shape
 
 
+def test_the_diversity_weight_adds_a_term_whose_gradient_reaches_the_latent_path():
+    torch.manual_seed(0)
+    network = LDDPMNet(TINY).train()
+    # a fresh head is zero (every latent gives up(LR) exactly); a small one keeps the outputs below the ceiling
+    torch.nn.init.normal_(network.head.weight, std=1e-3)
+    hr = torch.rand(4, 3, 32, 32)
+    lr = torch.nn.functional.avg_pool2d(hr, 4)
+
+    def loss(diversity: float) -> torch.Tensor:
+        network.zero_grad(set_to_none=True)
+        task = LDDPMTask(TINY, network, "denoise", diversity=diversity)
+        task.scales, task.scale_weights = torch.tensor([4]), torch.tensor([1.0])  # the batch's own LR
+        value = task.loss(network, lr, hr, torch.Generator().manual_seed(0))
+        value.backward()
+        return value.detach()
+
+    plain = loss(0.0)
+    plain_grad = network.z_mlp[0].weight.grad.clone()
+    diverse = loss(10.0)
+    assert float(diverse) < float(plain)  # the term is a reward (at most 0), its draws come after the loss's own
+    assert float((network.z_mlp[0].weight.grad - plain_grad).abs().max()) > 0  # the term reaches z_gan's path
+
+
 def test_the_style_term_sees_texture_not_only_colour():
     flat = torch.full((1, 3, 32, 32), 0.5)
     grain = (flat + 0.1 * torch.randn(1, 3, 32, 32)).clamp(0, 1)

@@ -32,6 +32,7 @@ from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import SeededNoise
 from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer, starting_network
 from sr_desk.training.data import degrade
+from sr_desk.training.diversity import mode_seeking_loss
 from sr_desk.training.export import export_ema
 from sr_desk.training.metrics import forward_flops, luma
 from sr_desk_plugins.lddpm.adversarial import Discriminator, discriminator_loss, fake_pair, generator_loss, real_pair
@@ -74,8 +75,9 @@ def style_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class LDDPMTask:
     """One stage of LDDPM's training on the coarse schedule (see the module docstring)."""
 
-    def __init__(self, config: LDDPMConfig, network: LDDPMNet, stage: str, scale: int = 4):
+    def __init__(self, config: LDDPMConfig, network: LDDPMNet, stage: str, scale: int = 4, diversity: float = 0.0):
         self.config, self.module, self.stage, self.scale = config, network, stage, scale
+        self.diversity = diversity  # weight of the mode-seeking term (sr_desk/training/diversity.py)
         self.schedule = coarse_schedule()
         self.scales = torch.tensor(list(TRAIN_SCALES))
         self.scale_weights = torch.tensor(list(TRAIN_SCALES.values()))
@@ -116,12 +118,25 @@ class LDDPMTask:
         x0_hat = x0_raw.clamp(-1, 1)
         loss = (eps - eps_true).pow(2).mean() + (x0_hat - x0).abs().mean() + KL_WEIGHT * kl.float()
         loss = loss + STYLE_WEIGHT * style_loss(x0_hat / 2 + 0.5, hr)
+        if self.diversity:
+            loss = loss + self.diversity * self._mode_seeking(module, x_t, lr_up, k, z_gan, delta, x0_raw, generator)
         if self.discriminator is not None:
             fake_prev = fake_pair(self.schedule, x0_hat, x_t, k, generator)
             self._train_discriminator((x_prev, x_t), fake_prev, k)
             self.discriminator.requires_grad_(False)  # the generator's backward goes through D, not into it
             loss = loss + ADVERSARIAL_WEIGHT * generator_loss(self.discriminator, fake_prev, x_t, k)
         return loss
+
+    def _mode_seeking(self, module: nn.Module, x_t: torch.Tensor, lr_up: torch.Tensor, k: torch.Tensor,
+                      z_gan: torch.Tensor, delta: torch.Tensor, x0_raw: torch.Tensor,
+                      generator: torch.Generator) -> torch.Tensor:
+        """The mode-seeking term on half the batch: the same inputs again with fresh latents (GAN and CVAE)."""
+        half = max(1, x_t.shape[0] // 2)
+        z_other = torch.randn(z_gan[:half].shape, generator=generator, device=z_gan.device)
+        delta_other = torch.randn(delta[:half].shape, generator=generator, device=delta.device)
+        other, _ = module(x_t[:half].contiguous(memory_format=torch.channels_last), lr_up[:half], k[:half], z_other,
+                          delta=delta_other)
+        return mode_seeking_loss(x0_raw[:half], other, [z_gan[:half], delta[:half]], [z_other, delta_other])
 
     def _train_discriminator(self, real: tuple[torch.Tensor, torch.Tensor], fake_prev: torch.Tensor,
                              k: torch.Tensor) -> None:
@@ -163,7 +178,7 @@ class LDDPMTask:
 def build_task(args: argparse.Namespace) -> LDDPMTask:
     network, config = starting_network(args, load=load_model, presets=PRESETS, fresh=LDDPMNet,
                                        patch_multiple=lambda c: c.size_multiple * 4)
-    return LDDPMTask(config, network, args.stage, args.scale)
+    return LDDPMTask(config, network, args.stage, args.scale, args.diversity)
 
 
 def export(args: argparse.Namespace) -> int:
@@ -178,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", choices=STAGES, default="denoise")
     p.add_argument("--preset", choices=sorted(PRESETS), default="compact")
     p.add_argument("--scale", type=int, default=4, help="scale of the validation crops (training mixes x2-x4)")
+    p.add_argument("--diversity", type=float, default=0.0,
+                   help="weight of the mode-seeking term: outputs for two latents should differ in fine detail "
+                        "(sr_desk/training/diversity.py); half a batch more of forward and backward")
     add_export_arguments(p)  # no --convert: LDDPM has no official code or weights (spec 1)
     return p
 
