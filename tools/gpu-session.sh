@@ -142,7 +142,7 @@ export_weights() {  # trainer, run folder, file name, then the trainer's own arg
     --lr 1e-4 --warmup 200 --batch 64 --patch 128
   export_weights lddpm lddpm lddpm-denoise.safetensors --stage denoise
   train lddpm-adversarial 0.4 lddpm --out "$W/runs/lddpm" --stage adversarial "${PRESET[@]}" \
-    $(init "$W/weights/lddpm-denoise.safetensors") --lr 5e-5 --warmup 100 --batch 64 --patch 128
+    $(init "$W/weights/lddpm-denoise.safetensors") --lr 5e-5 --warmup 100 --batch 64 --patch 128 --diversity 0.5
   export_weights lddpm lddpm lddpm-x4.safetensors --stage adversarial
   rm -f "$W/weights/lddpm-denoise.safetensors"
 ) &
