@@ -29,7 +29,7 @@ def dry_run(tmp_path: Path, call: str, **env_vars: str) -> tuple[set[str], dict[
     assert parts and all(p.stat().st_size < PART_LIMIT for p in parts)
     with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as tar:
         names = set(tar.getnames())
-        text = {name: tar.extractfile(name).read().decode() for name in names if name.endswith((".md", ".log", ".csv"))}
+        text = {name: tar.extractfile(name).read().decode() for name in names if name.endswith((".md", ".log", ".csv", ".txt"))}
     return names, text
 
 
