@@ -10,10 +10,12 @@
 #                                                 holds its file ($W/better: those that beat the shipped file on
 #                                                 bench/quality.py), the throughput bench skipped
 #
-#   1. bench/train_throughput.py: SRDiff's encoder and U-Net, alone on the device: the old loop, then each
-#      lever of the shared trainer (fp32, bf16 autocast, bf16 cast once, compiled), % of the bf16 peak
-#   2. six models side by side, each continuing its shipped weights, paced by the time left:
-#      SRDiff's encoder then its U-Net; LDDPM's denoising then adversarial stage; DTLS; DoSSR; the Diff-SR prior
+#   1. bench/train_throughput.py: SRDiff's U-Net (the encoder's levers are in docs/training.md), alone on the
+#      device: the old loop, then each lever of the shared trainer (fp32, bf16 autocast, bf16 cast once,
+#      compiled), % of the bf16 peak
+#   2. six models side by side, each continuing its shipped weights (or INIT_DIR's), paced by the time left:
+#      SRDiff's encoder then its U-Net; LDDPM's denoising then adversarial stage (with the diversity term);
+#      DTLS; DoSSR; the Diff-SR prior
 #   3. bench/quality.py on the held-out photos, shipped weights against the new ones (--weights-dir),
 #      and bench/upscale_speed.py (SRDiff 512 -> 2048 on the device)
 #   4. weights, logs, loss plots and tables packed into $OUT as one tar in parts under 16 MiB
