@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     shipped = psnr_by_method(args.shipped.read_text(encoding="utf-8", errors="replace")) if args.shipped.exists() else {}
     new = psnr_by_method(args.new.read_text(encoding="utf-8", errors="replace")) if args.new.exists() else {}
     args.out.mkdir(parents=True, exist_ok=True)
+    better = set(better_files(shipped, new))
     for file, row in DECIDING_ROW.items():
-        picked = file in better_files(shipped, new) and (args.weights / file).is_file()
+        picked = file in better and (args.weights / file).is_file()
         if picked:
             shutil.copy2(args.weights / file, args.out / file)
         print(f"{file}: {row} {shipped.get(row, 'n/a')} shipped, {new.get(row, 'n/a')} new: "
