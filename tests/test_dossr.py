@@ -8,6 +8,7 @@ import torch
 
 from sr_desk.core.imageio import ImageData
 from sr_desk.diffusion.weights_file import CheckpointError
+from sr_desk.training.data import ScaleMix
 from sr_desk_plugins.dossr.checkpoints import load_model, save_safetensors
 from sr_desk_plugins.dossr.config import DoSSRConfig
 from sr_desk_plugins.dossr.network import DoSSRUNet
@@ -190,7 +191,7 @@ def test_the_texture_weight_adds_the_texture_loss_to_l1():
 
     def make_task(texture: float) -> DoSSRTask:
         task = DoSSRTask(TINY, network, texture=texture)
-        task.scales, task.scale_weights = torch.tensor([4]), torch.tensor([1.0])  # the batch's own LR
+        task.scale_mix = ScaleMix({4: 1.0})  # the batch's own LR
         return task
 
     def loss(texture: float) -> float:
@@ -199,7 +200,7 @@ def test_the_texture_weight_adds_the_texture_loss_to_l1():
     plain, textured = loss(0.0), loss(2.0)
     task = make_task(0.0)
     generator = torch.Generator().manual_seed(0)
-    task.draw_scale(generator)
+    task.scale_mix.draw(generator)
     from sr_desk_plugins.dossr.process import pre_restore
 
     x0, x_hat = hr * 2 - 1, pre_restore(lr, (24, 24)) * 2 - 1

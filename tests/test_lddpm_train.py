@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from sr_desk.training.__main__ import main as train
+from sr_desk.training.data import ScaleMix
 from sr_desk_plugins.lddpm.checkpoints import load_model
 from sr_desk_plugins.lddpm.network import LDDPMNet
 from sr_desk_plugins.lddpm.train import PRESETS, LDDPMTask, style_loss
@@ -43,7 +44,7 @@ def test_the_diversity_weight_adds_a_term_whose_gradient_reaches_the_latent_path
     def loss(diversity: float) -> torch.Tensor:
         network.zero_grad(set_to_none=True)
         task = LDDPMTask(TINY, network, "denoise", diversity=diversity)
-        task.scales, task.scale_weights = torch.tensor([4]), torch.tensor([1.0])  # the batch's own LR
+        task.scale_mix = ScaleMix({4: 1.0})  # the batch's own LR
         value = task.loss(network, lr, hr, torch.Generator().manual_seed(0))
         value.backward()
         return value.detach()

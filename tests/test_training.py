@@ -278,3 +278,15 @@ def test_exported_weights_name_the_photos_a_pack_was_made_from(tmp_path):
         f"{pack} (the photos of ../shared/data/train as JPEG), 90% of the photos by file name (10% held out), " \
         "bicubic x4 LR"
     assert describe_training_data(None, "x").startswith("a photo folder not recorded")
+
+
+def test_a_scale_mix_draws_its_scales_in_their_shares_and_degrades_the_batch_to_the_drawn_one():
+    from sr_desk.training.data import ScaleMix
+
+    hr = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    own_lr = degrade(hr, 4)
+    assert ScaleMix({4: 1.0}).lr_for(own_lr, hr, 4, torch.Generator().manual_seed(0)) is own_lr
+    assert torch.equal(ScaleMix({2: 1.0}).lr_for(own_lr, hr, 4, torch.Generator().manual_seed(0)), degrade(hr, 2))
+    mix, generator = ScaleMix({2: 0.2, 3: 0.2, 4: 0.6}), torch.Generator().manual_seed(1)
+    draws = [mix.draw(generator) for _ in range(2000)]
+    assert set(draws) == {2, 3, 4} and draws.count(4) / len(draws) == pytest.approx(0.6, abs=0.04)

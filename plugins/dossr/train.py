@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer, starting_network
-from sr_desk.training.data import degrade
+from sr_desk.training.data import ScaleMix
 from sr_desk.training.export import export_ema
 from sr_desk.training.metrics import forward_flops
 from sr_desk.training.texture import texture_loss
@@ -54,8 +54,7 @@ class DoSSRTask:
         self.texture = texture  # weight of the texture loss beside L1 (sr_desk/training/texture.py)
         self.process = process_for(config.timesteps, config.t1)
         self.grid = torch.tensor(self.process.grid(DEFAULT_STEPS)[1:])
-        self.scales = torch.tensor(list(TRAIN_SCALES))
-        self.scale_weights = torch.tensor(list(TRAIN_SCALES.values()))
+        self.scale_mix = ScaleMix(TRAIN_SCALES)
 
     def config_json(self) -> str:
         return self.config.to_json()
@@ -67,17 +66,11 @@ class DoSSRTask:
         pick = torch.rand(batch, generator=generator, device=device) < GRID_SHARE
         return torch.where(pick, on_grid, uniform)
 
-    def draw_scale(self, generator: torch.Generator) -> int:
-        index = torch.multinomial(self.scale_weights.to(generator.device), 1, generator=generator)
-        return int(self.scales[int(index)])
-
     @torch.compiler.disable
     def condition(self, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``x_hat`` in ``[-1, 1]`` from an LR of a drawn scale; eager, as data synthesis is not for a graph
         (a host-side scale draw, resampling matrices built in numpy for each size)."""
-        scale = self.draw_scale(generator)
-        if scale != self.scale:
-            lr = degrade(hr, scale)
+        lr = self.scale_mix.lr_for(lr, hr, self.scale, generator)
         return pre_restore(lr, tuple(hr.shape[-2:])) * 2 - 1
 
     def loss(self, module: nn.Module, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -31,7 +31,7 @@ from torch import nn
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import SeededNoise
 from sr_desk.training.cli import add_export_arguments, add_training_arguments, run_trainer, starting_network
-from sr_desk.training.data import degrade
+from sr_desk.training.data import ScaleMix
 from sr_desk.training.diversity import mode_seeking_loss
 from sr_desk.training.export import export_ema
 from sr_desk.training.metrics import forward_flops, luma
@@ -79,8 +79,7 @@ class LDDPMTask:
         self.config, self.module, self.stage, self.scale = config, network, stage, scale
         self.diversity = diversity  # weight of the mode-seeking term (sr_desk/training/diversity.py)
         self.schedule = coarse_schedule()
-        self.scales = torch.tensor(list(TRAIN_SCALES))
-        self.scale_weights = torch.tensor(list(TRAIN_SCALES.values()))
+        self.scale_mix = ScaleMix(TRAIN_SCALES)
         self.discriminator: Discriminator | None = None
         self.d_optimizer: torch.optim.Optimizer | None = None
         self._d_steps = 0
@@ -91,16 +90,11 @@ class LDDPMTask:
     def config_json(self) -> str:
         return self.config.to_json()
 
-    def draw_scale(self, generator: torch.Generator) -> int:
-        return int(self.scales[int(torch.multinomial(self.scale_weights.to(generator.device), 1, generator=generator))])
-
     @torch.compiler.disable
     def condition(self, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The enlarged LR of a drawn scale in ``[-1, 1]``; eager, as data synthesis is not for a graph
         (a host-side scale draw, resampling matrices built in numpy for each size)."""
-        scale = self.draw_scale(generator)
-        if scale != self.scale:
-            lr = degrade(hr, scale)
+        lr = self.scale_mix.lr_for(lr, hr, self.scale, generator)
         return imresize(lr, size=tuple(hr.shape[-2:])) * 2 - 1
 
     def loss(self, module: nn.Module, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,25 @@ def degrade(hr: torch.Tensor, scale: int) -> torch.Tensor:
     """The LR image of an HR batch in ``[0, 1]``: MATLAB-style bicubic down, quantised to 8 bits like a real file."""
     lr = imresize(hr, scale=1.0 / scale)
     return torch.round(lr.clamp(0, 1) * 255) / 255
+
+
+class ScaleMix:
+    """The LR scales a training batch is drawn at, each with its share: one draw per batch from the run's
+    generator, so that one network learns several scales (DoSSR, LDDPM)."""
+
+    def __init__(self, shares: Mapping[int, float]):
+        self.scales = torch.tensor(list(shares))
+        self.shares = torch.tensor(list(shares.values()), dtype=torch.float32)
+
+    def draw(self, generator: torch.Generator) -> int:
+        index = torch.multinomial(self.shares.to(generator.device), 1, generator=generator)
+        return int(self.scales[int(index)])
+
+    def lr_for(self, lr: torch.Tensor, hr: torch.Tensor, native: int, generator: torch.Generator) -> torch.Tensor:
+        """The batch's LR at a drawn scale: ``lr`` itself where that is ``native`` (the batch's own), else ``hr``
+        degraded to it."""
+        scale = self.draw(generator)
+        return lr if scale == native else degrade(hr, scale)
 
 
 def centre_crops(photos: Sequence[np.ndarray], size: int, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
