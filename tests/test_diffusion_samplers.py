@@ -176,6 +176,44 @@ def test_a_fixed_number_of_draws_per_run(schedule):
         assert torch.equal(used.get_state(), reference.get_state())
 
 
+@pytest.mark.parametrize("sampler, draws", [
+    (lambda s: AncestralSampler(s, clip_x0=False), 30),
+    (lambda s: DDIMSampler(s, 10, clip_x0=False, eta=0.7), 9),
+])
+def test_the_last_noise_gain_scales_the_last_fresh_draw_alone(schedule, sampler, draws):
+    """A linear predictor makes the result linear in the draws: the gain adds (gain - 1) x the last draw's part."""
+    sampler = sampler(schedule)
+    linear = lambda x, i: 0.3 * x  # noqa: E731
+    x = torch.randn(SHAPE, generator=seeded(0), dtype=torch.float64)
+    assert sampler.fresh_draws(sampler.timesteps(30)) == draws
+
+    def stream(only: int | None = None):
+        drawn, source = [], seeded(4)
+
+        def noise(shape, *, device, dtype):
+            drawn.append(torch.randn(tuple(shape), generator=source, dtype=dtype))
+            return drawn[-1] if only in (None, len(drawn)) else torch.zeros_like(drawn[-1])
+        return noise
+
+    plain = sampler.sample(linear, x, start=30, generator=stream())
+    gained = sampler.sample(linear, x, start=30, generator=stream(), last_noise_gain=2.5)
+    last_alone = sampler.sample(linear, torch.zeros_like(x), start=30, generator=stream(only=draws))
+    assert last_alone.abs().max() > 1e-3
+    assert torch.allclose(gained - plain, 1.5 * last_alone, atol=1e-9)
+    # The same with a torch.Generator, which the gain wraps.
+    assert torch.allclose(sampler.sample(linear, x, start=30, generator=seeded(4), last_noise_gain=2.5), gained,
+                          atol=1e-9)
+
+
+def test_a_sampler_without_fresh_noise_ignores_the_last_noise_gain(schedule):
+    x = torch.randn(SHAPE, generator=seeded(0))
+    for sampler in (DDIMSampler(schedule, 10), DPMSolverPlusPlus2MSampler(schedule, 10)):
+        assert sampler.fresh_draws(sampler.timesteps()) == 0
+        assert torch.equal(sampler.sample(toy_predictor, x, last_noise_gain=3.0), sampler.sample(toy_predictor, x))
+    with pytest.raises(ValueError, match="last_noise_gain"):
+        DDIMSampler(schedule, 10, eta=1.0).sample(toy_predictor, x, last_noise_gain=-1.0)
+
+
 def test_a_noise_function_can_stand_in_for_the_generator(schedule):
     """E.g. sr_desk.diffusion.noise.SeededNoise: called once per stochastic step with x's shape and dtype."""
     calls = []

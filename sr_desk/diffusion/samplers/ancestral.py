@@ -30,6 +30,10 @@ class AncestralSampler(Sampler):
             raise ValueError(f"the ancestral sampler visits every step: steps must be None or {schedule.T}")
         super().__init__(schedule, steps, clip_x0=clip_x0, **options)
 
+    def fresh_draws(self, indices: list[int]) -> int:
+        """One draw per step above index 0."""
+        return sum(1 for i in indices if i > 0)
+
     def _run(self, model: Evaluator, x: torch.Tensor, indices: list[int], generator: Randomness) -> torch.Tensor:
         for i in indices:
             x0_hat = model.x0(x, i)

@@ -119,6 +119,7 @@ class Sampler(ABC):
         generator: Randomness = None,
         callback: StepCallback | None = None,
         correct_x0: X0Correction | None = None,
+        last_noise_gain: float = 1.0,
     ) -> torch.Tensor:
         """The clean sample reached from ``x``, which must be at noise level ``start`` (default T - 1).
 
@@ -128,12 +129,28 @@ class Sampler(ABC):
         the same per-step noise whatever ``x`` is. ``correct_x0`` edits every x0
         prediction before the step uses it (every sampler here steps through x0, so
         the correction steers all of them alike).
+
+        ``last_noise_gain`` scales the run's last fresh draw (the noise added
+        before the final network call), leaving the others as they are. Above 1
+        the final call meets more noise than its step was trained for and
+        leaves part of it as fine grain, without the blotches that scaling the
+        early draws brings (the coarse structure is settled by then). A sampler
+        without fresh noise (:meth:`fresh_draws` 0) ignores it.
         """
         if not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
+        if not last_noise_gain >= 0:
+            raise ValueError(f"last_noise_gain must be 0 or more, got {last_noise_gain!r}")
         indices = self.timesteps(start)
         model = Evaluator(predict_noise, self, len(indices), callback, correct_x0)
+        draws = self.fresh_draws(indices)
+        if last_noise_gain != 1.0 and draws > 0:
+            generator = _ScaledDraw(generator, draws, last_noise_gain)
         return self._run(model, x, indices, generator)
+
+    def fresh_draws(self, indices: list[int]) -> int:
+        """How many draws of fresh noise a run over ``indices`` makes (none for a deterministic sampler)."""
+        return 0
 
     @abstractmethod
     def _run(self, model: Evaluator, x: torch.Tensor, indices: list[int], generator: Randomness) -> torch.Tensor:
@@ -207,6 +224,18 @@ def standard_normal_like(x: torch.Tensor, generator: Randomness) -> torch.Tensor
         noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
         return noise.to(x.device)
     return generator(x.shape, device=x.device, dtype=x.dtype)
+
+
+class _ScaledDraw:
+    """``generator``'s stream with its draw number ``which`` (1-based) scaled by ``gain``."""
+
+    def __init__(self, generator: Randomness, which: int, gain: float) -> None:
+        self._generator, self._which, self._gain, self._drawn = generator, which, float(gain), 0
+
+    def __call__(self, shape: Sequence[int], *, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        self._drawn += 1
+        noise = standard_normal_like(torch.empty(tuple(shape), device=device, dtype=dtype), self._generator)
+        return noise * self._gain if self._drawn == self._which else noise
 
 
 def sampler_names() -> tuple[str, ...]:

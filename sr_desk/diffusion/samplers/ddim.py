@@ -46,6 +46,10 @@ class DDIMSampler(Sampler):
     def options(self) -> dict[str, Any]:
         return {"eta": self.eta}
 
+    def fresh_draws(self, indices: list[int]) -> int:
+        """One draw per step but the last (which lands on the clean sample, sigma 0), when eta > 0."""
+        return len(indices) - 1 if self.eta > 0 else 0
+
     def _run(self, model: Evaluator, x: torch.Tensor, indices: list[int], generator: Randomness) -> torch.Tensor:
         abar = self.schedule.alphas_cumprod.tolist()
         for k, i in enumerate(indices):
