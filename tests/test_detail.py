@@ -58,6 +58,22 @@ def test_tempered_noise_scales_the_same_stream():
         TemperedNoise(SeededNoise(0), -1.0)
 
 
+def test_srdiff_tempers_every_draw_up_to_the_trained_sampler_then_only_its_last_draw():
+    """Past temperature 1 every draw's temperature breaks these weights' structure; the last draw's gain does not."""
+    from sr_desk_plugins.srdiff.methods import TRAINED_DETAIL, last_noise_gain, seeded_noise
+
+    def temperature(detail: float) -> float:
+        return seeded_noise(0, {DETAIL: detail}).temperature
+
+    below = [d * TRAINED_DETAIL for d in (0.0, 0.5, 1.0)]
+    above = [TRAINED_DETAIL + d * (1 - TRAINED_DETAIL) for d in (0.0, 0.5, 1.0)]
+    assert [temperature(d) for d in below] == sorted(temperature(d) for d in below)
+    assert temperature(0.0) == 0.0 and all(temperature(d) == 1.0 for d in above)
+    assert all(last_noise_gain({DETAIL: d}) == 1.0 for d in below)
+    gains = [last_noise_gain({DETAIL: d}) for d in above]
+    assert gains[0] == 1.0 < gains[1] < gains[2]
+
+
 def test_the_declaration_is_a_0_to_1_slider_and_requests_without_it_get_the_default():
     param = detail_param(0.3)
     assert (param.name, param.label, param.minimum, param.maximum, param.default) == (DETAIL, "Detail", 0, 1, 0.3)

@@ -20,6 +20,8 @@ SR_DESK_API_VERSION = "1.4"
 BUILTIN_WEIGHTS = WeightFile(name="diffsr-prior.safetensors", license="MIT (weights trained by sr-desk)")
 #: The Detail slider's default: a little above the calibrated level, for the reason given in MODEL_CARD.md.
 DEFAULT_DETAIL = 0.2
+#: Fresh noise at every step: Detail's gain on its last draw needs some (the reason is in MODEL_CARD.md).
+DEFAULT_SAMPLER = "ddpm"
 
 
 @hookimpl
@@ -42,9 +44,9 @@ def sr_desk_methods() -> list[Method]:
                            step=0.01, advanced=True,
                            help="With the level from Detail off: how far the input is noised (t/T). 0 returns the "
                            "enlarged input; more lets the prior redraw more detail and drift further from the input"),
-                ChoiceParam(name="sampler", advanced=True, choices=("ddim", "ddpm"), default="ddim",
-                            help="ddim: deterministic after the injected noise (the paper's); ddpm: fresh noise at "
-                            "every step"),
+                ChoiceParam(name="sampler", advanced=True, choices=("ddim", "ddpm"), default=DEFAULT_SAMPLER,
+                            help="ddpm: fresh noise at every step, the last one raised with Detail; ddim: "
+                            "deterministic after the injected noise (the paper's), Detail only raises the level"),
                 ChoiceParam(name="consistency", label="LR consistency", advanced=True,
                             choices=("every-step", "end", "off"), default="every-step",
                             help="Back-project onto the input: every x0 prediction (DDNM-style), only the "

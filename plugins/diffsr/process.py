@@ -55,6 +55,7 @@ def restore(
     consistency: str = DEFAULT_CONSISTENCY,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
     multiple: int = 1,
+    last_noise_gain: float = 1.0,
 ) -> torch.Tensor:
     """The SR image of ``lr`` at ``size`` in ``[0, 1]`` (unclamped), from noise level ``level`` = t/T.
 
@@ -63,6 +64,7 @@ def restore(
     (eta 0, the library default the paper used); ``ddpm`` adds fresh noise at
     every step (eta 1). ``callback(call, total, x0)`` gets each x0 prediction
     in ``[0, 1]``, cropped to ``size``. Sides are padded to ``multiple``.
+    ``last_noise_gain`` scales ``ddpm``'s last fresh draw (:meth:`Sampler.sample`).
     """
     if consistency not in CONSISTENCY_MODES:
         raise ValueError(f"unknown consistency {consistency!r}; choose one of {', '.join(CONSISTENCY_MODES)}")
@@ -83,7 +85,7 @@ def restore(
 
         walker = make_sampler("ddim", schedule, min(steps, start + 1), eta=1.0 if sampler == "ddpm" else 0.0)
         out = walker.sample(predict_noise, x_t, start=start, generator=generator, callback=on_call,
-                            correct_x0=correct)
+                            correct_x0=correct, last_noise_gain=last_noise_gain)
         image = out[..., : size[0], : size[1]] / 2 + 0.5
     if consistency != "off":
         image = back_project_to(image, lr, FINAL_PASSES)

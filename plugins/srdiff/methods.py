@@ -203,11 +203,13 @@ def denoise(
     start: int | None = None,
     preview: Callable[[torch.Tensor], torch.Tensor] | None = None,
     preview_box: tuple[int, int, int, int] | None = None,
+    last_noise_gain: float = 1.0,
 ) -> torch.Tensor:
     """Run the reverse process from ``x`` (at step ``start``); returns the clean residual, padded size.
 
     Each step's predicted image (``x0 + up(LR)``) goes to ``context.report``
     as a preview, through ``preview`` when the caller shows it differently.
+    ``last_noise_gain``: see :meth:`Sampler.sample`.
     """
     sampler_name = params.get("sampler", DEFAULT_SAMPLER)
     options = {"eta": params.get("eta", DEFAULT_ETA)} if sampler_name == "ddim" else {}
@@ -239,14 +241,23 @@ def denoise(
         context.report(step, total, preview=preview_of(context, shown / 2 + 0.5), box=preview_box)
 
     correct = residual_consistency(cond.up, cond.lr, cond.scale) if params.get("lr_consistency") else None
-    return sampler.sample(predict_noise, x, start=start, generator=noise, callback=on_step, correct_x0=correct)
+    return sampler.sample(predict_noise, x, start=start, generator=noise, callback=on_step, correct_x0=correct,
+                          last_noise_gain=last_noise_gain)
 
 
-#: Detail's means: the noise temperature of every draw (the start and each step's fresh noise). 0 follows the
-#: mean path, 1 samples as trained; past a little above 1 these weights' first predictions break down into
-#: blotches, so the curve stops there. Below 0.8 the result hardly changes, so the first quarter of the slider
-#: goes there (the sweep is in MODEL_CARD.md).
-TEMPERATURE = DetailCurve(((0.0, 0.0), (DEFAULT_DETAIL / 2, 0.8), (DEFAULT_DETAIL, 1.0), (1.0, 1.05)))
+#: Detail's means, one after the other. Up to ``TRAINED_DETAIL``: the noise temperature of every draw (the start
+#: and each step's fresh noise); 0 follows the mean path, 1 samples as trained, and below 0.8 the result hardly
+#: changes, so the first half of the way goes there. Above it: the gain of the last fresh draw alone (the noise
+#: the final network call meets), which these weights turn into fine grain, where raising every draw's
+#: temperature past 1.05 breaks their first predictions into blotches. The sweeps are in MODEL_CARD.md.
+TRAINED_DETAIL = 0.5
+TEMPERATURE = DetailCurve(((0.0, 0.0), (TRAINED_DETAIL / 2, 0.8), (TRAINED_DETAIL, 1.0), (1.0, 1.0)))
+LAST_NOISE_GAIN = DetailCurve(((0.0, 1.0), (TRAINED_DETAIL, 1.0), (1.0, 3.0)))
+
+
+def last_noise_gain(params: dict[str, Any]) -> float:
+    """The gain of the sampler's last fresh draw that the request's Detail asks for."""
+    return LAST_NOISE_GAIN.at(detail_of(params, DEFAULT_DETAIL))
 
 
 def seeded_noise(seed: int, params: dict[str, Any]) -> NoiseSource:
@@ -260,7 +271,7 @@ def super_resolve(
     """Algorithm S: the SR image in ``[-1, 1]``, cropped to the LR size times the scale."""
     cond = condition(loaded, lr01, context=context)
     x = noise(cond.up.shape, device=cond.up.device, dtype=torch.float32)
-    residual = denoise(loaded, cond, x, params, noise, context)
+    residual = denoise(loaded, cond, x, params, noise, context, last_noise_gain=last_noise_gain(params))
     return _crop(residual.clamp(-1, 1) / 2 + cond.up, cond.hr_size)
 
 
@@ -432,5 +443,6 @@ def _interpolated(
             residual = ((padded - cond.up) * 2).clamp(-1, 1)
             latents.append(loaded.schedule.q_sample(residual, start, stream(shape, device=device, dtype=torch.float32)))
         x = blend(latents[0], latents[1], weight, mode)
-    out = denoise(loaded, cond, x, sampling, BlendedNoise(noise_a, noise_b, weight), context, start=start)
+    out = denoise(loaded, cond, x, sampling, BlendedNoise(noise_a, noise_b, weight), context, start=start,
+                  last_noise_gain=last_noise_gain(params))
     return _crop(out.clamp(-1, 1) / 2 + cond.up, cond.hr_size)
