@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from sr_desk.core.color import match_tone
-from sr_desk.core.faces import Face, align_to, eye_distance_after, face_mask, face_placement, find_face, refine, similarity
+from sr_desk.core.faces import (Face, align_to, eye_distance_after, face_mask, face_placement, find_face, own_face, refine,
+                                similarity)
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 needs_faces = pytest.mark.skipif(not (FACES / "gfpgan_crop_Adele.png").exists(), reason="no ../shared faces")
@@ -49,6 +50,28 @@ def test_the_face_region_is_an_ellipse_below_the_eyes_turned_with_them():
     long_axis = axes[:, spread.argmax()]
     # The long axis turns with the eyes: perpendicular to the eye line (1, 1), along (-1, 1).
     assert abs(long_axis @ np.array([1.0, 1.0])) / math.sqrt(2) < 0.05
+
+
+def test_on_its_rim_a_face_brings_in_only_skin_both_faces_show_and_its_features_always():
+    """Issue 33: a donor's hair across its cheek came in as dark strands on the base's face."""
+    face = Face(left_eye=(80.0, 80.0), right_eye=(120.0, 80.0), box=(60.0, 60.0, 80.0, 80.0))  # centre (100, 104)
+    rng = np.random.default_rng(33)
+
+    def portrait(hair_columns: slice) -> np.ndarray:
+        image = np.clip(np.array([0.85, 0.65, 0.55], np.float32) + rng.normal(0, 0.01, (200, 200, 3)), 0, 1)
+        image[76:84, 74:86] = image[76:84, 114:126] = 0.1  # the eyes: dark, inside the core
+        image[:, hair_columns] = (0.25, 0.15, 0.1)  # hair over the rim
+        return image.astype(np.float32)
+
+    donor, base = portrait(slice(61, 67)), portrait(slice(134, 140))  # on the rim, outside the features' box
+    region = own_face(face, base, donor)
+    assert region[104, 63] == 0  # the donor's hair on the rim stays out
+    assert region[104, 136] == 0  # and does not cover the base's
+    assert region[80, 80] == 1 and region[80, 120] == 1  # dark features in the core come in
+    assert region[130, 67] == 1 and region[80, 67] == 1  # skin on the rim (the cheeks), in both, comes in
+    assert region[104, 30] == 0  # outside the face's region: nothing
+    hair = np.isin(np.arange(200), [*range(61, 67), *range(134, 140)])
+    assert np.array_equal(region > 0, (face_mask(face, (200, 200)) > 0) & ~hair)
 
 
 def test_no_face_is_none():

@@ -3,7 +3,8 @@
 A face dropped onto a face is first put where the base's face is: the
 donor is warped so that its eyes land on the base's
 (:mod:`sr_desk.core.faces`), only its face region is brought in (not its
-hair or background), and its tone and colour are moved to the base face's.
+hair or background; on the region's rim only where both faces show skin),
+and its tone and colour are moved to the base face's.
 Then it is cloned in seamlessly and SRDiff redraws the region. A donor the
 user placed on the canvas stays where it was put.
 """
@@ -29,6 +30,7 @@ from sr_desk.core.faces import (
     align_to,
     face_mask,
     find_face,
+    own_face,
     moved,
     refine,
     shifted,
@@ -111,7 +113,10 @@ def _aligned_by_face(donor: np.ndarray, base: np.ndarray, mask: np.ndarray) -> P
     rgb, inside = align_to(donor, matrix, (width, height))
     region = np.zeros((height, width), np.float32)
     x0, y0, x1, y1 = surroundings(base_face, (height, width))  # the region and its feather lie inside
-    region[y0:y1, x0:x1] = _feathered_face(moved(base_face, shifted(-x0, -y0)), inside[y0:y1, x0:x1])
+    local_face, crop = moved(base_face, shifted(-x0, -y0)), (slice(y0, y1), slice(x0, x1))
+    # Only the face's own skin on its rim: not the donor's hair or glasses' arms, nor over the base's.
+    own = own_face(local_face, base[crop], rgb[crop])
+    region[crop] = _feathered_face(local_face, inside[crop] * own)
     return PlacedDonor(rgb, region, note="the donor's face is aligned to the selection's")
 
 

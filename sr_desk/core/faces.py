@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Face", "align_to", "eye_distance_after", "face_mask", "face_placement", "find_face", "find_faces", "moved",
-           "refine", "shifted", "similarity", "surroundings"]
+           "own_face", "refine", "shifted", "similarity", "skin_like", "surroundings"]
 
 #: Tilts (degrees) the image is turned by when the upright search finds no face.
 TILTS = (15.0, -15.0, 30.0, -30.0)
@@ -32,6 +32,14 @@ Point = tuple[float, float]
 #: The face's own region (brows to chin, cheek to cheek) in eye distances: its centre below the eyes, half its
 #: width and half its height. Its edge stays on skin, where a seamless blend has little to even out.
 FACE_CENTRE, FACE_HALF_WIDTH, FACE_HALF_HEIGHT = 0.6, 1.0, 1.2
+#: The box that holds a face's features (brows, eyes, nose, mouth), around its centre in eye distances: half its
+#: width, and how far it reaches up and down (to the region's chin: a long face's mouth lies low). Outside it, on
+#: the rim of the face's region, hair, glasses' arms or background may lie over the face.
+FEATURES_HALF_WIDTH, FEATURES_UP, FEATURES_DOWN = 0.8, 1.0, FACE_HALF_HEIGHT
+#: How far from a face's own skin colour a rim pixel may be and still count as skin: in robust spreads (1.4826
+#: median absolute deviations) of L, a and b inside the face's core, each at least :data:`SKIN_SPREAD_FLOOR`.
+SKIN_DISTANCE = 3.0
+SKIN_SPREAD_FLOOR = (6.0, 3.0, 3.0)
 #: The registration's passes, coarse to fine: the blur of each, as a fraction of the eye distance.
 REGISTRATION_BLURS = (0.12, 0.05, 0.02)
 #: How far from a face's centre its own pixels reach, in eye distances: its region (1.2), and what the region's
@@ -295,12 +303,8 @@ def eye_distance_after(matrix: np.ndarray, source: Face, target: Face) -> float:
     return max(math.dist(landed.left_eye, target.left_eye), math.dist(landed.right_eye, target.right_eye))
 
 
-def face_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
-    """An ``H x W`` float mask over ``face``'s own region (brows to chin, cheek to cheek), an ellipse on its eyes.
-
-    What a donor brings into the base: its face, not the hair, the background
-    or the shirt around it; the caller feathers it with the selection.
-    """
+def _face_frame(face: Face, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Every pixel's ``(u, v)`` from ``face``'s centre along and across its eye line, in eye distances."""
     height, width = shape
     d = face.eye_distance
     cx, cy = face.centre
@@ -309,7 +313,52 @@ def face_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
     yy, xx = np.mgrid[:height, :width].astype(np.float32)
     u = (xx - cx) * math.cos(angle) + (yy - cy) * math.sin(angle)
     v = -(xx - cx) * math.sin(angle) + (yy - cy) * math.cos(angle)
-    return ((u / (FACE_HALF_WIDTH * d)) ** 2 + (v / (FACE_HALF_HEIGHT * d)) ** 2 <= 1).astype(np.float32)
+    return u / d, v / d
+
+
+def face_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
+    """An ``H x W`` float mask over ``face``'s own region (brows to chin, cheek to cheek), an ellipse on its eyes.
+
+    What a donor brings into the base: its face, not the hair, the background
+    or the shirt around it; the caller feathers it with the selection.
+    """
+    u, v = _face_frame(face, shape)
+    return ((u / FACE_HALF_WIDTH) ** 2 + (v / FACE_HALF_HEIGHT) ** 2 <= 1).astype(np.float32)
+
+
+def _features(face: Face, shape: tuple[int, int]) -> np.ndarray:
+    """``H x W`` bool: the box of ``face``'s features (:data:`FEATURES_HALF_WIDTH` and its kin)."""
+    u, v = _face_frame(face, shape)
+    return (np.abs(u) <= FEATURES_HALF_WIDTH) & (v >= -FEATURES_UP) & (v <= FEATURES_DOWN)
+
+
+def skin_like(rgb: np.ndarray, face: Face) -> np.ndarray:
+    """``H x W`` bool: the pixels whose colour is ``face``'s own skin's, measured over its features' box.
+
+    Robust statistics (median and median absolute deviation in Lab), so the
+    eyes, brows and mouth in the box do not count: skin is most of it.
+    """
+    import cv2
+
+    lab = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3], np.float32), cv2.COLOR_RGB2Lab)
+    core = _features(face, lab.shape[:2])
+    if core.sum() < 16:  # a face too small (or off the image) to measure: everything counts
+        return np.ones(lab.shape[:2], bool)
+    samples = lab[core]
+    median = np.median(samples, axis=0)
+    spread = np.maximum(1.4826 * np.median(np.abs(samples - median), axis=0), SKIN_SPREAD_FLOOR)
+    return np.sqrt((((lab - median) / spread) ** 2).sum(-1)) <= SKIN_DISTANCE
+
+
+def own_face(face: Face, base: np.ndarray, donor: np.ndarray) -> np.ndarray:
+    """``H x W`` float: where a donor aligned onto ``face`` of ``base`` may come in.
+
+    The box of its features whole (they are not skin-coloured); on the rim
+    of its region only where both images show skin, so neither the donor's
+    hair or glasses' arms come in nor the base's are covered.
+    """
+    rim_ok = skin_like(base, face) & skin_like(donor, face)
+    return (face_mask(face, base.shape[:2]) * (_features(face, base.shape[:2]) | rim_ok)).astype(np.float32)
 
 
 def face_placement(base: np.ndarray, donor: np.ndarray, box: tuple[int, int, int, int],
