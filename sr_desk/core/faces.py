@@ -37,7 +37,7 @@ FACE_CENTRE, FACE_HALF_WIDTH, FACE_HALF_HEIGHT = 0.6, 1.0, 1.2
 #: the rim of the face's region, hair, glasses' arms or background may lie over the face.
 FEATURES_HALF_WIDTH, FEATURES_UP, FEATURES_DOWN = 0.8, 1.0, FACE_HALF_HEIGHT
 #: How far from a face's own skin colour a rim pixel may be and still count as skin: in robust spreads (1.4826
-#: median absolute deviations) of L, a and b inside the face's core, each at least :data:`SKIN_SPREAD_FLOOR`.
+#: median absolute deviations) of L, a and b over the features' box, each at least :data:`SKIN_SPREAD_FLOOR`.
 SKIN_DISTANCE = 3.0
 SKIN_SPREAD_FLOOR = (6.0, 3.0, 3.0)
 #: The registration's passes, coarse to fine: the blur of each, as a fraction of the eye distance.
