@@ -156,6 +156,32 @@ def test_a_soft_donor_takes_the_fine_detail_of_the_photo_around_the_selection_as
     assert fine(donor) < amounts[0] < amounts[1] < amounts[2]  # more strength, more of the photo's grain
 
 
+def test_after_the_redraw_the_region_takes_the_grain_of_the_photo_around_it_as_strength_rises():
+    """A high strength redraws the region from the fused image's LR, where the donor's matched detail is lost:
+    the redrawn window's fine detail is moved towards the photo's, up or down, as much as the strength says."""
+    from scipy.ndimage import gaussian_filter
+
+    from sr_desk_plugins.srdiff.fusion import _regrained
+
+    rng = np.random.default_rng(2)
+    base = np.clip(0.5 + rng.normal(0, 0.03, (128, 128, 3)), 0, 1).astype(np.float32)
+    mask = np.zeros((128, 128), np.float32)
+    mask[40:88, 40:88] = 1
+    window = (32, 32, 96, 96)
+
+    def fine(image: np.ndarray) -> float:
+        return float((image - gaussian_filter(image, (1.5, 1.5, 0)))[12:52, 12:52].std())  # the selection's core
+
+    soft = gaussian_filter(base[32:96, 32:96], (2, 2, 0)).astype(np.float32)
+    crisp = np.clip(0.5 + rng.normal(0, 0.09, (64, 64, 3)), 0, 1).astype(np.float32)
+    assert np.array_equal(_regrained(soft, base, mask, window, 0.0), soft)
+    rising = [fine(_regrained(soft, base, mask, window, a)) for a in (0.1, 0.5, 0.9)]
+    falling = [fine(_regrained(crisp, base, mask, window, a)) for a in (0.1, 0.5, 0.9)]
+    photo = fine(base[32:96, 32:96])
+    assert fine(soft) < rising[0] < rising[1] < rising[2] <= photo * 1.05
+    assert fine(crisp) > falling[0] > falling[1] > falling[2] >= photo * 0.95
+
+
 @needs_faces
 def test_the_editor_is_shown_the_donor_where_its_face_will_land():
     from sr_desk.core.placement import place_image

@@ -234,6 +234,20 @@ def _prepared_donor(placed: PlacedDonor, base: np.ndarray, mask: np.ndarray, win
     return donor[y0 - ay0 : y1 - ay0, x0 - ax0 : x1 - ax0]
 
 
+def _regrained(redrawn: np.ndarray, base: np.ndarray, mask: np.ndarray, window: tuple[int, int, int, int],
+               amount: float) -> np.ndarray:
+    """The redrawn window with its fine detail moved towards the photo's around the selection (by ``amount``)."""
+    x0, y0, x1, y1 = window
+    height, width = mask.shape
+    ax0, ay0 = max(0, x0 - ANALYSIS_MARGIN), max(0, y0 - ANALYSIS_MARGIN)
+    ax1, ay1 = min(width, x1 + ANALYSIS_MARGIN), min(height, y1 + ANALYSIS_MARGIN)
+    area = (slice(ay0, ay1), slice(ax0, ax1))
+    inner = (slice(y0 - ay0, y1 - ay0), slice(x0 - ax0, x1 - ax0))
+    whole = base[area].copy()
+    whole[inner] = redrawn
+    return match_sharpness(whole, base[area], mask[area], amount)[inner]
+
+
 @torch.no_grad()
 def fuse(request: Request, context: Context) -> np.ndarray:
     """Content fusion with a feathered mask: only the selection changes.
@@ -243,9 +257,10 @@ def fuse(request: Request, context: Context) -> np.ndarray:
     features, the base's shading at the edge), and SRDiff re-synthesises the
     window from that fused image's own LR, SDEdit-style from step
     ``strength``: low keeps the blend as it is, high lets the model redraw
-    its texture to match the base. ``paper``: the paper's Algorithm 3 (spec
-    5.2): the base's LR stays the condition and the donor enters only
-    through the noised residual.
+    its texture, and the redrawn region's fine detail is then moved towards
+    the photo's around the selection by as much (:func:`_regrained`).
+    ``paper``: the paper's Algorithm 3 (spec 5.2): the base's LR stays the
+    condition and the donor enters only through the noised residual.
     """
     if request.mask is None:
         raise SrDeskError(NO_SELECTION)
@@ -289,6 +304,8 @@ def fuse(request: Request, context: Context) -> np.ndarray:
     box = (x0, y0, x1 - x0, y1 - y0)
     out = denoise(loaded, cond, x, request.params, noise, context, start=start, preview=preview, preview_box=box)
     fused_hr = to_image((out.clamp(-1, 1) / 2 + cond.up)[..., : base_w.shape[0], : base_w.shape[1]])
+    if blend_mode:
+        fused_hr = _regrained(fused_hr, base, mask, (x0, y0, x1, y1), int(request.params["strength"]) / 100)
     result = base.copy()
     result[window] = composite(base_w, fused_hr, mask_w)
     return result
