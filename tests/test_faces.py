@@ -219,7 +219,7 @@ def test_a_face_filling_a_large_photo_is_registered_and_feathered_at_a_bounded_s
 
     inside = np.ones((1024, 1024), np.float32)
     inside[:, :300] = 0  # where the donor did not reach
-    bounded = fusion._feathered_face(base_face, inside)
+    bounded = fusion._feathered_face(base_face, inside, base, donor)
     monkeypatch.setattr(fusion, "REGISTRATION_EYE_DISTANCE", 1e9)
-    full = fusion._feathered_face(base_face, inside)
+    full = fusion._feathered_face(base_face, inside, base, donor)
     assert np.abs(bounded - full).max() < 0.02 and 0.0 <= bounded.min() and bounded.max() <= 1.0

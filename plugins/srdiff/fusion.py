@@ -28,7 +28,6 @@ from sr_desk.core.faces import (
     REGISTRATION_EYE_DISTANCE,
     Face,
     align_to,
-    face_mask,
     find_face,
     moved,
     own_face,
@@ -113,24 +112,24 @@ def _aligned_by_face(donor: np.ndarray, base: np.ndarray, mask: np.ndarray) -> P
     rgb, inside = align_to(donor, matrix, (width, height))
     region = np.zeros((height, width), np.float32)
     x0, y0, x1, y1 = surroundings(base_face, (height, width))  # the region and its feather lie inside
-    local_face, crop = moved(base_face, shifted(-x0, -y0)), (slice(y0, y1), slice(x0, x1))
-    # Only the face's own skin on its rim: not the donor's hair or glasses' arms, nor over the base's.
-    own = own_face(local_face, base[crop], rgb[crop])
-    region[crop] = _feathered_face(local_face, inside[crop] * own)
+    crop = (slice(y0, y1), slice(x0, x1))
+    region[crop] = _feathered_face(moved(base_face, shifted(-x0, -y0)), inside[crop], base[crop], rgb[crop])
     return PlacedDonor(rgb, region, note="the donor's face is aligned to the selection's")
 
 
-def _feathered_face(face: Face, inside: np.ndarray) -> np.ndarray:
-    """The face's own region where the donor lies (``inside``), feathered; computed with the eyes at most
-    ``REGISTRATION_EYE_DISTANCE`` apart and enlarged (it is smooth), so that a face filling a 24 MP photo costs
-    what a small one does, not a blur some 80 px wide over millions of pixels."""
+def _feathered_face(face: Face, inside: np.ndarray, base: np.ndarray, donor: np.ndarray) -> np.ndarray:
+    """The face's own region where the donor lies (``inside``), feathered: on its rim only where both ``base`` and
+    the aligned ``donor`` show skin (:func:`own_face`: not the donor's hair or glasses' arms, nor over the base's).
+    Computed with the eyes at most ``REGISTRATION_EYE_DISTANCE`` apart and enlarged (it is smooth), so that a face
+    filling a 24 MP photo costs what a small one does, not a blur some 80 px wide over millions of pixels."""
     height, width = inside.shape
     scale = min(1.0, REGISTRATION_EYE_DISTANCE / face.eye_distance)
     if scale < 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        inside = cv2.resize(inside, size, interpolation=cv2.INTER_AREA)
+        inside, base, donor = (cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA)
+                               for image in (inside, base, donor))
         face = moved(face, shifted(0.0, 0.0, scale))
-    region = gaussian_filter(face_mask(face, inside.shape) * inside, FACE_FEATHER * face.eye_distance)
+    region = gaussian_filter(own_face(face, base, donor) * inside, FACE_FEATHER * face.eye_distance)
     if scale < 1.0:
         region = np.clip(cv2.resize(region, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
     return region.astype(np.float32)

@@ -322,13 +322,16 @@ def face_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
     What a donor brings into the base: its face, not the hair, the background
     or the shirt around it; the caller feathers it with the selection.
     """
-    u, v = _face_frame(face, shape)
-    return ((u / FACE_HALF_WIDTH) ** 2 + (v / FACE_HALF_HEIGHT) ** 2 <= 1).astype(np.float32)
+    return _in_region(*_face_frame(face, shape)).astype(np.float32)
 
 
-def _features(face: Face, shape: tuple[int, int]) -> np.ndarray:
-    """``H x W`` bool: the box of ``face``'s features (:data:`FEATURES_HALF_WIDTH` and its kin)."""
-    u, v = _face_frame(face, shape)
+def _in_region(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Whether each ``(u, v)`` of :func:`_face_frame` lies in the face's own region."""
+    return (u / FACE_HALF_WIDTH) ** 2 + (v / FACE_HALF_HEIGHT) ** 2 <= 1
+
+
+def _in_features(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Whether each ``(u, v)`` of :func:`_face_frame` lies in the box of the face's features."""
     return (np.abs(u) <= FEATURES_HALF_WIDTH) & (v >= -FEATURES_UP) & (v <= FEATURES_DOWN)
 
 
@@ -338,13 +341,17 @@ def skin_like(rgb: np.ndarray, face: Face) -> np.ndarray:
     Robust statistics (median and median absolute deviation in Lab), so the
     eyes, brows and mouth in the box do not count: skin is most of it.
     """
+    return _skin(rgb, _in_features(*_face_frame(face, rgb.shape[:2])))
+
+
+def _skin(rgb: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """:func:`skin_like` with the features' box (``H x W`` bool) already known."""
     import cv2
 
     lab = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3], np.float32), cv2.COLOR_RGB2Lab)
-    core = _features(face, lab.shape[:2])
-    if core.sum() < 16:  # a face too small (or off the image) to measure: everything counts
+    if features.sum() < 16:  # a face too small (or off the image) to measure: everything counts
         return np.ones(lab.shape[:2], bool)
-    samples = lab[core]
+    samples = lab[features]
     median = np.median(samples, axis=0)
     spread = np.maximum(1.4826 * np.median(np.abs(samples - median), axis=0), SKIN_SPREAD_FLOOR)
     return np.sqrt((((lab - median) / spread) ** 2).sum(-1)) <= SKIN_DISTANCE
@@ -357,8 +364,10 @@ def own_face(face: Face, base: np.ndarray, donor: np.ndarray) -> np.ndarray:
     of its region only where both images show skin, so neither the donor's
     hair or glasses' arms come in nor the base's are covered.
     """
-    rim_ok = skin_like(base, face) & skin_like(donor, face)
-    return (face_mask(face, base.shape[:2]) * (_features(face, base.shape[:2]) | rim_ok)).astype(np.float32)
+    u, v = _face_frame(face, base.shape[:2])
+    features = _in_features(u, v)
+    rim_ok = _skin(base, features) & _skin(donor, features)
+    return (_in_region(u, v) & (features | rim_ok)).astype(np.float32)
 
 
 def face_placement(base: np.ndarray, donor: np.ndarray, box: tuple[int, int, int, int],
