@@ -214,15 +214,22 @@ def match_sharpness(donor: np.ndarray, base: np.ndarray, mask: np.ndarray, amoun
 ANALYSIS_MARGIN = 4 * SURROUNDING
 
 
+def _analysis_area(window: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[tuple[slice, slice],
+                                                                                  tuple[slice, slice]]:
+    """``window`` (``x0, y0, x1, y1``) grown by ``ANALYSIS_MARGIN`` inside an image of ``shape``, and where the
+    window lies within it: the two slices' pairs."""
+    x0, y0, x1, y1 = window
+    height, width = shape
+    ax0, ay0 = max(0, x0 - ANALYSIS_MARGIN), max(0, y0 - ANALYSIS_MARGIN)
+    ax1, ay1 = min(width, x1 + ANALYSIS_MARGIN), min(height, y1 + ANALYSIS_MARGIN)
+    return (slice(ay0, ay1), slice(ax0, ax1)), (slice(y0 - ay0, y1 - ay0), slice(x0 - ax0, x1 - ax0))
+
+
 def _prepared_donor(placed: PlacedDonor, base: np.ndarray, mask: np.ndarray, window: tuple[int, int, int, int],
                     params: dict[str, Any], blend_mode: bool) -> np.ndarray:
     """The donor inside ``window`` (``x0, y0, x1, y1``) ready to blend: a face in the base face's tone, its fine
     detail moved towards the photo's (blend); or the paper mode's optional colour match."""
-    x0, y0, x1, y1 = window
-    height, width = mask.shape
-    ax0, ay0 = max(0, x0 - ANALYSIS_MARGIN), max(0, y0 - ANALYSIS_MARGIN)
-    ax1, ay1 = min(width, x1 + ANALYSIS_MARGIN), min(height, y1 + ANALYSIS_MARGIN)
-    area = (slice(ay0, ay1), slice(ax0, ax1))
+    area, inner = _analysis_area(window, mask.shape)
     donor, base, mask = placed.rgb[area], base[area], mask[area]
     if blend_mode:
         if placed.region is not None:  # a face takes the base face's tone and colour
@@ -230,18 +237,13 @@ def _prepared_donor(placed: PlacedDonor, base: np.ndarray, mask: np.ndarray, win
         donor = match_sharpness(donor, base, mask, int(params["strength"]) / 100)
     elif params.get("match_colors"):  # the blend matches tone and colour at the edge by itself
         donor = match_colors(donor, base, mask)
-    return donor[y0 - ay0 : y1 - ay0, x0 - ax0 : x1 - ax0]
+    return donor[inner]
 
 
 def _regrained(redrawn: np.ndarray, base: np.ndarray, mask: np.ndarray, window: tuple[int, int, int, int],
                amount: float) -> np.ndarray:
     """The redrawn window with its fine detail moved towards the photo's around the selection (by ``amount``)."""
-    x0, y0, x1, y1 = window
-    height, width = mask.shape
-    ax0, ay0 = max(0, x0 - ANALYSIS_MARGIN), max(0, y0 - ANALYSIS_MARGIN)
-    ax1, ay1 = min(width, x1 + ANALYSIS_MARGIN), min(height, y1 + ANALYSIS_MARGIN)
-    area = (slice(ay0, ay1), slice(ax0, ax1))
-    inner = (slice(y0 - ay0, y1 - ay0), slice(x0 - ax0, x1 - ax0))
+    area, inner = _analysis_area(window, mask.shape)
     whole = base[area].copy()
     whole[inner] = redrawn
     return match_sharpness(whole, base[area], mask[area], amount)[inner]
