@@ -22,10 +22,10 @@ from sr_desk.diffusion.noise import SeededNoise
 from sr_desk.training.data import degrade
 from tests.conftest import run_method
 
-#: The built-in methods that declare Detail; DTLS (deterministic, no noise at all) and LDDPM (its generator
-#: ignores its latents) do not, for the reasons in their model cards.
-DETAILED = ("srdiff", "srdiff-interpolate", "dossr", "diffsr")
-UPSCALERS = ("srdiff", "dossr", "diffsr")
+#: The built-in methods that declare Detail; DTLS (deterministic, no noise at all) does not, for the reason in
+#: its model card.
+DETAILED = ("srdiff", "srdiff-interpolate", "dossr", "diffsr", "lddpm")
+UPSCALERS = ("srdiff", "dossr", "diffsr", "lddpm")
 
 
 def test_a_curve_is_straight_lines_through_its_points_clamped_to_its_ends():
@@ -74,6 +74,16 @@ def test_srdiff_tempers_every_draw_up_to_the_trained_sampler_then_only_its_last_
     assert gains[0] == 1.0 < gains[1] < gains[2]
 
 
+def test_lddpm_tempers_its_draws_up_to_the_trained_sampler_and_raises_its_residual_gain_throughout():
+    from sr_desk_plugins.lddpm.methods import residual_gain, seeded_noise
+
+    details = (0.0, 0.125, 0.25, 0.5, 1.0)
+    temperatures = [seeded_noise(0, {DETAIL: d}).temperature for d in details]
+    gains = [residual_gain({DETAIL: d}) for d in details]
+    assert temperatures[0] == 0.0 < temperatures[1] < temperatures[2] == temperatures[3] == temperatures[4] == 1.0
+    assert gains[0] == 1.0 and gains == sorted(set(gains))
+
+
 def test_the_declaration_is_a_0_to_1_slider_and_requests_without_it_get_the_default():
     param = detail_param(0.3)
     assert (param.name, param.label, param.minimum, param.maximum, param.default) == (DETAIL, "Detail", 0, 1, 0.3)
@@ -94,7 +104,7 @@ def test_every_diffusion_upscaler_shows_detail_first_in_methods_json(capsys):
     for method_id in DETAILED:
         first = methods[method_id]["params"][0]
         assert (first["name"], first["kind"], first["minimum"], first["maximum"]) == ("detail", "float", 0, 1)
-    assert all(p["name"] != DETAIL for m in ("dtls", "lddpm", "bicubic") for p in methods[m]["params"])
+    assert all(p["name"] != DETAIL for m in ("dtls", "bicubic") for p in methods[m]["params"])
 
 
 @pytest.fixture(scope="module")

@@ -81,3 +81,35 @@ def test_restore_takes_four_steps_from_noise_and_a_seed_gives_the_same_image():
         return float((imresize(image, size=(7, 9)) - lr).abs().mean())
 
     assert lr_error(a) < 0.5 * lr_error(loose)
+
+
+def test_the_residual_gain_extrapolates_the_result_and_its_previews_away_from_the_enlarged_input():
+    """Detail's means for LDDPM: ``up + g (x0 - up)`` on the output only, the sampling path left as it was."""
+    import pytest
+
+    from sr_desk.diffusion.imresize import imresize
+    from sr_desk.diffusion.noise import SeededNoise
+    from sr_desk_plugins.lddpm.network import LDDPMConfig, LDDPMNet
+    from sr_desk_plugins.lddpm.process import restore
+
+    torch.manual_seed(1)
+    net = LDDPMNet(LDDPMConfig(width=8, mults=(1, 2), latent_channels=2, gan_latent=4, flow_steps=1, heads=2,
+                               dropout=0.0)).eval()
+    torch.nn.init.normal_(net.head.weight, std=0.05)
+    lr = torch.rand(1, 3, 7, 9)
+    up = imresize(lr, size=(21, 27))
+
+    def run(gain):
+        previews = []
+        image = restore(net, lr, (21, 27), SCHEDULE, SeededNoise(5), lr_consistency=False, residual_gain=gain,
+                        callback=lambda k, n, x0: previews.append(x0))
+        return image, previews
+
+    plain, plain_previews = run(1.0)
+    for gain in (1.5, 2.2):
+        image, previews = run(gain)
+        torch.testing.assert_close(image, up + gain * (plain - up), atol=1e-5, rtol=0)
+        for preview, plain_preview in zip(previews, plain_previews, strict=True):
+            torch.testing.assert_close(preview, up + gain * (plain_preview - up), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="residual_gain"):
+        run(0.5)

@@ -13,12 +13,15 @@ score is in MODEL_CARD.md. Declarations only here: torch loads when the method f
 
 from __future__ import annotations
 
-from sr_desk.api import Capabilities, Method, Task, Trainer, WeightFile, hookimpl, lazy, lr_consistency_param
+from sr_desk.api import (Capabilities, Method, Task, Trainer, WeightFile, detail_param, hookimpl, lazy,
+                         lr_consistency_param)
 
 SR_DESK_API_VERSION = "1.5"
 
 #: The built-in weights (resources/weights), trained by this project; see MODEL_CARD.md.
 BUILTIN_WEIGHTS = WeightFile(name="lddpm-x4.safetensors", license="MIT (weights trained by sr-desk)")
+#: The Detail slider's default: the trained sampler with a mild residual gain, for the reason in MODEL_CARD.md.
+DEFAULT_DETAIL = 0.25
 
 
 
@@ -30,7 +33,7 @@ def sr_desk_methods() -> list[Method]:
             name="LDDPM",
             task=Task.UPSCALE,
             run=lazy("sr_desk_plugins.lddpm.methods:upscale"),
-            params=[lr_consistency_param()],
+            params=[detail_param(DEFAULT_DETAIL), lr_consistency_param()],
             # The cross-attention is global over the bottleneck (an eighth of the output side): its cost
             # grows with the square of the pixels, and it was trained on 96 px patches. 512 px output
             # tiles keep it at 4,096 positions (a 1024 px output in one piece took 10 GB and 47 s).
