@@ -26,7 +26,7 @@ from sr_desk.api import DETAIL
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 CROP_LEVELS = (0.0, 0.5, 1.0)
 #: Rows run once as landmarks on the chart (methods without Detail and the references).
-REFERENCES = ("bicubic", "bench-bicubic-bp", "srdiff-encoder", "dtls", "lddpm")
+REFERENCES = ("bicubic", "bench-bicubic-bp", "srdiff-encoder", "dtls")
 #: The chart's colours, one per swept method, in order; references are grey marks.
 COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75))
 

@@ -215,7 +215,8 @@ def test_detail_sweep_end_to_end_with_the_shipped_weights(photos, tmp_path, caps
             "--sweep", "detail", "--chart", str(chart), "--grid", str(grid)]
     assert q.main(argv) == 0
     out = capsys.readouterr().out
-    for label in ("srdiff:detail=0.25", "dossr:detail=1", "diffsr:detail=0.5", "bench-bicubic-bp", "lddpm"):
+    for label in ("srdiff:detail=0.25", "dossr:detail=1", "diffsr:detail=0.5", "lddpm:detail=0", "bench-bicubic-bp",
+                  "dtls"):
         assert re.search(rf"^{re.escape(label)}\s", out, re.M), label
     assert "the most with PSNR above bicubic" in out or "no Detail keeps PSNR above bicubic" in out
 
@@ -223,5 +224,5 @@ def test_detail_sweep_end_to_end_with_the_shipped_weights(photos, tmp_path, caps
 
     with Image.open(chart) as im:
         assert im.size == (760, 480)
-    with Image.open(grid) as im:  # three photos, three methods, five columns of 32 px crops
+    with Image.open(grid) as im:  # three photos, four methods, five columns of 32 px crops
         assert im.width > 5 * 32 and im.height > 3 * 3 * 32
