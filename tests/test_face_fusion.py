@@ -103,9 +103,14 @@ def test_the_paper_s_algorithm_3_stays_a_mode(fusion):
 
 
 @pytest.mark.slow
-def test_strength_changes_the_region_more_the_higher_it_goes(fusion):
+@pytest.mark.parametrize("pair", [("codeformer_crop_0143.png", "codeformer_crop_0240.png"),
+                                  ("codeformer_crop_0368.png", "codeformer_crop_0717.png"),
+                                  ("codeformer_crop_0478.png", "codeformer_crop_0500.png"),
+                                  ("gfpgan_crop_Adele.png", "gfpgan_crop_Justin_Timberlake.png")],
+                         ids=["0143", "0368", "0478", "Adele"])
+def test_strength_changes_the_region_more_the_higher_it_goes(fusion, pair):
     """Issue 33: low strength keeps the blended donor, high lets SRDiff redraw it; the change grows with it."""
-    base, donor = face("codeformer_crop_0478.png"), face("codeformer_crop_0500.png")
+    base, donor = face(pair[0]), face(pair[1])
     selection = ellipse(50, 66, SIZE * 0.55)
     core = ellipse(38, 52, SIZE * 0.55) > 0.5
     results = {strength: run_method(ImageData(rgb=base), fusion, selection=selection, seed=3, feather=8, scale=1,

@@ -374,3 +374,12 @@ def test_the_u_net_cast_once_to_bf16_computes_what_autocast_computes():
         got = cast(x.to(torch.bfloat16), 7, cond).float()
     # The same bf16 arithmetic; only the time embedding folded into the bias sums bf16 weights, not float32 ones.
     assert (got - expected).abs().max() <= 0.02 * expected.abs().max()
+
+
+def test_the_redraw_s_last_draw_rises_only_above_the_default_strength():
+    """Up to the default the sampler is as trained (the donor's structure must survive); above it, more noise."""
+    from sr_desk_plugins.srdiff.fusion import TOP_REDRAW_GAIN, redraw_noise_gain
+
+    assert [redraw_noise_gain(s) for s in (1, 10, 50)] == [1.0, 1.0, 1.0]
+    gains = [redraw_noise_gain(s) for s in (50, 60, 90, 100)]
+    assert gains == sorted(set(gains)) and gains[-1] == TOP_REDRAW_GAIN

@@ -134,7 +134,8 @@ def sr_desk_methods() -> list[Method]:
                     minimum=1,
                     maximum=100,
                     help="How much the model redraws (noise level t̄): low shows the donor as pasted and blended, "
-                    "high re-synthesises the region so its texture and grain match the photo",
+                    "high re-synthesises the region's texture and grain, above 50 from more noise, so they match the "
+                    "photo",
                 ),
                 BoolParam(
                     name="match_colors",

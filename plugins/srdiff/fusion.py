@@ -175,6 +175,18 @@ def prior_note(loaded: LoadedModel) -> str:
             "Preferences")
 
 
+#: The gain of the redraw's last fresh draw (blend mode) at strength 100. It is 1 (the sampler as trained) up to
+#: the default strength, where the region's structure must still follow the donor, and rises above it, so that a
+#: high strength redraws the region's grain from more noise (:func:`_regrained` then brings it to the photo's
+#: amount) instead of keeping the blend's: the LR condition pins everything coarser.
+TOP_REDRAW_GAIN = 4.5
+
+
+def redraw_noise_gain(strength: int) -> float:
+    """The last fresh draw's gain (``Sampler.sample(last_noise_gain=...)``) of a blend-mode redraw at ``strength``."""
+    return float(np.interp(strength, (0, 50, 100), (1.0, 1.0, TOP_REDRAW_GAIN)))
+
+
 #: The blur that splits an image into its smooth part and its fine detail (grain, pores, sharp edges), in pixels.
 DETAIL_BLUR = 1.5
 #: The most :func:`match_sharpness` scales a donor's fine detail, either way.
@@ -303,7 +315,9 @@ def fuse(request: Request, context: Context) -> np.ndarray:
         return mask_t * sr + (1 - mask_t) * base_t
 
     box = (x0, y0, x1 - x0, y1 - y0)
-    out = denoise(loaded, cond, x, request.params, noise, context, start=start, preview=preview, preview_box=box)
+    gain = redraw_noise_gain(int(request.params["strength"])) if blend_mode else 1.0
+    out = denoise(loaded, cond, x, request.params, noise, context, start=start, preview=preview, preview_box=box,
+                  last_noise_gain=gain)
     fused_hr = to_image((out.clamp(-1, 1) / 2 + cond.up)[..., : base_w.shape[0], : base_w.shape[1]])
     if blend_mode:
         fused_hr = _regrained(fused_hr, base, mask, (x0, y0, x1, y1), int(request.params["strength"]) / 100)
