@@ -55,15 +55,22 @@ def test_a_discriminator_and_a_generator_step_run_with_r1():
     assert x0_hat.grad is not None and x0_hat.grad.abs().sum() > 0
 
 
-def test_restore_takes_four_steps_from_noise_and_a_seed_gives_the_same_image():
-    from sr_desk.diffusion.noise import SeededNoise
+def tiny_network(seed: int):
+    """A minimal LDDPM network whose head draws something (an untrained one returns its enlarged input)."""
     from sr_desk_plugins.lddpm.network import LDDPMConfig, LDDPMNet
-    from sr_desk_plugins.lddpm.process import restore
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     net = LDDPMNet(LDDPMConfig(width=8, mults=(1, 2), latent_channels=2, gan_latent=4, flow_steps=1, heads=2,
                                dropout=0.0)).eval()
     torch.nn.init.normal_(net.head.weight, std=0.05)
+    return net
+
+
+def test_restore_takes_four_steps_from_noise_and_a_seed_gives_the_same_image():
+    from sr_desk.diffusion.noise import SeededNoise
+    from sr_desk_plugins.lddpm.process import restore
+
+    net = tiny_network(0)
     lr = torch.rand(1, 3, 7, 9)
     calls = []
 
@@ -89,13 +96,9 @@ def test_the_residual_gain_extrapolates_the_result_and_its_previews_away_from_th
 
     from sr_desk.diffusion.imresize import imresize
     from sr_desk.diffusion.noise import SeededNoise
-    from sr_desk_plugins.lddpm.network import LDDPMConfig, LDDPMNet
     from sr_desk_plugins.lddpm.process import restore
 
-    torch.manual_seed(1)
-    net = LDDPMNet(LDDPMConfig(width=8, mults=(1, 2), latent_channels=2, gan_latent=4, flow_steps=1, heads=2,
-                               dropout=0.0)).eval()
-    torch.nn.init.normal_(net.head.weight, std=0.05)
+    net = tiny_network(1)
     lr = torch.rand(1, 3, 7, 9)
     up = imresize(lr, size=(21, 27))
 
