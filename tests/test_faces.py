@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from sr_desk.core.color import match_tone
-from sr_desk.core.faces import (Face, align_to, eye_distance_after, face_mask, face_placement, find_face, own_face, refine,
-                                similarity)
+from sr_desk.core.faces import (Face, align_to, eye_distance_after, face_mask, face_placement, find_face,
+                                lower_face_stretch, own_face, refine, similarity)
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 needs_faces = pytest.mark.skipif(not (FACES / "gfpgan_crop_Adele.png").exists(), reason="no ../shared faces")
@@ -99,6 +99,33 @@ def _photo(name: str, side: int = 256) -> np.ndarray:
     with Image.open(FACES / name) as image:
         return np.asarray(image.convert("RGB").resize((side, side), Image.LANCZOS), np.float32) / 255
 
+
+
+@needs_faces
+@pytest.mark.parametrize("longer", [1.25, 0.8])
+def test_a_longer_or_shorter_lower_face_is_stretched_back_so_its_mouth_lands_on_the_base_s(longer):
+    """The eyes' similarity leaves a long face's mouth on the base's chin; the stretch across the eye line undoes it."""
+    base = _photo("gfpgan_crop_Adele.png")
+    height, width = base.shape[:2]
+    base_face = find_face(base)
+    assert base_face is not None and base_face.eyes_found
+    # The donor: the same face with everything below its eyes stretched by ``longer`` (the eyes stay put).
+    (lx, ly), (rx, ry) = base_face.left_eye, base_face.right_eye
+    across = np.array([-(ry - ly), rx - lx]) / base_face.eye_distance
+    middle = np.array([(lx + rx) / 2, (ly + ry) / 2])
+    stretch = np.eye(2) + (longer - 1) * np.outer(across, across)
+    made = np.hstack([stretch, (middle - stretch @ middle)[:, None]])
+    donor = np.clip(cv2.warpAffine(base, made, (width, height), flags=cv2.INTER_CUBIC,
+                                   borderMode=cv2.BORDER_REFLECT), 0, 1)
+    eyes = np.hstack([np.eye(2), np.zeros((2, 1))])  # the eyes already coincide
+    matrix = lower_face_stretch(base, donor, eyes, base_face)
+    # A point on the base's mouth, taken into the donor by the inverse of ``matrix``, must be where ``made`` put it.
+    mouth = middle + 1.1 * base_face.eye_distance * across
+    found = np.linalg.solve(matrix[:, :2], mouth - matrix[:, 2])
+    assert np.linalg.norm(found - made[:, :2] @ mouth - made[:, 2]) < 0.04 * base_face.eye_distance
+    np.testing.assert_allclose(matrix @ [lx, ly, 1.0], [lx, ly], atol=1e-6)  # the eyes do not move
+    # A face as long as the base's keeps its proportions: the eyes' matrix stands.
+    assert np.array_equal(lower_face_stretch(base, base, eyes, base_face), eyes)
 
 @needs_faces
 @pytest.mark.parametrize("turn, zoom, shift", [(10.0, 0.8, (15, -10)), (-12.0, 1.2, (-20, 12)), (5.0, 0.6, (30, 30))])

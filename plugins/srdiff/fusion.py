@@ -1,8 +1,9 @@
 """SRDiff content fusion (paper Algorithm 3, and a seamless blend): a donor's content into the selection.
 
 A face dropped onto a face is first put where the base's face is: the
-donor is warped so that its eyes land on the base's
-(:mod:`sr_desk.core.faces`), only its face region is brought in (not its
+donor is warped so that its eyes land on the base's, its lower face
+stretched when its mouth would land well off the base's, then registered
+(:mod:`sr_desk.core.faces`); only its face region is brought in (not its
 hair or background; on the region's rim only where both faces show skin),
 and its tone and colour are moved to the base face's.
 Then it is cloned in seamlessly and SRDiff redraws the region. A donor the
@@ -29,6 +30,7 @@ from sr_desk.core.faces import (
     Face,
     align_to,
     find_face,
+    lower_face_stretch,
     moved,
     own_face,
     refine,
@@ -108,7 +110,8 @@ def _aligned_by_face(donor: np.ndarray, base: np.ndarray, mask: np.ndarray) -> P
     if donor_face is None:
         return "no face found in the donor"
     height, width = base.shape[:2]
-    matrix = refine(base, donor, similarity(donor_face, base_face), base_face)
+    eyes = similarity(donor_face, base_face)
+    matrix = refine(base, donor, lower_face_stretch(base, donor, eyes, base_face), base_face)
     rgb, inside = align_to(donor, matrix, (width, height))
     region = np.zeros((height, width), np.float32)
     x0, y0, x1, y1 = surroundings(base_face, (height, width))  # the region and its feather lie inside

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Face", "align_to", "eye_distance_after", "face_mask", "face_placement", "find_face", "find_faces", "moved",
-           "own_face", "refine", "shifted", "similarity", "skin_like", "surroundings"]
+           "lower_face_stretch", "own_face", "refine", "shifted", "similarity", "skin_like", "surroundings"]
 
 #: Tilts (degrees) the image is turned by when the upright search finds no face.
 TILTS = (15.0, -15.0, 30.0, -30.0)
@@ -46,6 +46,15 @@ REGISTRATION_BLURS = (0.12, 0.05, 0.02)
 #: feather and the registration's blur read past it (under 0.4). Work on a face is done in this crop, so a
 #: 24 MP photo costs what the face does.
 FACE_REACH = 2.0
+#: The lower face's registration: where its rows lie below the eye line (nose to chin), in eye distances; how far
+#: to either side of the face's middle each row is averaged; and the stretches across the eye line tried (a long
+#: face onto a short one, and the other way).
+LOWER_FACE_SPAN = (0.45, 1.7)
+LOWER_FACE_HALF_WIDTH = 0.4
+STRETCHES = tuple(float(s) for s in np.linspace(0.65, 1.5, 86))
+#: A stretch within this factor of 1 is not applied: the donor keeps its own proportions (they are part of its
+#: look) unless its mouth would land more than about half a mouth's height from the base's.
+KEPT_PROPORTIONS = 1.15
 #: The eye distance in pixels a face is registered at: a larger face is shrunk to it first (the blur and the
 #: pixels ECC works through grow with the face; its accuracy is a fraction of a pixel at this size).
 REGISTRATION_EYE_DISTANCE = 128.0
@@ -253,6 +262,56 @@ def shifted(dx: float, dy: float, scale: float = 1.0) -> np.ndarray:
 def _then(second: np.ndarray, first: np.ndarray) -> np.ndarray:
     """The 2 x 3 matrix of ``first``, then ``second``."""
     return second[:2] @ np.vstack([first[:2], [0.0, 0.0, 1.0]])
+
+
+def lower_face_stretch(base: np.ndarray, donor: np.ndarray, matrix: np.ndarray, base_face: Face) -> np.ndarray:
+    """``matrix`` (donor to base, from the eyes) followed by the stretch across the eye line that puts the donor's
+    nose, mouth and chin on the base's.
+
+    One similarity puts the eyes in place but not the mouth of a longer or
+    shorter face: a long face's lands on the base's chin, outside the
+    selection, and the registration (:func:`refine`), starting from there,
+    does not move it that far. The stretch found is the one whose luminance
+    profile down the middle of the face, nose to chin, best follows the
+    base's in its slope (so that light does not count); it is applied only
+    beyond :data:`KEPT_PROPORTIONS`. Both images are only sampled along that
+    profile, so a large photo costs what a small one does.
+    """
+    d = base_face.eye_distance
+    (lx, ly), (rx, ry) = base_face.left_eye, base_face.right_eye
+    along = np.array([rx - lx, ry - ly]) / d
+    across = np.array([-along[1], along[0]])  # towards the mouth
+    middle = np.array([(lx + rx) / 2, (ly + ry) / 2])
+    below = np.linspace(*LOWER_FACE_SPAN, 126)
+    beside = np.linspace(-LOWER_FACE_HALF_WIDTH, LOWER_FACE_HALF_WIDTH, 15)
+    to_donor = _invert(matrix)
+
+    def profile(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """The luminance of ``image`` at ``points`` (rows x samples x 2, x and y), averaged along each row."""
+        from scipy.ndimage import map_coordinates
+
+        coordinates = [points[..., 1].ravel(), points[..., 0].ravel()]
+        channels = [map_coordinates(image[..., c], coordinates, order=1, mode="nearest") for c in range(3)]
+        luma = 0.299 * channels[0] + 0.587 * channels[1] + 0.114 * channels[2]
+        return np.gradient(luma.reshape(points.shape[:2]).mean(axis=1))
+
+    def rows(distances: np.ndarray) -> np.ndarray:
+        return middle + distances[:, None, None] * d * across + beside[None, :, None] * d * along
+
+    target = profile(base, rows(below))
+    target = target - target.mean()
+
+    def agreement(stretch: float) -> float:
+        points = rows(below / stretch)  # where the stretch brings each base row from, in the base's frame
+        source = profile(donor, points @ to_donor[:, :2].T + to_donor[:, 2])
+        source = source - source.mean()
+        return float((target * source).sum() / (np.sqrt((target**2).sum() * (source**2).sum()) + 1e-12))
+
+    best = max(STRETCHES, key=agreement)
+    if abs(math.log(best)) < math.log(KEPT_PROPORTIONS):
+        return matrix
+    stretch = np.eye(2) + (best - 1.0) * np.outer(across, across)
+    return _then(np.hstack([stretch, (middle - stretch @ middle)[:, None]]), matrix)
 
 
 def refine(base: np.ndarray, donor: np.ndarray, matrix: np.ndarray, base_face: Face) -> np.ndarray:
