@@ -4,7 +4,9 @@ Content fusion drops a donor's face into a selection over the base's face.
 Pasted by its bounding box, the donor's eyes and mouth land beside the
 base's and both show (a double exposure); so the donor is first warped by
 the similarity transform (shift, scale, rotation) that puts its eye centres
-on the base's. The detector is OpenCV's Viola-Jones cascades, which ship
+on the base's, its lower face stretched when its mouth lies much lower or
+higher (:func:`lower_face_stretch`), then registered over the whole face
+(:func:`refine`). The detector is OpenCV's Viola-Jones cascades, which ship
 inside ``opencv-python-headless`` (nothing is downloaded). A face the
 frontal cascade misses because it is tilted is looked for again in the
 image turned by a few angles; eyes the eye cascade misses are placed where
