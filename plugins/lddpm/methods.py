@@ -57,6 +57,7 @@ def seeded_noise(seed: int, params: dict[str, Any]) -> NoiseSource:
 
 
 def residual_gain(params: dict[str, Any]) -> float:
+    """The request's gain on the network's residual (``process.restore(residual_gain=...)``)."""
     return RESIDUAL_GAIN.at(detail_of(params, DEFAULT_DETAIL))
 
 

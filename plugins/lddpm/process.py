@@ -79,7 +79,6 @@ def restore(
     return back_project_to(image, lr, CONSISTENCY_PASSES) if lr_consistency else image
 
 
-
 def _extrapolated(x0: torch.Tensor, lr_up: torch.Tensor, gain: float) -> torch.Tensor:
     """``lr_up + gain (x0 - lr_up)``: the network's residual on its input, scaled (``x0`` itself at gain 1)."""
     return x0 if gain == 1.0 else torch.lerp(lr_up, x0, gain)

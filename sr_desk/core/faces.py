@@ -436,9 +436,9 @@ def face_placement(base: np.ndarray, donor: np.ndarray, box: tuple[int, int, int
     """Where ``donor`` lies when its face is put on the face in ``box`` (``x, y, width, height`` of ``base``), as an
     upright box in ``base``'s pixels; None when either has no face.
 
-    What an editor shows before the run: the eyes' shift and scale (the turn
-    and the registration that fusion adds are left out, so the box stays
-    upright). Only ``box`` grown by a quarter is searched, so a large photo
+    What an editor shows before the run: the eyes' shift and scale (the turn,
+    the lower face's stretch and the registration that fusion adds are left
+    out, so the box stays upright). Only ``box`` grown by a quarter is searched, so a large photo
     costs what its selection does; ``donor_face`` saves finding it again.
     """
     x, y, w, h = box
