@@ -31,6 +31,8 @@ DEFAULT_ETA = 1.0
 DEFAULT_DETAIL = 0.7
 #: Content fusion: the seamless blend re-synthesised by the model (default), or the paper's Algorithm 3.
 FUSION_MODES = ("blend", "paper")
+#: Content fusion's default strength (the redraw's start step t̄, of 100).
+DEFAULT_STRENGTH = 50
 
 
 def _sampling_params() -> list[Any]:
@@ -130,7 +132,7 @@ def sr_desk_methods() -> list[Method]:
                 ),
                 IntParam(
                     name="strength",
-                    default=50,
+                    default=DEFAULT_STRENGTH,
                     minimum=1,
                     maximum=100,
                     help="How much the model redraws (noise level t̄): low shows the donor as pasted and blended, "

@@ -43,7 +43,7 @@ from sr_desk.core.placement import cover_box, place_image
 from sr_desk.diffusion.imresize import imresize
 from sr_desk.diffusion.noise import SeededNoise
 from sr_desk.diffusion.runtime import image_to_tensor
-from sr_desk_plugins.srdiff import FUSION_MODES
+from sr_desk_plugins.srdiff import DEFAULT_STRENGTH, FUSION_MODES
 from sr_desk_plugins.srdiff.methods import LoadedModel, condition, denoise, loaded_model, to_image
 from sr_desk_plugins.srdiff.network import pad_to_multiple
 
@@ -187,7 +187,7 @@ TOP_REDRAW_GAIN = 4.5
 
 def redraw_noise_gain(strength: int) -> float:
     """The last fresh draw's gain (``Sampler.sample(last_noise_gain=...)``) of a blend-mode redraw at ``strength``."""
-    return float(np.interp(strength, (0, 50, 100), (1.0, 1.0, TOP_REDRAW_GAIN)))
+    return float(np.interp(strength, (0, DEFAULT_STRENGTH, 100), (1.0, 1.0, TOP_REDRAW_GAIN)))
 
 
 #: The blur that splits an image into its smooth part and its fine detail (grain, pores, sharp edges), in pixels.
