@@ -64,7 +64,7 @@ def restore(
 
     x = draw(tuple(lr_up.shape))
     total = schedule.T
-    x0 = x
+    image = x[..., : size[0], : size[1]] / 2 + 0.5
     for done, k in enumerate(reversed(range(total)), start=1):
         z_gan = draw((x.shape[0], network.config.gan_latent))
         z_latent = draw(network.latent_shape(x))
@@ -73,9 +73,9 @@ def restore(
         x0 = x0.float().clamp(-1, 1)
         steps = torch.full((x.shape[0],), k, device=device)
         x = fake_pair(schedule, x0, x, steps, noise)
+        image = _extrapolated(x0, lr_up, residual_gain)[..., : size[0], : size[1]] / 2 + 0.5
         if callback is not None:
-            callback(done, total, _extrapolated(x0, lr_up, residual_gain)[..., : size[0], : size[1]] / 2 + 0.5)
-    image = _extrapolated(x0, lr_up, residual_gain)[..., : size[0], : size[1]] / 2 + 0.5
+            callback(done, total, image)
     return back_project_to(image, lr, CONSISTENCY_PASSES) if lr_consistency else image
 
 

@@ -307,7 +307,8 @@ def fuse(request: Request, context: Context) -> np.ndarray:
     lr = torch.round(imresize(fused if blend_mode else hr_base, scale=1.0 / scale).clamp(0, 1) * 255) / 255
     cond = condition(loaded, lr, context=context, edge_margin=False)  # the window's margin keeps the U-Net's edge off the selection
     residual = ((fused * 2 - 1) - cond.up).mul(2).clamp(-1, 1)
-    start = int(request.params["strength"]) - 1
+    strength = int(request.params["strength"])
+    start = strength - 1
     noise = SeededNoise(request.seed)
     x = loaded.schedule.q_sample(residual, start, noise(residual.shape, device=residual.device, dtype=residual.dtype))
     mask_t = torch.from_numpy(np.ascontiguousarray(mask_w)).to(device)[None, None]
@@ -318,12 +319,12 @@ def fuse(request: Request, context: Context) -> np.ndarray:
         return mask_t * sr + (1 - mask_t) * base_t
 
     box = (x0, y0, x1 - x0, y1 - y0)
-    gain = redraw_noise_gain(int(request.params["strength"])) if blend_mode else 1.0
+    gain = redraw_noise_gain(strength) if blend_mode else 1.0
     out = denoise(loaded, cond, x, request.params, noise, context, start=start, preview=preview, preview_box=box,
                   last_noise_gain=gain)
     fused_hr = to_image((out.clamp(-1, 1) / 2 + cond.up)[..., : base_w.shape[0], : base_w.shape[1]])
     if blend_mode:
-        fused_hr = _regrained(fused_hr, base, mask, (x0, y0, x1, y1), int(request.params["strength"]) / 100)
+        fused_hr = _regrained(fused_hr, base, mask, (x0, y0, x1, y1), strength / 100)
     result = base.copy()
     result[window] = composite(base_w, fused_hr, mask_w)
     return result
